@@ -1,0 +1,1 @@
+"""Service lines, opening rules, slots, customers and bookings arrive with the booking issue (DESIGN.md §3)."""

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from kelabooking import services
+from kelabooking.models import Message
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "channel", "recipient", "language", "status", "attempts", "sent_at"]
+    list_filter = ["status", "kind", "channel", "language"]
+    search_fields = ["recipient", "subject"]
+    date_hierarchy = "created_at"
+    actions = ["resend"]
+    readonly_fields = [field.name for field in Message._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    @admin.action(description=_("Resend the selected failed messages"), permissions=["view"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        failed = list(queryset.filter(status=Message.Status.FAILED).values_list("pk", flat=True))
+        for message_id in failed:
+            services.message_resend(message_id=message_id)
+        self.message_user(
+            request,
+            ngettext("%(count)d message queued again.", "%(count)d messages queued again.", len(failed))
+            % {"count": len(failed)},
+            messages.SUCCESS,
+        )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import translate_url
+from django.utils.translation import get_language
+
+
+def service(request: HttpRequest) -> dict[str, object]:
+    """Facts every page shows: the service name and Kela's authority line."""
+    return {
+        "SERVICE_NAME": settings.SERVICE_NAME,
+        "AUTHORITY_LINE": {
+            "phone": settings.KELA_AUTHORITY_LINE_PHONE,
+            "phone_uri": "tel:+358" + settings.KELA_AUTHORITY_LINE_PHONE.replace(" ", "").lstrip("0"),
+            "opens": settings.KELA_AUTHORITY_LINE_OPENS,
+            "closes": settings.KELA_AUTHORITY_LINE_CLOSES,
+        },
+    }
+
+
+def language_links(request: HttpRequest) -> dict[str, object]:
+    """Links to this same page in each language (the URL carries the language; no cookie, no POST needed)."""
+    current = get_language()
+    links = []
+    for code, name in settings.LANGUAGES:
+        links.append(
+            {
+                "code": code,
+                "name": name,
+                "url": translate_url(request.get_full_path(), code),
+                "current": code == current,
+            }
+        )
+    return {"language_links": links}

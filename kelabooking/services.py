@@ -1,0 +1,150 @@
+"""Outbox services: write a message in the caller's transaction, send it once, retry with backoff.
+
+Delivery is at-least-once towards the relay and exactly-once in our books: a message is claimed with a
+conditional update before sending, marked sent afterwards, and a sent row is never claimed again. E-mail
+carries a stable Message-ID and SMS the message id as idempotency key, so a crash between sending and marking
+cannot surface as two different messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from kelabooking import clock, sms
+from kelabooking.models import Message
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sent: bool
+    retry_in: float | None = None
+
+
+def _nudge(message_id: int) -> None:
+    """Ask a worker to send now. A broker outage must not fail the caller: the sweep catches up."""
+    from kelabooking.tasks import send_message_task
+
+    try:
+        send_message_task.delay(message_id)
+    except Exception:
+        logger.warning("Could not queue message %s; the sweep will retry it", message_id, exc_info=True)
+
+
+@transaction.atomic
+def message_enqueue(
+    *,
+    key: str,
+    kind: str,
+    channel: str,
+    recipient: str,
+    language: str,
+    subject: str,
+    body: str,
+) -> Message:
+    """Write a message to the outbox in the caller's transaction; the send is queued only after commit.
+
+    The same `key` twice returns the first row, so a retried caller cannot produce a second message.
+    """
+    existing = Message.objects.filter(key=key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                key=key,
+                kind=kind,
+                channel=channel,
+                recipient=recipient,
+                language=language,
+                subject=subject,
+                body=body,
+                next_attempt_at=clock.now(),
+            )
+    except IntegrityError:
+        return Message.objects.get(key=key)
+    transaction.on_commit(lambda: _nudge(message.pk))
+    return message
+
+
+def _claim(message_id: int) -> Message | None:
+    now = clock.now()
+    lease = now + dt.timedelta(seconds=settings.MESSAGE_CLAIM_SECONDS)
+    claimed = Message.objects.due(now=now).filter(pk=message_id).update(claimed_until=lease, attempts=F("attempts") + 1)
+    return Message.objects.get(pk=message_id) if claimed else None
+
+
+def _deliver(message: Message) -> None:
+    if message.channel == Message.Channel.EMAIL:
+        domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "kelabooking.local"
+        EmailMessage(
+            subject=message.subject,
+            body=message.body,
+            to=[message.recipient],
+            headers={"Message-ID": make_msgid(idstring=f"kelabooking-{message.pk}", domain=domain)},
+        ).send(fail_silently=False)
+    else:
+        sms.get_backend().send(message_id=f"kelabooking-{message.pk}", to=message.recipient, body=message.body)
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(settings.MESSAGE_RETRY_MAX_SECONDS, settings.MESSAGE_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def message_send(*, message_id: int) -> SendResult:
+    """Send one message if it is still pending and due; a sent or claimed message is left alone."""
+    message = _claim(message_id)
+    if message is None:
+        return SendResult(sent=False)
+    try:
+        _deliver(message)
+    except Exception as error:
+        permanent = isinstance(error, sms.SmsError) and error.permanent
+        now = clock.now()
+        if permanent or message.attempts >= settings.MESSAGE_MAX_ATTEMPTS:
+            Message.objects.filter(pk=message.pk).update(
+                status=Message.Status.FAILED, claimed_until=None, last_error=str(error)[:2000]
+            )
+            logger.error("Message %s failed for good after %s attempts", message.pk, message.attempts)
+            return SendResult(sent=False)
+        delay = retry_delay(message.attempts)
+        Message.objects.filter(pk=message.pk).update(
+            claimed_until=None, next_attempt_at=now + dt.timedelta(seconds=delay), last_error=str(error)[:2000]
+        )
+        logger.warning("Message %s attempt %s failed; retrying in %.0f s", message.pk, message.attempts, delay)
+        return SendResult(sent=False, retry_in=delay)
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.SENT, sent_at=clock.now(), claimed_until=None, last_error=""
+    )
+    return SendResult(sent=True)
+
+
+def messages_sweep() -> list[int]:
+    """Re-queue every pending message that has waited past its due time: a lost nudge is only a delay."""
+    cutoff = clock.now() - dt.timedelta(seconds=settings.MESSAGE_SWEEP_AGE_SECONDS)
+    ids = list(Message.objects.due(now=clock.now()).filter(next_attempt_at__lte=cutoff).values_list("pk", flat=True))
+    for message_id in ids:
+        _nudge(message_id)
+    return ids
+
+
+@transaction.atomic
+def message_resend(*, message_id: int) -> None:
+    """Put a failed message back in the queue (admin action)."""
+    updated = Message.objects.filter(pk=message_id, status=Message.Status.FAILED).update(
+        status=Message.Status.PENDING, attempts=0, next_attempt_at=clock.now(), claimed_until=None
+    )
+    if updated:
+        transaction.on_commit(lambda: _nudge(message_id))

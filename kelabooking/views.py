@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+def start_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "start.html")
+
+
+@require_GET
+def accessibility_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "accessibility.html", {"feedback_email": settings.ACCESSIBILITY_FEEDBACK_EMAIL})
+
+
+@require_GET
+def privacy_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "privacy.html", {"privacy_email": settings.PRIVACY_CONTACT_EMAIL})
+
+
+@require_GET
+def login_unavailable_view(request: HttpRequest) -> HttpResponse:
+    """Stands where Suomi.fi sign-in goes until the sign-in issue lands."""
+    return render(request, "login_unavailable.html")
+
+
+@require_GET
+def healthz_view(request: HttpRequest) -> HttpResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import get_language
+from django.views.decorators.http import require_GET, require_http_methods
+
+from kelabooking.ratelimit import rate_limit_exceeded
+from registry.forms import RegistrationRequestForm
+from registry.services import RegistryError, registration_request_submit
+
+
+@require_http_methods(["GET", "POST"])
+def registration_request_view(request: HttpRequest) -> HttpResponse:
+    form = RegistrationRequestForm(request.POST or None)
+    if request.method == "POST":
+        if rate_limit_exceeded(
+            request,
+            scope="registration-request",
+            limit=settings.REGISTRATION_REQUEST_RATE_LIMIT,
+            window_seconds=settings.REGISTRATION_REQUEST_RATE_WINDOW_SECONDS,
+        ):
+            return render(request, "registry/request_rate_limited.html", status=429)
+        if form.is_valid():
+            try:
+                registration_request_submit(**form.cleaned_data, language=get_language())
+            except RegistryError as error:
+                form.add_error(None, error.message)
+            else:
+                return redirect("registry:request-sent")
+    return render(request, "registry/request.html", {"form": form})
+
+
+@require_GET
+def registration_request_sent_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "registry/request_sent.html")
