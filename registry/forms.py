@@ -59,13 +59,14 @@ class RegistrationRequestForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        if (
-            not cleaned.get("contact_email")
-            and not cleaned.get("contact_phone")
-            and not self.has_error("contact_email")
-            and not self.has_error("contact_phone")
-        ):
-            raise ValidationError(
-                _("Give an e-mail address or a telephone number so that we can tell you the decision.")
+        no_contact = not cleaned.get("contact_email") and not cleaned.get("contact_phone")
+        if no_contact and not self.has_error("contact_email") and not self.has_error("contact_phone"):
+            # On the e-mail field, so the error summary links to a field and the field announces it.
+            self.add_error(
+                "contact_email",
+                ValidationError(
+                    _("Give an e-mail address or a telephone number so that we can tell you the decision."),
+                    code="contact_missing",
+                ),
             )
         return cleaned

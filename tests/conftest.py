@@ -1,4 +1,4 @@
-"""Shared fixtures and the rule for marked tests: skip locally with a reason, fail in CI (CI=true)."""
+"""Shared fixtures, and the rule for marked tests: skip locally with a reason, fail in CI (CI=true)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def _unavailable(marker: str) -> str | None:
         return "needs PostgreSQL: set DATABASE_URL=postgres://... (tests run on SQLite now)"
     if marker == "redis" and not _port_open(REDIS_URL, 6379):
         return f"needs Redis at {REDIS_URL} (set REDIS_URL)"
+    if marker == "gettext" and not shutil.which("xgettext"):
+        return "needs GNU gettext's xgettext (apt-get install gettext)"
     if marker == "browser":
         if not shutil.which(CHROMIUM):
             return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
@@ -43,7 +45,7 @@ def _unavailable(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "browser"):
+    for marker in ("postgres", "redis", "browser", "gettext"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _unavailable(marker)
@@ -63,3 +65,38 @@ def _clean_state() -> None:
 @pytest.fixture
 def redis_url() -> str:
     return REDIS_URL
+
+
+class _SmtpSink:
+    """Collects what a real SMTP conversation delivered (aiosmtpd), parsed as e-mail messages."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        import email
+        from email import policy
+
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """A real SMTP server on a free loopback port, with Django's SMTP backend pointed at it."""
+    from aiosmtpd.controller import Controller
+
+    handler = _SmtpSink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield handler
+    controller.stop()

@@ -11,7 +11,7 @@ from partners.models import User
 from registry.models import Organisation, RegistrationRequest
 
 # Valid Y-tunnus values for builders: a 7-digit body and its computed check digit.
-_sequence = iter(range(1_000_000, 9_999_999))
+_sequence = iter(range(3_000_000, 9_999_999))
 
 
 def next_business_id() -> str:

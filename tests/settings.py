@@ -34,3 +34,7 @@ PRH_API_URL = "http://127.0.0.1:9/prh-not-configured-in-tests"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # An in-memory test database that the live server thread shares.
     DATABASES["default"]["TEST"] = {"NAME": "file:kelabooking-tests?mode=memory&cache=shared"}
+
+# Serve static files straight from the finders: tests never run collectstatic.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,20 @@
+# The production image: one image for web (gunicorn), worker and beat (Celery).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY requirements/base.txt requirements/base.txt
+RUN pip install -r requirements/base.txt
+
+COPY . .
+RUN useradd --system --uid 10001 --home-dir /app kelabooking \
+    && SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinput \
+    && chown -R kelabooking /app/staticfiles
+USER kelabooking
+
+EXPOSE 8000
+CMD ["gunicorn", "kelabooking.wsgi:application", "--config", "kelabooking/gunicorn.conf.py"]

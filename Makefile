@@ -1,0 +1,59 @@
+# kelabooking: `make run` starts the app on the embedded default, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The embedded default: SQLite, tasks in-process, e-mail and SMS on the console.
+RUN_ENV := DEBUG=1
+
+.PHONY: help install run test lint format migrations messages worker beat clean
+
+help:
+	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:8000/"
+	@echo "make test   - run the whole test suite"
+	@echo "make lint   - ruff check, ruff format --check, makemigrations --check"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kelabooking needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py load_demo
+	@echo ""
+	@echo "  kelabooking is at http://127.0.0.1:8000/ (Finnish /fi/, Swedish /sv/, English /en/)"
+	@echo ""
+	$(RUN_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(RUN_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Regenerate the fi and sv catalogues and compile them (needs GNU gettext); the compiled .mo files are committed.
+messages: install
+	$(RUN_ENV) $(BIN)/python manage.py makemessages --locale fi --locale sv --no-obsolete --ignore '.venv/*' --ignore 'staticfiles/*' --ignore 'tests/*'
+	$(RUN_ENV) $(BIN)/python manage.py compilemessages --ignore '.venv/*'
+
+# The production shape without Docker: run these beside `gunicorn` with CELERY_BROKER_URL set.
+worker: install
+	$(BIN)/celery -A kelabooking worker --loglevel INFO
+
+beat: install
+	$(BIN)/celery -A kelabooking beat --loglevel INFO
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

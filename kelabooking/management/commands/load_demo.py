@@ -1,0 +1,35 @@
+"""`manage.py load_demo`: demo data for the embedded default. Idempotent."""
+
+from __future__ import annotations
+
+import os
+
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from partners.models import User
+from registry.demo import load_registry_demo
+from registry.permissions import REGISTRY_ADMIN_GROUP
+
+DEMO_ADMIN_USERNAME = "fpa-admin"
+DEMO_ADMIN_PASSWORD_DEFAULT = "kela-demo-2026"  # noqa: S105 - printed by `make run`; demo data only
+
+
+class Command(BaseCommand):
+    help = "Load demo organisations, a pending registration request and a demo FPA admin (idempotent)."
+
+    @transaction.atomic
+    def handle(self, *args: object, **options: object) -> None:
+        load_registry_demo()
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD_DEFAULT)
+        admin, created = User.objects.get_or_create(
+            username=DEMO_ADMIN_USERNAME,
+            defaults={"first_name": "Demo", "last_name": "FPA-admin", "is_staff": True},
+        )
+        if created:
+            admin.set_password(password)
+            admin.save(update_fields=["password"])
+        admin.groups.add(Group.objects.get(name=REGISTRY_ADMIN_GROUP))
+        self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+        self.stdout.write(f"Admin: http://127.0.0.1:8000/admin/  user {DEMO_ADMIN_USERNAME}  password {password}")

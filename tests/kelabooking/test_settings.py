@@ -1,0 +1,140 @@
+"""The one settings module, loaded in a fresh process with the environment production or `make run` gives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "ALLOWED_HOSTS": "kelabooking.example",
+}
+DUMP = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps({name: getattr(settings, name, None) for name in %r}, default=str))
+"""
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Only what a shell has: none of the test process's own settings leak into the fresh process.
+    base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    return subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "kelabooking.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def settings_in_fresh_process(env: dict[str, str], *names: str) -> dict:
+    result = run_manage("-c", DUMP % (names,), env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_settings__check_deploy__reports_nothing_with_production_environment() -> None:
+    result = run_manage("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_settings__debug_off__turns_the_security_settings_on() -> None:
+    values = settings_in_fresh_process(
+        PRODUCTION,
+        "SECURE_HSTS_SECONDS",
+        "SECURE_SSL_REDIRECT",
+        "SESSION_COOKIE_NAME",
+        "CSRF_COOKIE_NAME",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SESSION_COOKIE_SAMESITE",
+        "X_FRAME_OPTIONS",
+        "SECURE_REFERRER_POLICY",
+        "CONTENT_SECURITY_POLICY",
+    )
+    assert values["SECURE_HSTS_SECONDS"] >= 31536000
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SESSION_COOKIE_NAME"].startswith("__Host-")
+    assert values["CSRF_COOKIE_NAME"].startswith("__Host-")
+    assert values["SESSION_COOKIE_SECURE"] is values["CSRF_COOKIE_SECURE"] is True
+    assert values["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert values["X_FRAME_OPTIONS"] == "DENY"
+    assert values["SECURE_REFERRER_POLICY"] == "same-origin"
+    directives = json.dumps(values["CONTENT_SECURITY_POLICY"])
+    assert "unsafe-inline" not in directives
+    assert "unsafe-eval" not in directives
+
+
+def test_settings__debug_off_without_secret_key__refuses_to_start() -> None:
+    result = run_manage("manage.py", "check", env={"DEBUG": "0"})
+    assert result.returncode != 0
+    assert "Set SECRET_KEY" in result.stderr
+
+
+def test_settings__embedded_default__sqlite_immediate_wal_and_eager_tasks(tmp_path) -> None:
+    database = tmp_path / "embedded.sqlite3"
+    env = {"DEBUG": "1", "DATABASE_URL": f"sqlite:///{database}"}
+    values = settings_in_fresh_process(env, "DATABASES", "CELERY_TASK_ALWAYS_EAGER", "TIME_ZONE", "LANGUAGES")
+    assert values["DATABASES"]["default"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert values["CELERY_TASK_ALWAYS_EAGER"] is True
+    assert values["TIME_ZONE"] == "Europe/Helsinki"
+    assert [code for code, _name in values["LANGUAGES"]] == ["fi", "sv", "en"]
+    journal = run_manage(
+        "-c",
+        "import django; django.setup(); from django.db import connection; c = connection.cursor();"
+        " print(c.execute('PRAGMA journal_mode').fetchone()[0])",
+        env=env,
+    )
+    assert journal.stdout.strip() == "wal", journal.stderr
+
+
+def test_settings__environment__selects_postgres_and_broker() -> None:
+    values = settings_in_fresh_process(
+        {
+            "DEBUG": "1",
+            "DATABASE_URL": "postgres://kela:secret@db.internal:5433/kelabooking",
+            "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+            "REDIS_URL": "redis://redis.internal:6379/1",
+        },
+        "DATABASES",
+        "CELERY_TASK_ALWAYS_EAGER",
+        "CELERY_BROKER_URL",
+        "CACHES",
+    )
+    database = values["DATABASES"]["default"]
+    assert (database["ENGINE"], database["HOST"], database["PORT"], database["NAME"]) == (
+        "django.db.backends.postgresql",
+        "db.internal",
+        5433,
+        "kelabooking",
+    )
+    assert values["CELERY_TASK_ALWAYS_EAGER"] is False
+    assert values["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"])
+def test_readme__documents_every_environment_variable(variable: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`{variable}`" in readme
+
+
+def test_readme__documents_all_variables_the_settings_read() -> None:
+    import re
+
+    source = (ROOT / "kelabooking" / "settings.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z_]+)"', source))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = sorted(name for name in read if f"`{name}`" not in readme)
+    assert missing == []
