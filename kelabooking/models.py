@@ -35,7 +35,10 @@ class Message(models.Model):
         _("deduplication key"),
         max_length=200,
         unique=True,
-        help_text=_("One message per (booking or request, kind, channel): a second enqueue finds this row."),
+        help_text=_(
+            "Identifies the message by booking or request, kind and channel, so that the same message is never "
+            "queued twice."
+        ),
     )
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)

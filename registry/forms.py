@@ -11,7 +11,7 @@ from registry.validators import normalise_business_id
 
 class RegistrationRequestForm(forms.Form):
     kind = forms.ChoiceField(
-        label=_("What do you request?"),
+        label=_("What is your request?"),
         choices=RegistrationRequest.Kind.choices,
         widget=forms.RadioSelect,
         initial=RegistrationRequest.Kind.ADD,

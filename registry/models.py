@@ -26,7 +26,7 @@ class Organisation(models.Model):
     class Source(models.TextChoices):
         PRH_SYNC = "prh_sync", _("PRH sync")
         REQUEST = "request", _("Registration request")
-        MANUAL = "manual", _("Added by FPA")
+        MANUAL = "manual", _("Managed by Kela")
 
     business_id = models.CharField(
         _("business ID (Y-tunnus)"), max_length=9, unique=True, validators=[validate_business_id]

@@ -24,13 +24,16 @@ class RegistryError(Exception):
 
 
 @transaction.atomic
-def organisation_deactivate(*, organisation: Organisation) -> bool:
-    """Take an organisation out of use (never delete: bookings refer to it). Returns whether it changed."""
-    return bool(
-        Organisation.objects.filter(pk=organisation.pk, is_active=True).update(
-            is_active=False, removed_at=clock.now(), updated_at=clock.now()
-        )
-    )
+def organisation_deactivate(*, organisation: Organisation, by_sync: bool = False) -> bool:
+    """Take an organisation out of use (never delete: bookings refer to it). Returns whether it changed.
+
+    When FPA staff deactivate an organisation that came from the PRH sync, Kela takes it over (source `manual`):
+    otherwise the next nightly sync, which still finds the municipality in PRH, would reactivate it.
+    """
+    changes: dict[str, object] = {"is_active": False, "removed_at": clock.now(), "updated_at": clock.now()}
+    if not by_sync and organisation.source == Organisation.Source.PRH_SYNC:
+        changes["source"] = Organisation.Source.MANUAL
+    return bool(Organisation.objects.filter(pk=organisation.pk, is_active=True).update(**changes))
 
 
 @transaction.atomic
@@ -124,7 +127,7 @@ def registration_request_reject(*, request_id: int, decided_by: User, note: str)
     """Reject a request; the registry does not change and the contact person is told why."""
     registration = _lock_pending(request_id)
     if not note.strip():
-        raise RegistryError(_("Write a decision note: the contact person is told why the request was rejected."))
+        raise RegistryError(_("Write a decision note: it tells the contact person why the request was rejected."))
     return _decide(registration, RegistrationRequest.Status.REJECTED, decided_by, note, registration.organisation)
 
 

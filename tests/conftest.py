@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.utils import translation
 
 from kelabooking.sms import LocmemBackend
 
@@ -57,9 +59,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_state() -> None:
+def _clean_state() -> Iterator[None]:
     cache.clear()
     LocmemBackend.outbox.clear()
+    # English, the source language, outside requests (the project default is Finnish); requests pick their own.
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture
@@ -94,6 +99,7 @@ def smtp_sink(settings):
         port = probe.getsockname()[1]
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
+    handler.port = port
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False

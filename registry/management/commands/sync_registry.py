@@ -1,0 +1,54 @@
+"""`manage.py sync_registry [--dry-run]`: fetch municipalities and joint municipal authorities from PRH."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from registry.models import SyncRun
+from registry.prh import PrhError
+from registry.sync import registry_sync
+
+
+class Command(BaseCommand):
+    help = (
+        "Sync municipalities and joint municipal authorities from PRH's open data (YTJ) into the registry. "
+        "Organisations added by request or by hand are never changed."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Fetch and compare, record the run, but change no organisation.",
+        )
+
+    def handle(self, *args: Any, dry_run: bool, verbosity: int, **options: Any) -> None:
+        def progress(message: str) -> None:
+            if verbosity >= 1:
+                self.stdout.write(message)
+
+        try:
+            run = registry_sync(dry_run=dry_run, progress=progress)
+        except PrhError as error:
+            raise CommandError(f"Registry sync failed, nothing was changed: {error}") from error
+        self._report(run, verbosity=verbosity)
+
+    def _report(self, run: SyncRun, *, verbosity: int) -> None:
+        if verbosity >= 2:
+            for business_id in run.added:
+                self.stdout.write(f"  added {business_id}")
+            for change in run.renamed:
+                self.stdout.write(f"  renamed {change['business_id']}: {change['old']} -> {change['new']}")
+            for business_id in run.reactivated:
+                self.stdout.write(f"  reactivated {business_id}")
+            for business_id in run.deactivated:
+                self.stdout.write(f"  deactivated {business_id}")
+        summary = (
+            f"Fetched {run.fetched}: added {len(run.added)}, renamed {len(run.renamed)}, "
+            f"reactivated {len(run.reactivated)}, deactivated {len(run.deactivated)}."
+        )
+        if run.dry_run:
+            summary = f"Dry run, nothing was written. {summary}"
+        self.stdout.write(self.style.SUCCESS(summary))
