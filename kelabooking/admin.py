@@ -10,23 +10,27 @@ from kelabooking import services
 from kelabooking.models import Message
 
 
+class ReadOnlyAdminMixin:
+    """Admin for records that are written only by the system: viewable, never added, changed or deleted."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "channel", "recipient", "language", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind", "channel", "language"]
     search_fields = ["recipient", "subject"]
     date_hierarchy = "created_at"
     actions = ["resend"]
     readonly_fields = [field.name for field in Message._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
-        return False
 
     @admin.action(description=_("Resend the selected failed messages"), permissions=["view"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from kelabooking.admin import ReadOnlyAdminMixin
 from registry import services
 from registry.models import Organisation, RegistrationRequest, SyncRun
 from registry.validators import normalise_business_id
@@ -201,16 +202,7 @@ class RegistrationRequestAdmin(BusinessIdSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["started_at", "finished_at", "status", "dry_run", "fetched"]
     list_filter = ["status", "dry_run"]
     readonly_fields = [field.name for field in SyncRun._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
-        return False
