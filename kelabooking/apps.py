@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
 class KelabookingConfig(AppConfig):
     name = "kelabooking"
     verbose_name = _("Messages")
+
+    def ready(self) -> None:
+        from kelabooking.permissions import sync_staff_groups
+
+        # After every app's migrations: the groups refer to permissions of several apps.
+        post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

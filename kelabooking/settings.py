@@ -75,10 +75,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "partners.middleware.PartnerSessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "kelabooking.urls"
@@ -97,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "kelabooking.context_processors.service",
                 "kelabooking.context_processors.language_links",
+                "partners.context_processors.partner",
             ],
         },
     },
@@ -279,3 +281,87 @@ LOGGING = {
 
 SERVICE_NAME = _("Book a telephone time for your customer")
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
+
+# --- Partner sign-in: Suomi.fi e-Identification (OIDC) --------------------------------------------------------
+# The local Suomi.fi stand-in (partners/sandbox): an OpenID provider and a Valtuudet API with test people. The
+# embedded default (`make run`) turns it on; a system check refuses it with DEBUG off unless it is a public demo.
+SUOMIFI_SANDBOX = env_bool("SUOMIFI_SANDBOX", False)
+SUOMIFI_SANDBOX_PUBLIC_DEMO = env_bool("SUOMIFI_SANDBOX_PUBLIC_DEMO", False)
+# Where this app is reached; the sandbox endpoints are absolute URLs under it.
+SUOMIFI_SANDBOX_BASE_URL = env_str("SUOMIFI_SANDBOX_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if SUOMIFI_SANDBOX:
+    INSTALLED_APPS.append("partners.sandbox")
+_SANDBOX_OIDC = f"{SUOMIFI_SANDBOX_BASE_URL}/sandbox/oidc"
+
+# Discovery (`.../.well-known/openid-configuration`) fills in any endpoint not given explicitly.
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", _SANDBOX_OIDC if SUOMIFI_SANDBOX else "")
+OIDC_OP_DISCOVERY_URL = env_str(
+    "OIDC_OP_DISCOVERY_URL", f"{OIDC_OP_ISSUER}/.well-known/openid-configuration" if OIDC_OP_ISSUER else ""
+)
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT")
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "kelabooking-sandbox" if SUOMIFI_SANDBOX else "")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "kelabooking-sandbox-secret" if SUOMIFI_SANDBOX else "")
+# client_secret_basic or private_key_jwt (the RP's public keys are published at /.well-known/jwks.json).
+OIDC_RP_CLIENT_AUTH_METHOD = env_str("OIDC_RP_CLIENT_AUTH_METHOD", "client_secret_basic")
+# The RP's RSA keys (PEM text, or a file path); generated under var/ when empty and the sandbox is on.
+OIDC_RP_SIGNING_KEY = env_str("OIDC_RP_SIGNING_KEY")
+OIDC_RP_ENCRYPTION_KEY = env_str("OIDC_RP_ENCRYPTION_KEY")
+OIDC_RP_KEY_DIR = Path(env_str("OIDC_RP_KEY_DIR", str(BASE_DIR / "var")))
+OIDC_RP_GENERATE_KEYS = env_bool("OIDC_RP_GENERATE_KEYS", DEBUG or SUOMIFI_SANDBOX)
+# Expect ID tokens (and signed userinfo) encrypted to the RP's encryption key (JWE).
+OIDC_RP_ID_TOKEN_ENCRYPTED = env_bool("OIDC_RP_ID_TOKEN_ENCRYPTED", False)
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid profile")
+OIDC_ACR_VALUES = env_list("OIDC_ACR_VALUES", "http://ftn.ficora.fi/2017/loa3,http://ftn.ficora.fi/2017/loa2")
+OIDC_ACR_ALLOWED = env_list("OIDC_ACR_ALLOWED", "http://ftn.ficora.fi/2017/loa2,http://ftn.ficora.fi/2017/loa3")
+OIDC_CLAIM_IDENTITY_CODE = env_list("OIDC_CLAIM_IDENTITY_CODE", "urn:oid:1.2.246.21,nationalIdentificationNumber")
+OIDC_CLAIM_GIVEN_NAME = env_list("OIDC_CLAIM_GIVEN_NAME", "given_name,urn:oid:2.5.4.42")
+OIDC_CLAIM_FAMILY_NAME = env_list("OIDC_CLAIM_FAMILY_NAME", "family_name,urn:oid:2.5.4.4")
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)
+OIDC_CLOCK_SKEW_SECONDS = env_int("OIDC_CLOCK_SKEW_SECONDS", 60)
+OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 60 * 60)
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+# Temporary (9xx) identity codes: DVV's test people use them; never accepted in production.
+ALLOW_TEST_IDENTITY_CODES = env_bool("ALLOW_TEST_IDENTITY_CODES", SUOMIFI_SANDBOX)
+AUTHENTICATION_BACKENDS = ["partners.suomifi.SuomiFiBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# --- Partner sign-in: Suomi.fi e-Authorizations (Valtuudet, acting for an organisation) -----------------------
+VALTUUDET_BASE_URL = env_str(
+    "VALTUUDET_BASE_URL", f"{SUOMIFI_SANDBOX_BASE_URL}/sandbox/valtuudet" if SUOMIFI_SANDBOX else ""
+).rstrip("/")
+VALTUUDET_CLIENT_ID = env_str("VALTUUDET_CLIENT_ID", "kelasbx1" if SUOMIFI_SANDBOX else "")
+VALTUUDET_API_KEY = env_str("VALTUUDET_API_KEY", "kelabooking-sandbox-api-key" if SUOMIFI_SANDBOX else "")
+VALTUUDET_OAUTH_PASSWORD = env_str(
+    "VALTUUDET_OAUTH_PASSWORD", "kelabooking-sandbox-oauth-password" if SUOMIFI_SANDBOX else ""
+)
+# The mandate code Kela's rule engine returns for "Sosiaaliturvan etuusasioiden ajanvarauksen tekeminen" is not
+# public (domain README §8): a setting, with the sandbox's code as default.
+VALTUUDET_REQUIRED_ROLES = env_list("VALTUUDET_REQUIRED_ROLES", "SOTE_AJANVARAUS")
+VALTUUDET_TIMEOUT = env_int("VALTUUDET_TIMEOUT", 10)
+
+# --- The partner session --------------------------------------------------------------------------------------
+PARTNER_IDLE_TIMEOUT_SECONDS = env_int("PARTNER_IDLE_TIMEOUT_SECONDS", 30 * 60)
+PARTNER_ABSOLUTE_TIMEOUT_SECONDS = env_int("PARTNER_ABSOLUTE_TIMEOUT_SECONDS", 10 * 60 * 60)
+LOGIN_URL = "partners:login"
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+# A form that POSTs to us may be answered with a redirect to Suomi.fi (logout, organisation choice); CSP's
+# form-action covers such redirects, so the providers' origins are allowed there, and only they.
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += sorted(
+    {origin for origin in (_origin(OIDC_OP_ISSUER), _origin(VALTUUDET_BASE_URL)) if origin}
+)

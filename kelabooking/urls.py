@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from kelabooking import views
+from partners import views as partner_views
 
 admin.site.site_header = _("Kela partner booking: administration")
 admin.site.site_title = _("Kela partner booking")
@@ -13,12 +15,20 @@ admin.site.site_title = _("Kela partner booking")
 urlpatterns = [
     path("healthz", views.healthz_view, name="healthz"),
     path("admin/", admin.site.urls),
+    # The providers call back to fixed, registered addresses; the language travels in the session.
+    path("oidc/callback/", partner_views.callback_view, name="oidc_authentication_callback"),
+    path("valtuudet/callback/", partner_views.valtuudet_callback_view, name="valtuudet_callback"),
+    path(".well-known/jwks.json", partner_views.jwks_view, name="jwks"),
 ]
 
 urlpatterns += i18n_patterns(
     path("", views.start_view, name="start"),
     path("accessibility/", views.accessibility_view, name="accessibility"),
     path("privacy/", views.privacy_view, name="privacy"),
-    path("login/", views.login_unavailable_view, name="login"),
     path("registry/", include("registry.urls")),
+    path("", include("partners.urls")),
 )
+
+if settings.SUOMIFI_SANDBOX:
+    # The local Suomi.fi stand-in: never installed in production (a system check refuses it with DEBUG off).
+    urlpatterns.insert(0, path("sandbox/", include("partners.sandbox.urls")))

@@ -23,12 +23,6 @@ def privacy_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def login_unavailable_view(request: HttpRequest) -> HttpResponse:
-    """Stands where Suomi.fi sign-in goes until the sign-in issue lands."""
-    return render(request, "login_unavailable.html")
-
-
-@require_GET
 def healthz_view(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

@@ -13,7 +13,7 @@ from registry.services import RegistryError, registration_request_submit
 
 @require_http_methods(["GET", "POST"])
 def registration_request_view(request: HttpRequest) -> HttpResponse:
-    form = RegistrationRequestForm(request.POST or None)
+    form = RegistrationRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if rate_limit_exceeded(
             request,

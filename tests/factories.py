@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from stdnum.fi import ytunnus
 
 from kelabooking import clock
+from kelabooking.permissions import REGISTRY_ADMIN_GROUP
 from partners.models import User
 from registry.models import Organisation, RegistrationRequest
 
@@ -34,7 +35,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     @classmethod
     def registry_admin(cls, **kwargs) -> User:
         user = cls(is_staff=True, **kwargs)
-        user.groups.add(Group.objects.get(name="Registry administrators"))
+        user.groups.add(Group.objects.get(name=REGISTRY_ADMIN_GROUP))
         return user
 
 

@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+# The Suomi.fi sandbox stands in for e-Identification and Valtuudet; a public demo, so DEBUG may stay off.
+os.environ.setdefault("SUOMIFI_SANDBOX", "1")
+os.environ.setdefault("SUOMIFI_SANDBOX_PUBLIC_DEMO", "1")
 
 from kelabooking.settings import *  # noqa: E402,F403
 from kelabooking.settings import DATABASES  # noqa: E402
@@ -34,6 +37,9 @@ PRH_API_URL = "http://127.0.0.1:9/prh-not-configured-in-tests"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # An in-memory test database that the live server thread shares.
     DATABASES["default"]["TEST"] = {"NAME": "file:kelabooking-tests?mode=memory&cache=shared"}
+
+# Relying-party keys are generated per test under a temporary OIDC_RP_KEY_DIR.
+OIDC_RP_GENERATE_KEYS = True
 
 # Serve static files straight from the finders: tests never run collectstatic.
 WHITENOISE_AUTOREFRESH = True

@@ -21,7 +21,7 @@ PATHS = {
     "start": "",
     "accessibility": "accessibility/",
     "privacy": "privacy/",
-    "login": "login/",
+    "logged-out": "logged-out/",
     "registration-request": "registry/request/",
     "registration-request-errors": "registry/request/",
     "registration-request-sent": "registry/request/sent/",

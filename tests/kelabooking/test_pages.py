@@ -10,7 +10,7 @@ from django.utils import translation
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["start", "accessibility", "privacy", "login", "registry:request", "registry:request-sent"]
+PAGES = ["start", "accessibility", "privacy", "registry:request", "registry:request-sent", "partners:logged-out"]
 
 
 def url(name: str, language: str) -> str:
@@ -74,7 +74,7 @@ def test_start_page__states_purpose_prerequisites_and_authority_line(client, set
     assert "You cannot book a visit to a Kela service point here" in html
     assert 'href="tel:+35820111222">020 111 222</a>' in html
     assert "Monday to Friday 9–14" in html
-    assert f'href="{url("login", "en")}"' in html
+    assert f'href="{url("partners:login", "en")}"' in html
 
 
 def test_start_page__finnish_and_swedish_are_translated(client) -> None:

@@ -140,3 +140,11 @@ def test_registration_request_page__rate_limit_behind_proxy__counts_the_forwarde
 
 def test_registration_request_page__other_methods__not_allowed(client) -> None:
     assert client.put(url()).status_code == 405
+
+
+def test_registration_request_page__empty_post__shows_errors_and_saves_nothing(client) -> None:
+    response = client.post(url(), {})
+    assert response.status_code == 200
+    assert response.context["form"].is_bound
+    assert 'id="id_business_id_error"' in response.content.decode()
+    assert not RegistrationRequest.objects.exists()

@@ -8,9 +8,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from kelabooking.permissions import GROUP_PERMISSIONS
 from partners.models import User
 from registry.demo import load_registry_demo
-from registry.permissions import REGISTRY_ADMIN_GROUP
 
 DEMO_ADMIN_USERNAME = "fpa-admin"
 DEMO_ADMIN_PASSWORD_DEFAULT = "kela-demo-2026"  # noqa: S105 - printed by `make run`; demo data only
@@ -30,6 +30,6 @@ class Command(BaseCommand):
         if created:
             admin.set_password(password)
             admin.save(update_fields=["password"])
-        admin.groups.add(Group.objects.get(name=REGISTRY_ADMIN_GROUP))
+        admin.groups.add(*Group.objects.filter(name__in=GROUP_PERMISSIONS))
         self.stdout.write(self.style.SUCCESS("Demo data loaded."))
         self.stdout.write(f"Admin: http://127.0.0.1:8000/admin/  user {DEMO_ADMIN_USERNAME}  password {password}")

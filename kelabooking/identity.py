@@ -1,0 +1,42 @@
+"""Finnish personal identity codes (henkilötunnus) through python-stdnum.
+
+The separator is part of the identity since 2023 (`010190-999W` and `010190Y999W` may be two people), so it is
+kept as given; only case and surrounding space are normalised. Temporary codes (individual number 900–999) are
+refused unless ALLOW_TEST_IDENTITY_CODES is on.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from stdnum import exceptions as stdnum_exceptions
+from stdnum.fi import hetu
+
+
+def normalise_identity_code(value: str, *, allow_temporary: bool | None = None) -> str:
+    """Return the identity code in canonical form, or raise a translated ValidationError (never echoing it)."""
+    allow = settings.ALLOW_TEST_IDENTITY_CODES if allow_temporary is None else allow_temporary
+    code = value.strip().upper()
+    try:
+        return hetu.validate(code, allow_temporary=allow)
+    except stdnum_exceptions.InvalidChecksum:
+        raise ValidationError(
+            _("The personal identity code is not valid: check the last character."), code="identity_code_checksum"
+        ) from None
+    except stdnum_exceptions.InvalidComponent:
+        if not allow and _is_temporary(code):
+            raise ValidationError(
+                _("Temporary personal identity codes cannot be used."), code="identity_code_temporary"
+            ) from None
+        raise ValidationError(
+            _("The personal identity code is not valid: check the date of birth."), code="identity_code_component"
+        ) from None
+    except stdnum_exceptions.ValidationError:
+        raise ValidationError(
+            _("Enter the personal identity code in the form 131052-308T."), code="identity_code_format"
+        ) from None
+
+
+def _is_temporary(code: str) -> bool:
+    return len(code) == 11 and code[7:10].isdigit() and code[7] == "9"

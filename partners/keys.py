@@ -1,0 +1,61 @@
+"""The relying party's own keys: RS256 for `private_key_jwt` client assertions, RSA-OAEP for encrypted ID tokens.
+
+Production gives them as PEM (the text, or a file path) in OIDC_RP_SIGNING_KEY and OIDC_RP_ENCRYPTION_KEY. When
+they are empty, a key pair is generated once under OIDC_RP_KEY_DIR (`var/`), so the embedded default and the
+sandbox work without setup. The public halves are published at /.well-known/jwks.json.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from joserfc.jwk import KeySet, RSAKey
+
+SIGNING_ALG = "RS256"
+ENCRYPTION_ALG = "RSA-OAEP-256"
+
+
+def load_or_generate_rsa_key(value: str, *, generated_name: str) -> RSAKey:
+    """An RSA private key from PEM text or a file path; when empty, one generated once under OIDC_RP_KEY_DIR."""
+    if value.lstrip().startswith("-----BEGIN"):
+        return RSAKey.import_key(value)
+    if value:
+        return RSAKey.import_key(Path(value).read_bytes())
+    path = Path(settings.OIDC_RP_KEY_DIR) / generated_name
+    if not path.exists():
+        if not settings.OIDC_RP_GENERATE_KEYS:
+            raise ImproperlyConfigured(f"Set the relying party's key ({generated_name}) in the environment.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = RSAKey.generate_key(2048, private=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(key.as_pem(private=True))
+    return RSAKey.import_key(path.read_bytes())
+
+
+@functools.cache
+def signing_key() -> RSAKey:
+    key = load_or_generate_rsa_key(settings.OIDC_RP_SIGNING_KEY, generated_name="rp-signing.pem")
+    return RSAKey.import_key(key.as_dict(private=True), {"use": "sig", "alg": SIGNING_ALG, "kid": key.thumbprint()})
+
+
+@functools.cache
+def encryption_key() -> RSAKey:
+    key = load_or_generate_rsa_key(settings.OIDC_RP_ENCRYPTION_KEY, generated_name="rp-encryption.pem")
+    return RSAKey.import_key(key.as_dict(private=True), {"use": "enc", "alg": ENCRYPTION_ALG, "kid": key.thumbprint()})
+
+
+def public_jwks() -> dict:
+    """The RP's public keys as a JWKS document: those that are configured (none are needed for a client that
+    authenticates with a secret and receives plain ID tokens)."""
+    available = []
+    for load in (signing_key, encryption_key):
+        try:
+            available.append(load())
+        except ImproperlyConfigured:
+            continue
+    return KeySet(available).as_dict(private=False)

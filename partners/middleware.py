@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from partners.models import AuditEvent
+
+LOGIN_AT = "partner_login_at"
+LAST_SEEN = "partner_last_seen"
+# The sliding idle timer is written at most this often, so that not every request writes the session.
+TOUCH_INTERVAL_SECONDS = 60
+
+
+class PartnerSessionTimeoutMiddleware:
+    """Ends a partner's session after 30 idle minutes (sliding) or 10 hours in all.
+
+    An htmx request gets `HX-Redirect` (POSTs included) so the page itself moves to the notice, not a fragment.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and getattr(user, "identity_code", None):
+            now = time.time()
+            started = request.session.get(LOGIN_AT, now)
+            last_seen = request.session.get(LAST_SEEN, now)
+            if (
+                now - last_seen > settings.PARTNER_IDLE_TIMEOUT_SECONDS
+                or now - started > settings.PARTNER_ABSOLUTE_TIMEOUT_SECONDS
+            ):
+                return self._expire(request)
+            if LOGIN_AT not in request.session:
+                request.session[LOGIN_AT] = now
+            if now - last_seen >= TOUCH_INTERVAL_SECONDS or LAST_SEEN not in request.session:
+                request.session[LAST_SEEN] = now
+        return self.get_response(request)
+
+    def _expire(self, request: HttpRequest) -> HttpResponse:
+        from partners.services import audit_event_record
+
+        audit_event_record(request=request, action=AuditEvent.Action.SESSION_EXPIRED)
+        logout(request)
+        url = reverse("partners:session-expired")
+        if getattr(request, "htmx", False):
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return redirect(url)

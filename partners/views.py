@@ -1,0 +1,293 @@
+"""The partner's way in: Suomi.fi login, the organisation choice through Valtuudet, the terms, and logout."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.contrib import auth
+from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import get_language
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+from partners import context, keys, valtuudet
+from partners.context import Step, requires_step
+from partners.forms import TermsForm
+from partners.middleware import LAST_SEEN, LOGIN_AT
+from partners.models import AuditEvent
+from partners.services import audit_event_record
+from partners.suomifi import SuomiFiError, end_session_url, provider_config
+from registry.selectors import organisation_by_business_id, organisation_may_book
+from registry.validators import normalise_business_id
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_KEY = "partner_language"
+VALTUUDET_KEY = "valtuudet"
+
+
+def _remember_language(request: HttpRequest) -> None:
+    request.session[LANGUAGE_KEY] = get_language()
+
+
+def _restore_language(request: HttpRequest) -> None:
+    """The provider callbacks have no language prefix: use the language the partner started in."""
+    language = request.session.get(LANGUAGE_KEY)
+    if language in dict(settings.LANGUAGES):
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+
+
+def _absolute(request: HttpRequest, url_name: str) -> str:
+    return request.build_absolute_uri(reverse(url_name))
+
+
+# --- Suomi.fi identification ----------------------------------------------------------------------------------
+
+
+class SuomiFiLoginView(OIDCAuthenticationRequestView):
+    """Starts identification: state, nonce and PKCE by the library, endpoints from discovery, `acr_values`."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super(OIDCAuthenticationRequestView, self).__init__(**kwargs)
+        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        try:
+            self.OIDC_OP_AUTH_ENDPOINT = provider_config().authorization_endpoint
+        except SuomiFiError as error:
+            audit_event_record(
+                request=request,
+                action=AuditEvent.Action.LOGIN_FAILED,
+                outcome=AuditEvent.Outcome.ERROR,
+                details={"reason": error.reason},
+            )
+            logger.warning("Suomi.fi login could not start: %s", error)
+            return render(request, "partners/login_failed.html", {"reason": error.reason}, status=503)
+        _remember_language(request)
+        return super().get(request)
+
+    def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
+        params = {"acr_values": " ".join(settings.OIDC_ACR_VALUES), "ui_locales": get_language()}
+        if request.GET.get("prompt") == "login":
+            params["prompt"] = "login"
+        return params
+
+
+class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
+    """Finishes identification. Every failure is a translated page with a way to try again, and an audit event."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        _restore_language(request)
+        state = request.GET.get("state", "")
+        if request.GET.get("error"):
+            self.failure_reason = "cancelled"
+        elif state not in request.session.get("oidc_states", {}):
+            # Not a login this session started: the back button, another tab, or a replayed callback.
+            self.failure_reason = "state_missing"
+        else:
+            self.failure_reason = "invalid_response"
+        try:
+            return super().get(request)
+        except SuspiciousOperation:
+            self.failure_reason = "state_missing"
+        except SuomiFiError as error:
+            self.failure_reason = error.reason
+            logger.warning("Suomi.fi login failed: %s", error)
+        return self.login_failure()
+
+    def login_failure(self) -> HttpResponse:
+        reason = getattr(self, "failure_reason", "invalid_response")
+        if self.request.GET.get("error") and reason == "cancelled":
+            details = {"reason": reason, "provider_error": self.request.GET["error"][:64]}
+        else:
+            details = {"reason": reason}
+        audit_event_record(
+            request=self.request,
+            action=AuditEvent.Action.LOGIN_FAILED,
+            outcome=AuditEvent.Outcome.REFUSED if reason == "cancelled" else AuditEvent.Outcome.ERROR,
+            details=details,
+        )
+        return render(self.request, "partners/login_failed.html", {"reason": reason}, status=400)
+
+    def login_success(self) -> HttpResponse:
+        language = self.request.session.get(LANGUAGE_KEY)
+        auth.login(self.request, self.user, backend="partners.suomifi.SuomiFiBackend")
+        now = time.time()
+        self.request.session[LOGIN_AT] = now
+        self.request.session[LAST_SEEN] = now
+        if language:
+            self.request.session[LANGUAGE_KEY] = language
+        audit_event_record(request=self.request, action=AuditEvent.Action.LOGIN, user=self.user)
+        return HttpResponseRedirect(reverse("partners:work"))
+
+
+login_view = never_cache(SuomiFiLoginView.as_view())
+callback_view = never_cache(SuomiFiCallbackView.as_view())
+
+
+@require_GET
+def jwks_view(request: HttpRequest) -> JsonResponse:
+    """The RP's public keys: Suomi.fi verifies our client assertions and encrypts ID tokens with them."""
+    return JsonResponse(keys.public_jwks())
+
+
+# --- Acting for an organisation -------------------------------------------------------------------------------
+
+
+@require_GET
+@requires_step(Step.AUTHENTICATED)
+def work_view(request: HttpRequest) -> HttpResponse:
+    """*Handle work-related matters*: the start of the organisation choice."""
+    return render(request, "partners/work.html")
+
+
+@require_POST
+@requires_step(Step.AUTHENTICATED)
+def organisation_choose_view(request: HttpRequest) -> HttpResponse:
+    """Register a Valtuudet session for this person and send them to choose the organisation."""
+    try:
+        registration = valtuudet.register_session(identity_code=request.user.identity_code)
+    except valtuudet.ValtuudetError as error:
+        return _valtuudet_unavailable(request, error)
+    _remember_language(request)
+    request.session[VALTUUDET_KEY] = {"session_id": registration.session_id}
+    return redirect(
+        valtuudet.selection_url(
+            registration=registration,
+            redirect_uri=_absolute(request, "valtuudet_callback"),
+            language=get_language(),
+        )
+    )
+
+
+def _valtuudet_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
+    logger.warning("Valtuudet failed: %s", error)
+    audit_event_record(
+        request=request,
+        action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
+        outcome=AuditEvent.Outcome.ERROR,
+        details={"reason": "valtuudet_unavailable"},
+    )
+    return render(request, "partners/refusal.html", {"reason": "valtuudet_unavailable"}, status=503)
+
+
+@require_GET
+@never_cache
+def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
+    """Back from the organisation choice: check the mandate, then the registry, then go on to the terms."""
+    _restore_language(request)
+    if context.acting_context(request).step < Step.AUTHENTICATED:
+        return context.redirect_to_step(request, Step.AUTHENTICATED)
+    started = request.session.get(VALTUUDET_KEY)
+    code = request.GET.get("code", "")
+    if not started or request.GET.get("error") or not code:
+        audit_event_record(
+            request=request,
+            action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
+            outcome=AuditEvent.Outcome.REFUSED,
+            details={"reason": "no_organisation_chosen"},
+        )
+        return render(request, "partners/refusal.html", {"reason": "no_organisation_chosen"}, status=400)
+    try:
+        token = valtuudet.exchange_code(code=code, redirect_uri=_absolute(request, "valtuudet_callback"))
+        chosen = valtuudet.organisation_roles(session_id=started["session_id"], access_token=token)
+    except valtuudet.ValtuudetError as error:
+        return _valtuudet_unavailable(request, error)
+    try:
+        business_id = normalise_business_id(chosen.business_id)
+    except ValidationError:  # Valtuudet answering nonsense
+        return _valtuudet_unavailable(request, valtuudet.ValtuudetError("organizationRoles: bad identifier"))
+    organisation = {"organisation_business_id": business_id, "organisation_name": chosen.name}
+    if not chosen.grants(settings.VALTUUDET_REQUIRED_ROLES):
+        audit_event_record(
+            request=request,
+            action=AuditEvent.Action.MANDATE_MISSING,
+            outcome=AuditEvent.Outcome.REFUSED,
+            details={"roles": list(chosen.roles)[:20], "complete": chosen.complete},
+            **organisation,
+        )
+        return render(request, "partners/refusal.html", {"reason": "mandate_missing", "chosen": chosen}, status=403)
+    if not organisation_may_book(business_id=business_id):
+        audit_event_record(
+            request=request,
+            action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
+            outcome=AuditEvent.Outcome.REFUSED,
+            **organisation,
+        )
+        return render(request, "partners/refusal.html", {"reason": "not_in_registry", "chosen": chosen}, status=403)
+    registered = organisation_by_business_id(business_id=business_id)
+    context.choose_organisation(request, business_id=business_id, name=chosen.name or registered.name)
+    audit_event_record(request=request, action=AuditEvent.Action.ORGANISATION_CHOSEN)
+    return redirect("partners:terms")
+
+
+# --- Terms and the customer step ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@requires_step(Step.ORGANISATION_CHOSEN)
+def terms_view(request: HttpRequest) -> HttpResponse:
+    form = TermsForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        context.accept_terms(request)
+        audit_event_record(request=request, action=AuditEvent.Action.TERMS_ACCEPTED)
+        return redirect("partners:customer")
+    return render(request, "partners/terms.html", {"form": form})
+
+
+@require_GET
+@requires_step(Step.TERMS_ACCEPTED)
+def customer_view(request: HttpRequest) -> HttpResponse:
+    """The customer step. Entering the customer's identity code and booking come with the booking issue."""
+    return render(request, "partners/customer.html")
+
+
+# --- Leaving ----------------------------------------------------------------------------------------------------
+
+
+def _end_partner_session(request: HttpRequest) -> str:
+    """Audit the logout, unregister the Valtuudet session, end ours; return the id token for the provider."""
+    id_token = request.session.get("oidc_id_token", "")
+    started = request.session.get(VALTUUDET_KEY)
+    if context.acting_context(request).authenticated:
+        audit_event_record(request=request, action=AuditEvent.Action.LOGOUT)
+    if started:
+        try:
+            valtuudet.unregister_session(session_id=started["session_id"])
+        except valtuudet.ValtuudetError as error:
+            logger.warning("Valtuudet session could not be unregistered: %s", error)
+    auth.logout(request)
+    return id_token
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """End our session, then the Suomi.fi session (`end_session_endpoint`)."""
+    id_token = _end_partner_session(request)
+    logged_out = request.build_absolute_uri(reverse("partners:logged-out"))
+    return redirect(end_session_url(id_token_hint=id_token, post_logout_redirect_uri=logged_out) or logged_out)
+
+
+@require_POST
+def new_customer_view(request: HttpRequest) -> HttpResponse:
+    """One customer per login: log out and identify again (`prompt=login`) for the next customer."""
+    _end_partner_session(request)
+    return redirect(reverse("partners:login") + "?prompt=login")
+
+
+@require_GET
+def logged_out_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "partners/logged_out.html")
+
+
+@require_GET
+def session_expired_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "partners/session_expired.html")
