@@ -13,7 +13,8 @@ RUN pip install -r requirements/base.txt
 COPY . .
 RUN useradd --system --uid 10001 --home-dir /app kelabooking \
     && SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinput \
-    && chown -R kelabooking /app/staticfiles
+    && mkdir -p /app/var \
+    && chown -R kelabooking /app/staticfiles /app/var
 USER kelabooking
 
 EXPOSE 8000

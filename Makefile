@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The embedded default: SQLite, tasks in-process, e-mail and SMS on the console.
-RUN_ENV := DEBUG=1
+# The embedded default: SQLite, tasks in-process, e-mail and SMS on the console, the local Suomi.fi sandbox.
+RUN_ENV := DEBUG=1 SUOMIFI_SANDBOX=1
 
 .PHONY: help install run test lint format migrations messages worker beat clean
 

@@ -59,6 +59,7 @@ def auditor(client):
     user = UserFactory(is_staff=True)
     user.groups.add(Group.objects.get(name=AUDIT_READER_GROUP))
     client.force_login(user)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"  # the admin has no language prefix
     return user
 
 

@@ -1,0 +1,92 @@
+"""The sandbox's test people and the organisations they may act for in Suomi.fi Valtuudet.
+
+Every identity code is a temporary one (individual number 900–999, from DVV's published test persons), so no real
+person can be signed in by mistake. Business IDs are the demo registry's (registry/demo.py), except Naapuriapu ry,
+which is deliberately not in the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils.crypto import salted_hmac
+from stdnum.fi import hetu
+
+BOOKING_MANDATE = "SOTE_AJANVARAUS"
+GENERAL_MANDATE = "YLEINEN_ASIOINTI"
+
+# Names given to someone signed in with a typed identity code (they are nobody in particular).
+TYPED_GIVEN_NAME = "Testi"
+TYPED_FAMILY_NAME = "Henkilö"
+
+
+@dataclass(frozen=True)
+class Organisation:
+    business_id: str
+    name: str
+    roles: tuple[str, ...]
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class Person:
+    identity_code: str
+    given_name: str
+    family_name: str
+    organisations: tuple[Organisation, ...] = ()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    @property
+    def subject(self) -> str:
+        """The OIDC `sub`: a stable pseudonym (keyed with SECRET_KEY), never the identity code itself."""
+        return salted_hmac("partners.sandbox.subject", self.identity_code, algorithm="sha256").hexdigest()[:40]
+
+    def organisation(self, business_id: str) -> Organisation | None:
+        return next((org for org in self.organisations if org.business_id == business_id), None)
+
+
+HELSINKI = ("0201256-6", "Helsingin kaupunki")
+TAMPERE = ("0211675-2", "Tampereen kaupunki")
+JOENSUU = ("0242746-2", "Joensuun kaupunki")
+JOINT_AUTHORITY = ("0210010-1", "Demo-kuntayhtymä")
+TUKIVERKKO = ("1000000-4", "Tukiverkko ry")
+NOT_IN_REGISTRY = ("2718282-8", "Naapuriapu ry")
+
+
+def _org(business_id_and_name: tuple[str, str], *roles: str, complete: bool = True) -> Organisation:
+    business_id, name = business_id_and_name
+    return Organisation(business_id=business_id, name=name, roles=roles, complete=complete)
+
+
+PEOPLE: tuple[Person, ...] = (
+    # The everyday case: the booking mandate for one municipality.
+    Person("010594Y9021", "Helena", "Virtanen", (_org(HELSINKI, BOOKING_MANDATE),)),
+    # The booking mandate for two organisations: the organisation choice matters.
+    Person("020594X903P", "Tuomas", "Mäkinen", (_org(TAMPERE, BOOKING_MANDATE), _org(TUKIVERKKO, BOOKING_MANDATE))),
+    # The mandate, but the organisation is not in Kela's registry.
+    Person("030694W9024", "Outi", "Järvinen", (_org(NOT_IN_REGISTRY, BOOKING_MANDATE),)),
+    # A mandate of another kind only.
+    Person("040594V9030", "Yrjö", "Korhonen", (_org(HELSINKI, GENERAL_MANDATE),)),
+    # The mandate through a joint municipal authority.
+    Person("050594U902L", "Kaisa", "Nieminen", (_org(JOINT_AUTHORITY, BOOKING_MANDATE),)),
+    # The mandate, but Valtuudet reports the organisation's data as incomplete.
+    Person("050594U903M", "Mikko", "Lahtinen", (_org(JOENSUU, BOOKING_MANDATE, complete=False),)),
+    # No mandates at all.
+    Person("070770-905D", "Matti", "Meikäläinen"),
+)
+
+
+def is_test_identity_code(value: str) -> bool:
+    """A valid personal identity code with a temporary (900–999) individual number, exactly as written."""
+    return hetu.is_valid(value, allow_temporary=True) and not hetu.is_valid(value) and value == hetu.compact(value)
+
+
+def person_for(identity_code: str) -> Person:
+    """The listed test person with this identity code, or a person with no organisations."""
+    for person in PEOPLE:
+        if person.identity_code == identity_code:
+            return person
+    return Person(identity_code, TYPED_GIVEN_NAME, TYPED_FAMILY_NAME)
