@@ -31,7 +31,8 @@ class ActorFilter(admin.SimpleListFilter):
     parameter_name = "actor"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        actors = AuditEvent.objects.exclude(actor=None).values_list("actor_id", "actor_name").distinct()
+        # order_by(): the model's default ordering would otherwise join the DISTINCT and repeat each actor.
+        actors = AuditEvent.objects.exclude(actor=None).order_by().values_list("actor_id", "actor_name").distinct()
         return sorted(((str(pk), name or f"#{pk}") for pk, name in actors), key=lambda item: item[1])
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -45,6 +46,7 @@ class OrganisationFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         organisations = (
             AuditEvent.objects.exclude(organisation_business_id="")
+            .order_by()
             .values_list("organisation_business_id", "organisation_name")
             .distinct()
         )

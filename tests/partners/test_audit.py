@@ -79,6 +79,7 @@ def test_audit_admin__read_only_for_auditors(client, auditor) -> None:
 def test_audit_admin__filters_by_actor_organisation_action_and_date(client, auditor) -> None:
     maija = UserFactory(first_name="Maija", last_name="M")
     event(actor=maija, actor_name="Maija M", organisation_business_id="0201256-6", organisation_name="Helsinki")
+    event(actor=maija, actor_name="Maija M", organisation_business_id="0201256-6", organisation_name="Helsinki")
     event(actor_name="Other", organisation_business_id="0211675-2", organisation_name="Tampere")
     changelist = reverse("admin:partners_auditevent_changelist")
     by_actor = client.get(changelist, {"actor": maija.pk})
@@ -88,10 +89,16 @@ def test_audit_admin__filters_by_actor_organisation_action_and_date(client, audi
     by_date = client.get(
         changelist, {"created_at__gte": str(today), "created_at__lt": str(today + dt.timedelta(days=1))}
     )
-    assert by_actor.context["cl"].result_count == 1
+    assert by_actor.context["cl"].result_count == 2
     assert by_organisation.context["cl"].result_count == 1
     assert by_action.context["cl"].result_count == 0
-    assert by_date.context["cl"].result_count == 2
+    assert by_date.context["cl"].result_count == 3
+    filters = {
+        spec.title: [choice["display"] for choice in spec.choices(by_actor.context["cl"])]
+        for spec in by_actor.context["cl"].filter_specs
+    }
+    assert filters["actor"].count("Maija M") == 1  # each actor listed once, however many events
+    assert filters["organisation"].count("Helsinki (0201256-6)") == 1
 
 
 def test_audit_admin__who_handled_this_customer__post_only_and_code_not_echoed(client, auditor) -> None:
