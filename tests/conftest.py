@@ -67,6 +67,24 @@ def _clean_state() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def rp_key_dir(tmp_path_factory: pytest.TempPathFactory):
+    """One folder for the generated RSA keys of a test run: slow to generate, never written into the repository."""
+    return tmp_path_factory.mktemp("rp-keys")
+
+
+@pytest.fixture(autouse=True)
+def _relying_party_keys(settings, rp_key_dir) -> Iterator[None]:
+    from partners import keys
+
+    settings.OIDC_RP_KEY_DIR = rp_key_dir
+    keys.signing_key.cache_clear()
+    keys.encryption_key.cache_clear()
+    yield
+    keys.signing_key.cache_clear()
+    keys.encryption_key.cache_clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     return REDIS_URL

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kelabooking.management.commands.load_demo import Command as LoadDemo
-from partners import keys
 from partners.models import AuditEvent, User
 from tests.e2e.conftest import assert_accessible
 
@@ -24,16 +23,13 @@ OUTI = "030694W9024"  # an organisation that is not in Kela's registry
 
 
 @pytest.fixture(autouse=True)
-def sandbox(live_server: LiveServer, settings, tmp_path) -> None:
+def sandbox(live_server: LiveServer, settings) -> None:
     """Point the relying party and the sandbox at the live server, as `make run` does at 127.0.0.1:8000."""
     base = live_server.url
     settings.SUOMIFI_SANDBOX_BASE_URL = base
     settings.OIDC_OP_ISSUER = f"{base}/sandbox/oidc"
     settings.OIDC_OP_DISCOVERY_URL = f"{base}/sandbox/oidc/.well-known/openid-configuration"
     settings.VALTUUDET_BASE_URL = f"{base}/sandbox/valtuudet"
-    settings.OIDC_RP_KEY_DIR = tmp_path
-    keys.signing_key.cache_clear()
-    keys.encryption_key.cache_clear()
     LoadDemo().handle()
 
 

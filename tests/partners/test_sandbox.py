@@ -6,8 +6,6 @@ import base64
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -46,26 +44,14 @@ CLIENT_SECRET = "kelabooking-sandbox-secret"
 # --- Fixtures and helpers -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One key directory for the session: RSA keys are slow to generate, and never written into the repository."""
-    return tmp_path_factory.mktemp("sandbox-keys")
-
-
 @pytest.fixture(autouse=True)
-def _sandbox_settings(settings, key_dir: Path) -> Iterator[None]:
-    settings.OIDC_RP_KEY_DIR = key_dir
+def _sandbox_settings(settings) -> None:
     settings.OIDC_RP_SIGNING_KEY = settings.OIDC_RP_ENCRYPTION_KEY = ""
     settings.OIDC_RP_GENERATE_KEYS = True
     settings.OIDC_RP_CLIENT_ID, settings.OIDC_RP_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
     settings.OIDC_RP_CLIENT_AUTH_METHOD = "client_secret_basic"
     settings.OIDC_RP_ID_TOKEN_ENCRYPTED = False
     settings.SUOMIFI_SANDBOX_RP_JWKS_URL = "http://127.0.0.1:9/no-jwks-in-this-test"
-    keys.signing_key.cache_clear()
-    keys.encryption_key.cache_clear()
-    yield
-    keys.signing_key.cache_clear()
-    keys.encryption_key.cache_clear()
 
 
 @pytest.fixture

@@ -29,16 +29,6 @@ from tests.partners.provider import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _rp_keys(settings, tmp_path):
-    settings.OIDC_RP_KEY_DIR = tmp_path
-    keys.signing_key.cache_clear()
-    keys.encryption_key.cache_clear()
-    yield
-    keys.signing_key.cache_clear()
-    keys.encryption_key.cache_clear()
-
-
 @pytest.fixture
 def op(httpserver, settings) -> FakeProvider:
     provider = FakeProvider(httpserver)
