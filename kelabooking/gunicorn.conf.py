@@ -15,3 +15,21 @@ accesslog = "-"
 # The access log carries paths only; identity codes never travel in URLs.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%({x-request-id}o)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# gunicorn's own access and error logs go through the same identity-code mask as the app's log: the sandbox's
+# Valtuudet stand-in, like the real API, carries the code in a request path.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"mask_identity_codes": {"()": "kelabooking.logging.MaskIdentityCodesFilter"}},
+    "handlers": {
+        "access": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "filters": ["mask_identity_codes"]},
+        "error": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "filters": ["mask_identity_codes"]},
+    },
+    # gunicorn merges this over its defaults key by key: the root logger must name a handler defined here.
+    "root": {"level": "INFO", "handlers": ["error"]},
+    "loggers": {
+        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,56 @@
+"""gunicorn as the web container runs it: the access log masks identity codes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_gunicorn__access_log__masks_identity_codes_in_paths(tmp_path) -> None:
+    port = _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "1",
+    }
+    server = subprocess.Popen(  # noqa: S603 - our own server
+        [sys.executable, "-m", "gunicorn", "kelabooking.wsgi:application", "--config", "kelabooking/gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    status = None
+    try:
+        deadline = time.monotonic() + 30
+        while status is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/fi/no-such-page/010594Y9021/", timeout=2)  # noqa: S310
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.3)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert status == 404
+    assert "/fi/no-such-page/[identity code]/" in output
+    assert "010594Y9021" not in output
