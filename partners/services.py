@@ -1,14 +1,56 @@
-"""Writes of the partners app: the audit trail."""
+"""The partners app's rules: who may act for an organisation, and the audit trail."""
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from kelabooking.ratelimit import client_address
 from partners.context import acting_context
 from partners.models import AuditEvent, User
+from partners.valtuudet import OrganisationRoles, ValtuudetError
+from registry.selectors import organisation_by_business_id, organisation_may_book
+from registry.validators import normalise_business_id
+
+
+class Decision(enum.Enum):
+    ALLOWED = "allowed"
+    MANDATE_MISSING = "mandate_missing"
+    NOT_IN_REGISTRY = "not_in_registry"
+
+
+@dataclass(frozen=True)
+class OrganisationDecision:
+    decision: Decision
+    business_id: str
+    name: str
+
+
+def organisation_decide(*, chosen: OrganisationRoles) -> OrganisationDecision:
+    """May this person act for the organisation they chose? Both must hold, checked in this order:
+
+    1. Valtuudet's answer is complete and holds one of VALTUUDET_REQUIRED_ROLES (the booking mandate);
+    2. the organisation's Y-tunnus is active in Kela's registry.
+
+    A malformed Y-tunnus from Valtuudet is Valtuudet answering nonsense: `ValtuudetError`.
+    """
+    try:
+        business_id = normalise_business_id(chosen.business_id)
+    except ValidationError:
+        raise ValtuudetError("organizationRoles: the identifier is not a business ID") from None
+    if not chosen.grants(settings.VALTUUDET_REQUIRED_ROLES):
+        decision = Decision.MANDATE_MISSING
+    elif not organisation_may_book(business_id=business_id):
+        decision = Decision.NOT_IN_REGISTRY
+    else:
+        decision = Decision.ALLOWED
+    name = chosen.name or getattr(organisation_by_business_id(business_id=business_id), "name", "")
+    return OrganisationDecision(decision=decision, business_id=business_id, name=name)
 
 
 def audit_event_record(

@@ -7,7 +7,7 @@ import time
 
 from django.conf import settings
 from django.contrib import auth
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,10 +22,8 @@ from partners.context import Step, requires_step
 from partners.forms import TermsForm
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
-from partners.services import audit_event_record
+from partners.services import Decision, audit_event_record, organisation_decide
 from partners.suomifi import SuomiFiError, end_session_url, provider_config
-from registry.selectors import organisation_by_business_id, organisation_may_book
-from registry.validators import normalise_business_id
 
 logger = logging.getLogger(__name__)
 
@@ -199,14 +197,11 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
     try:
         token = valtuudet.exchange_code(code=code, redirect_uri=_absolute(request, "valtuudet_callback"))
         chosen = valtuudet.organisation_roles(session_id=started["session_id"], access_token=token)
+        outcome = organisation_decide(chosen=chosen)
     except valtuudet.ValtuudetError as error:
         return _valtuudet_unavailable(request, error)
-    try:
-        business_id = normalise_business_id(chosen.business_id)
-    except ValidationError:  # Valtuudet answering nonsense
-        return _valtuudet_unavailable(request, valtuudet.ValtuudetError("organizationRoles: bad identifier"))
-    organisation = {"organisation_business_id": business_id, "organisation_name": chosen.name}
-    if not chosen.grants(settings.VALTUUDET_REQUIRED_ROLES):
+    organisation = {"organisation_business_id": outcome.business_id, "organisation_name": outcome.name}
+    if outcome.decision is Decision.MANDATE_MISSING:
         audit_event_record(
             request=request,
             action=AuditEvent.Action.MANDATE_MISSING,
@@ -215,7 +210,7 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
             **organisation,
         )
         return render(request, "partners/refusal.html", {"reason": "mandate_missing", "chosen": chosen}, status=403)
-    if not organisation_may_book(business_id=business_id):
+    if outcome.decision is Decision.NOT_IN_REGISTRY:
         audit_event_record(
             request=request,
             action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
@@ -223,8 +218,7 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
             **organisation,
         )
         return render(request, "partners/refusal.html", {"reason": "not_in_registry", "chosen": chosen}, status=403)
-    registered = organisation_by_business_id(business_id=business_id)
-    context.choose_organisation(request, business_id=business_id, name=chosen.name or registered.name)
+    context.choose_organisation(request, business_id=outcome.business_id, name=outcome.name)
     audit_event_record(request=request, action=AuditEvent.Action.ORGANISATION_CHOSEN)
     return redirect("partners:terms")
 
