@@ -234,6 +234,10 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "sweep-messages": {"task": "kelabooking.tasks.sweep_messages_task", "schedule": 60.0},
+    "generate-slots-nightly": {
+        "task": "bookings.tasks.generate_slots_task",
+        "schedule": crontab(hour=1, minute=15),
+    },
     "sync-registry-nightly": {
         "task": "registry.tasks.sync_registry_task",
         "schedule": crontab(hour=2, minute=30),
@@ -365,3 +369,9 @@ def _origin(url: str) -> str:
 CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += sorted(
     {origin for origin in (_origin(OIDC_OP_ISSUER), _origin(VALTUUDET_BASE_URL)) if origin}
 )
+
+# --- Booking --------------------------------------------------------------------------------------------------
+BOOKING_HOLD_MINUTES = env_int("BOOKING_HOLD_MINUTES", 10)
+BOOKING_HORIZON_WEEKS = env_int("BOOKING_HORIZON_WEEKS", 8)
+BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 120)
+SLOT_GENERATION_WEEKS = env_int("SLOT_GENERATION_WEEKS", 8)

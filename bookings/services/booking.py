@@ -1,0 +1,238 @@
+"""Holding, confirming and cancelling telephone appointments.
+
+Capacity is never oversold: every write that takes capacity locks the slot row (`select_for_update`; on SQLite
+the IMMEDIATE transaction serialises writers) and counts confirmed bookings plus holds that have not expired.
+Holds stop counting the moment they expire; nothing has to clean them up for the count to be right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+from bookings.models import Booking, Customer, Slot
+from kelabooking import clock
+from kelabooking.models import Message
+from kelabooking.services import message_enqueue
+from partners.models import User
+from registry.models import Organisation
+
+# Unambiguous characters only: no 0/O, no 1/I.
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class BookingError(Exception):
+    """A booking rule refused the change; `message` is translated and safe to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SlotFullError(BookingError):
+    """The time was taken meanwhile. `alternatives` are the nearest free times of the same line and language."""
+
+    def __init__(self, alternatives: list[Slot]) -> None:
+        super().__init__(_("This time was just taken. Choose another time."))
+        self.alternatives = alternatives
+
+
+class ExistingBookingError(BookingError):
+    def __init__(self, message: str, existing: Booking) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+def new_reference() -> str:
+    """`K7F-29QX`: 7 random characters from a 32-letter alphabet (about 34 bits), easy to read aloud."""
+    characters = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
+    return f"{characters[:3]}-{characters[3:]}"
+
+
+def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Times after the minimum notice and within the booking horizon can be booked."""
+    return (
+        now + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES),
+        now + dt.timedelta(weeks=settings.BOOKING_HORIZON_WEEKS),
+    )
+
+
+def nearest_free_slots(*, slot: Slot, now: dt.datetime, count: int = 3) -> list[Slot]:
+    from bookings.selectors import free_slots
+
+    earliest, latest = bookable_window(now)
+    candidates = free_slots(
+        service_line=slot.service_line, language=slot.language, start=max(earliest, slot.starts_at), end=latest, now=now
+    )
+    return [candidate for candidate in candidates if candidate.pk != slot.pk][:count]
+
+
+def _taken(slot: Slot, *, now: dt.datetime, excluding: Booking | None = None) -> int:
+    queryset = Booking.objects.filter(slot=slot).taking_capacity(now=now)
+    if excluding is not None:
+        queryset = queryset.exclude(pk=excluding.pk)
+    return queryset.count()
+
+
+@transaction.atomic
+def customer_find_or_create(*, identity_code: str) -> Customer:
+    """The register's customer, or a new one the partner will give name and contact details for."""
+    customer, _created = Customer.objects.get_or_create(
+        identity_code=identity_code, defaults={"source": Customer.Source.ENTERED_BY_PARTNER}
+    )
+    return customer
+
+
+@transaction.atomic
+def booking_hold(
+    *, slot_id: int, customer: Customer, partner: User, organisation: Organisation, now: dt.datetime | None = None
+) -> Booking:
+    """Hold a time for BOOKING_HOLD_MINUTES. A partner holds one time at most: a new pick releases the old."""
+    now = now or clock.now()
+    Booking.objects.filter(booked_by=partner, status=Booking.Status.HELD).delete()
+    slot = Slot.objects.select_for_update().select_related("service_line").filter(pk=slot_id).first()
+    earliest, latest = bookable_window(now)
+    if slot is None or not slot.service_line.is_active or not earliest <= slot.starts_at <= latest:
+        raise BookingError(_("This time cannot be booked. Choose another time."))
+    if _taken(slot, now=now) >= slot.capacity:
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Booking.objects.create(
+                    reference=new_reference(),
+                    slot=slot,
+                    customer=customer,
+                    status=Booking.Status.HELD,
+                    hold_expires_at=now + dt.timedelta(minutes=settings.BOOKING_HOLD_MINUTES),
+                    channel=Booking.Channel.PARTNER,
+                    organisation=organisation,
+                    booked_by=partner,
+                )
+        except IntegrityError:  # a reference collision: draw again
+            continue
+    raise BookingError(_("The booking could not be saved. Please try again."))
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    phone: str
+    email: str = ""
+    description: str = ""
+    interpreter_language: str = ""
+    first_name: str = ""
+    last_name: str = ""
+
+
+@transaction.atomic
+def booking_confirm(
+    *,
+    booking_id: int,
+    partner: User,
+    contact: ContactDetails,
+    idempotency_key: uuid.UUID,
+    now: dt.datetime | None = None,
+) -> Booking:
+    """Turn the partner's hold into a booking (compare-and-swap from `held`).
+
+    - The same idempotency key again returns the booking it made (a double submit is harmless).
+    - An expired hold is taken again if the slot still has room; otherwise `SlotFullError` with nearby times.
+    - A customer has at most one active future booking per service line and never two overlapping ones.
+    - The confirmation message is written to the outbox in this transaction.
+    """
+    now = now or clock.now()
+    earlier = Booking.objects.filter(idempotency_key=idempotency_key, booked_by=partner).first()
+    if earlier is not None:
+        return earlier
+    hold = Booking.objects.filter(pk=booking_id, booked_by=partner).select_related("customer").first()
+    if hold is None:
+        raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
+    # Lock order everywhere: customer, then slot, then booking.
+    customer = Customer.objects.select_for_update().get(pk=hold.customer_id)
+    slot = Slot.objects.select_for_update().select_related("service_line").get(pk=hold.slot_id)
+    hold = Booking.objects.select_for_update().get(pk=hold.pk)
+    if hold.status != Booking.Status.HELD:
+        raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
+    if slot.starts_at < bookable_window(now)[0]:
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+    if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
+        hold.delete()
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+    _check_customer_rules(customer=customer, slot=slot, now=now)
+
+    hold.status = Booking.Status.CONFIRMED
+    hold.hold_expires_at = None
+    hold.confirmed_at = now
+    hold.contact_phone = contact.phone
+    hold.contact_email = contact.email
+    hold.description = contact.description
+    hold.interpreter_needed = bool(contact.interpreter_language)
+    hold.interpreter_language = contact.interpreter_language
+    hold.idempotency_key = idempotency_key
+    hold.save()
+    if not customer.in_register and (contact.first_name or contact.last_name):
+        customer.first_name, customer.last_name = contact.first_name, contact.last_name
+        customer.save(update_fields=["first_name", "last_name", "updated_at"])
+    _enqueue_booking_message(hold, kind=Message.Kind.CONFIRMATION)
+    return hold
+
+
+def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime) -> None:
+    upcoming = Booking.objects.filter(customer=customer).upcoming(now=now).select_related("slot__service_line")
+    same_line = upcoming.filter(slot__service_line=slot.service_line).first()
+    if same_line is not None:
+        raise ExistingBookingError(
+            _("The customer already has a booked time for this matter. Cancel it first if a new time is needed."),
+            same_line,
+        )
+    overlapping = upcoming.filter(slot__starts_at__lt=slot.ends_at, slot__ends_at__gt=slot.starts_at).first()
+    if overlapping is not None:
+        raise ExistingBookingError(
+            _("The customer already has another booking at this time. Choose another time."), overlapping
+        )
+
+
+@transaction.atomic
+def booking_cancel(*, booking_id: int, actor: User, reason: str = "", now: dt.datetime | None = None) -> Booking:
+    """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept."""
+    now = now or clock.now()
+    booking = Booking.objects.select_for_update().select_related("slot").get(pk=booking_id)
+    if booking.status != Booking.Status.CONFIRMED or booking.slot.starts_at <= now:
+        raise BookingError(_("Only a booked time in the future can be cancelled."))
+    booking.status = Booking.Status.CANCELLED
+    booking.cancelled_at = now
+    booking.cancelled_by = actor
+    booking.cancellation_reason = reason.strip()[:200]
+    booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason"])
+    _enqueue_booking_message(booking, kind=Message.Kind.CANCELLATION)
+    return booking
+
+
+def _enqueue_booking_message(booking: Booking, *, kind: str) -> None:
+    """An e-mail to the customer, in the service language, when an address was given for this booking.
+
+    Never the register's address of a customer with non-disclosure: only what was typed for this booking.
+    """
+    if not booking.contact_email:
+        return
+    context = {"booking": booking, "slot": booking.slot, "kind": kind}
+    with translation.override(booking.slot.language):
+        subject = render_to_string(f"bookings/messages/{kind}_subject.txt", context).strip()
+        body = render_to_string(f"bookings/messages/{kind}_email.txt", context).strip()
+    message_enqueue(
+        key=f"booking:{booking.pk}:{kind}:{Message.Channel.EMAIL}",
+        kind=kind,
+        channel=Message.Channel.EMAIL,
+        recipient=booking.contact_email,
+        language=booking.slot.language,
+        subject=subject,
+        body=body,
+    )
