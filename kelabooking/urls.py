@@ -27,6 +27,7 @@ urlpatterns += i18n_patterns(
     path("privacy/", views.privacy_view, name="privacy"),
     path("registry/", include("registry.urls")),
     path("", include("partners.urls")),
+    path("", include("bookings.urls")),
 )
 
 if settings.SUOMIFI_SANDBOX:

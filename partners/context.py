@@ -36,7 +36,7 @@ STEP_PAGES = {
     Step.AUTHENTICATED: "partners:login",
     Step.ORGANISATION_CHOSEN: "partners:work",
     Step.TERMS_ACCEPTED: "partners:terms",
-    Step.CUSTOMER_LOCKED: "partners:customer",
+    Step.CUSTOMER_LOCKED: "bookings:customer",
 }
 
 

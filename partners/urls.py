@@ -15,5 +15,4 @@ urlpatterns = [
     path("work/", views.work_view, name="work"),
     path("work/organisation/", views.organisation_choose_view, name="organisation-choose"),
     path("terms/", views.terms_view, name="terms"),
-    path("customer/", views.customer_view, name="customer"),
 ]

@@ -233,15 +233,8 @@ def terms_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         context.accept_terms(request)
         audit_event_record(request=request, action=AuditEvent.Action.TERMS_ACCEPTED)
-        return redirect("partners:customer")
+        return redirect("bookings:customer")
     return render(request, "partners/terms.html", {"form": form})
-
-
-@require_GET
-@requires_step(Step.TERMS_ACCEPTED)
-def customer_view(request: HttpRequest) -> HttpResponse:
-    """The customer step. Entering the customer's identity code and booking come with the booking issue."""
-    return render(request, "partners/customer.html")
 
 
 # --- Leaving ----------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def set_acting(client, **values) -> None:
     [
         ("partners:work", None, "partners:login"),
         ("partners:terms", None, "partners:login"),
-        ("partners:customer", None, "partners:login"),
+        ("bookings:customer", None, "partners:login"),
     ],
 )
 def test_step__anonymous__redirected_to_login(client, page, acting, expected) -> None:
@@ -61,8 +61,8 @@ def test_step__staff_user_without_identity_code__is_not_a_partner(client) -> Non
     ("page", "acting", "expected"),
     [
         ("partners:terms", {}, "partners:work"),
-        ("partners:customer", {}, "partners:work"),
-        ("partners:customer", {"organisation_business_id": "0201256-6", "organisation_name": "Hki"}, "partners:terms"),
+        ("bookings:customer", {}, "partners:work"),
+        ("bookings:customer", {"organisation_business_id": "0201256-6", "organisation_name": "Hki"}, "partners:terms"),
     ],
 )
 def test_step__page_reached_too_early__redirects_to_missing_step(client, partner, page, acting, expected) -> None:
@@ -72,7 +72,7 @@ def test_step__page_reached_too_early__redirects_to_missing_step(client, partner
 
 
 def test_step__htmx_request_too_early__gets_hx_redirect(client, partner) -> None:
-    response = client.get(url("partners:customer"), HTTP_HX_REQUEST="true")
+    response = client.get(url("bookings:customer"), HTTP_HX_REQUEST="true")
     assert response.status_code == 204
     assert response["HX-Redirect"] == url("partners:work")
 
@@ -87,8 +87,8 @@ def test_terms__accept__requires_the_checkbox_then_unlocks_the_customer_step(cli
     assert "Confirm the customer&#x27;s permission" in refused.content.decode()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.TERMS_ACCEPTED).exists()
     accepted = client.post(url("partners:terms"), {"consent": "on"})
-    assert accepted["Location"] == url("partners:customer")
-    assert client.get(url("partners:customer")).status_code == 200
+    assert accepted["Location"] == url("bookings:customer")
+    assert client.get(url("bookings:customer")).status_code == 200
     event = AuditEvent.objects.get(action=AuditEvent.Action.TERMS_ACCEPTED)
     assert (event.actor, event.organisation_business_id, event.organisation_name) == (
         partner,

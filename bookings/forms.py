@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from bookings.languages import interpreter_language_choices
+from bookings.models import SERVICE_LANGUAGES, ServiceLine
+from kelabooking.identity import normalise_identity_code
+from kelabooking.phone import normalise_phone
+
+
+class CustomerForm(forms.Form):
+    identity_code = forms.CharField(
+        label=_("Customer's personal identity code"),
+        help_text=_("For example 131052-308T."),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
+    )
+
+    def clean_identity_code(self) -> str:
+        return normalise_identity_code(self.cleaned_data["identity_code"])
+
+
+class ServiceLineChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: ServiceLine) -> str:
+        return obj.name
+
+
+class MatterForm(forms.Form):
+    service_line = ServiceLineChoiceField(
+        label=_("What is the matter?"),
+        queryset=ServiceLine.objects.filter(is_active=True),
+        widget=forms.RadioSelect,
+        empty_label=None,
+        error_messages={"required": _("Choose the matter."), "invalid_choice": _("Choose the matter.")},
+    )
+    language = forms.ChoiceField(
+        label=_("In which language does Kela call?"),
+        choices=SERVICE_LANGUAGES,
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Choose the language."), "invalid_choice": _("Choose the language.")},
+    )
+    interpreter_needed = forms.ChoiceField(
+        label=_("Does the customer need an interpreter?"),
+        choices=[("no", _("No")), ("yes", _("Yes"))],
+        widget=forms.RadioSelect,
+        initial="no",
+    )
+    interpreter_language = forms.ChoiceField(
+        label=_("Interpreter's language"),
+        help_text=_("Only when an interpreter is needed."),
+        required=False,
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["interpreter_language"].choices = [("", _("Choose a language")), *interpreter_language_choices()]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("interpreter_needed") == "yes" and not cleaned.get("interpreter_language"):
+            self.add_error("interpreter_language", _("Choose the interpreter's language."))
+        if cleaned.get("interpreter_needed") != "yes":
+            cleaned["interpreter_language"] = ""
+        return cleaned
+
+
+class SlotForm(forms.Form):
+    slot = forms.IntegerField(
+        label=_("Time"),
+        min_value=1,
+        error_messages={"required": _("Choose a time."), "invalid": _("Choose a time.")},
+    )
+
+
+class ContactForm(forms.Form):
+    first_name = forms.CharField(
+        label=_("Customer's first name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    last_name = forms.CharField(
+        label=_("Customer's last name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    phone = forms.CharField(
+        label=_("Telephone number Kela calls"),
+        help_text=_("A Finnish number such as 040 123 4567, or an international number starting with +."),
+        max_length=30,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel"}),
+    )
+    email = forms.EmailField(
+        label=_("Customer's e-mail"),
+        help_text=_("The confirmation is sent here."),
+        required=False,
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+    description = forms.CharField(
+        label=_("What does the customer want to discuss?"),
+        help_text=_("Briefly, so that Kela can prepare. At most 500 characters."),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": 500}),
+    )
+
+    def __init__(self, *args: object, names_required: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if not names_required:
+            del self.fields["first_name"]
+            del self.fields["last_name"]
+
+    def clean_phone(self) -> str:
+        return normalise_phone(self.cleaned_data["phone"])
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(label=_("Reason for cancelling"), required=False, max_length=200, widget=forms.TextInput())

@@ -1,0 +1,372 @@
+"""The partner's booking pages through the test client: customer step, overview, book, check, confirm, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import time_machine
+from django.core import mail
+from django.urls import reverse
+from django.utils import translation
+
+from bookings.models import Booking, Customer, ServiceLine, Slot
+from kelabooking import clock
+from kelabooking.models import Message
+from partners import context
+from partners.models import AuditEvent
+from registry.models import Organisation
+from tests.factories import OrganisationFactory, UserFactory
+from tests.partners.provider import TEST_CODE
+
+pytestmark = pytest.mark.django_db
+
+CUSTOMER_CODE = "241170-944V"
+PROTECTED_CODE = "150580-912S"
+NEW_CODE = "020202A977X"
+
+
+def url(name: str, language: str = "en", **kwargs) -> str:
+    with translation.override(language):
+        return reverse(name, kwargs=kwargs or None)
+
+
+@pytest.fixture
+def line() -> ServiceLine:
+    return ServiceLine.objects.create(name_fi="Asumisen tuet", name_sv="Bostadsstöd", name_en="Housing benefits")
+
+
+def slot_at(line: ServiceLine, *, days: int = 2, hour: int = 10, capacity: int = 2, language: str = "fi") -> Slot:
+    local = clock.localnow().replace(hour=hour, minute=0, second=0, microsecond=0) + dt.timedelta(days=days)
+    return Slot.objects.create(
+        service_line=line,
+        language=language,
+        starts_at=local,
+        ends_at=local + dt.timedelta(minutes=45),
+        capacity=capacity,
+    )
+
+
+@pytest.fixture
+def organisation() -> Organisation:
+    return OrganisationFactory(business_id="0201256-6", name="Helsingin kaupunki")
+
+
+@pytest.fixture
+def partner(client, organisation):
+    user = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
+    client.force_login(user)
+    session = client.session
+    session[context.SESSION_KEY] = {
+        "organisation_business_id": organisation.business_id,
+        "organisation_name": organisation.name,
+        "terms_accepted_at": clock.now().isoformat(),
+    }
+    session.save()
+    return user
+
+
+@pytest.fixture
+def customer() -> Customer:
+    return Customer.objects.create(
+        identity_code=CUSTOMER_CODE,
+        first_name="Asta",
+        last_name="Asiakas",
+        phone="+358401112222",
+        email="asta@example.org",
+    )
+
+
+def open_customer(client, code: str = CUSTOMER_CODE):
+    return client.post(url("bookings:customer"), {"identity_code": code})
+
+
+def book(client, line: ServiceLine, slot: Slot, *, interpreter: str = "", contact: dict | None = None):
+    client.post(
+        url("bookings:matter"),
+        {
+            "service_line": line.pk,
+            "language": slot.language,
+            "interpreter_needed": "yes" if interpreter else "no",
+            "interpreter_language": interpreter,
+        },
+    )
+    client.post(url("bookings:time"), {"slot": slot.pk})
+    client.post(url("bookings:contact"), contact or {"phone": "040 123 4567", "email": "asta@example.org"})
+    check = client.get(url("bookings:check"))
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', check.content.decode()).group(1)
+    return client.post(url("bookings:check"), {"idempotency_key": key}), key
+
+
+def test_customer__identity_code__posted_never_in_url_and_locks_the_session(client, partner, customer) -> None:
+    assert client.get(url("bookings:customer")).status_code == 200
+    response = open_customer(client)
+    assert response["Location"] == url("bookings:overview")
+    assert CUSTOMER_CODE not in response["Location"]
+    # The session now belongs to this customer: the step page goes straight to the overview.
+    assert client.get(url("bookings:customer"))["Location"] == url("bookings:overview")
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("241170-944X", "check the last character"),
+        ("321170-944V", "check the date of birth"),
+        ("hello", "in the form 131052-308T"),
+        ("<script>x</script>", "in the form 131052-308T"),
+        ("", "This field is required"),
+    ],
+)
+def test_customer__bad_identity_code__translated_error_nothing_saved(client, partner, typed, error) -> None:
+    response = open_customer(client, typed)
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert "<script>x</script>" not in response.content.decode()
+    assert not Customer.objects.exists()
+
+
+def test_customer__temporary_code_when_not_allowed__refused(client, partner, settings) -> None:
+    settings.ALLOW_TEST_IDENTITY_CODES = False
+    response = open_customer(client)
+    assert "Temporary personal identity codes cannot be used" in response.content.decode()
+
+
+def test_overview__register_customer__contact_shown_and_audited(client, partner, customer) -> None:
+    open_customer(client)
+    html = client.get(url("bookings:overview")).content.decode()
+    assert "Asta Asiakas" in html
+    assert "+358401112222" in html
+    assert CUSTOMER_CODE not in html
+    actions = list(AuditEvent.objects.filter(customer=customer).values_list("action", flat=True))
+    assert sorted(actions) == ["contact_details_shown", "customer_opened"]
+
+
+def test_overview__non_disclosure__no_contact_anywhere_and_nothing_prefilled(client, partner, line) -> None:
+    Customer.objects.create(
+        identity_code=PROTECTED_CODE,
+        first_name="Salla",
+        last_name="Suojattu",
+        phone="+358409998877",
+        email="salainen@example.org",
+        non_disclosure=True,
+    )
+    open_customer(client, PROTECTED_CODE)
+    overview = client.get(url("bookings:overview")).content.decode()
+    assert "contact details are protected" in overview
+    slot = slot_at(line)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot.pk})
+    contact = client.get(url("bookings:contact")).content.decode()
+    for page in (overview, contact):
+        assert "+358409998877" not in page
+        assert "0409998877" not in page
+        assert "salainen@example.org" not in page
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CONTACT_DETAILS_SHOWN).exists()
+
+
+def test_booking__full_journey__confirmed_with_reference_message_and_audit(
+    client, partner, customer, line, django_capture_on_commit_callbacks
+) -> None:
+    open_customer(client)
+    slot = slot_at(line, language="sv")
+    with django_capture_on_commit_callbacks(execute=True):
+        response, _key = book(client, line, slot, interpreter="ar")
+    booking = Booking.objects.get()
+    assert response["Location"] == url("bookings:done", reference=booking.reference)
+    assert re.fullmatch(r"[A-HJ-NP-Z2-9]{3}-[A-HJ-NP-Z2-9]{4}", booking.reference)
+    assert (booking.status, booking.contact_phone, booking.interpreter_language) == ("confirmed", "+358401234567", "ar")
+    assert (booking.organisation.business_id, booking.booked_by) == ("0201256-6", partner)
+    done = client.get(response["Location"]).content.decode()
+    assert booking.reference in done
+    assert "Arabic" in done
+    assert [message.language for message in Message.objects.all()] == ["sv"]
+    assert [sent.to for sent in mail.outbox] == [["asta@example.org"]]
+    assert booking.reference in mail.outbox[0].subject
+    actions = list(AuditEvent.objects.filter(customer=customer).values_list("action", flat=True).order_by("pk"))
+    assert actions[-2:] == ["booking_held", "booking_confirmed"]
+    assert AuditEvent.objects.get(action="booking_held").details == {"reference": booking.reference, "slot": slot.pk}
+    assert AuditEvent.objects.get(action="booking_confirmed").booking == booking
+    overview = client.get(url("bookings:overview")).content.decode()
+    assert booking.reference in overview
+    assert "Booked by Helsingin kaupunki" in overview
+
+
+def test_booking__double_submit__one_booking(client, partner, customer, line) -> None:
+    open_customer(client)
+    response, key = book(client, line, slot_at(line))
+    again = client.post(url("bookings:check"), {"idempotency_key": key})
+    assert again["Location"] == response["Location"]
+    assert Booking.objects.count() == 1
+
+
+def test_booking__customer_not_in_register__names_required_then_saved(client, partner, line) -> None:
+    open_customer(client, NEW_CODE)
+    slot = slot_at(line)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot.pk})
+    refused = client.post(url("bookings:contact"), {"phone": "040 123 4567"})
+    assert refused.status_code == 200
+    assert 'id="id_first_name_error"' in refused.content.decode()
+    book(client, line, slot, contact={"phone": "040 123 4567", "first_name": "Uusi", "last_name": "Asiakas"})
+    customer = Customer.objects.get(identity_code=NEW_CODE)
+    assert (customer.first_name, customer.last_name, customer.source) == ("Uusi", "Asiakas", "entered_by_partner")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("phone", "", "This field is required"),
+        ("phone", "123", "does not exist"),
+        ("phone", "call me", "Enter a telephone number"),
+        ("email", "not-an-address", "valid email address"),
+        ("description", "x" * 501, "at most 500 characters"),
+    ],
+)
+def test_booking__bad_contact__field_error_and_nothing_confirmed(client, partner, customer, line, field, value, error):
+    open_customer(client)
+    slot = slot_at(line)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot.pk})
+    data = {"phone": "040 123 4567", "email": "", "description": "", field: value}
+    response = client.post(url("bookings:contact"), data)
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not Booking.objects.filter(status=Booking.Status.CONFIRMED).exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"service_line": "999999", "language": "fi", "interpreter_needed": "no"},
+        {"service_line": "abc", "language": "fi", "interpreter_needed": "no"},
+        {"language": "de", "interpreter_needed": "no"},
+        {"language": "fi", "interpreter_needed": "yes"},
+        {"language": "fi", "interpreter_needed": "yes", "interpreter_language": "klingon"},
+    ],
+)
+def test_booking__bad_matter__field_error(client, partner, customer, line, data) -> None:
+    open_customer(client)
+    response = client.post(url("bookings:matter"), {"service_line": line.pk, **data})
+    assert response.status_code == 200
+    assert "error-summary" in response.content.decode()
+
+
+@pytest.mark.parametrize("slot_value", ["", "abc", "-1", "999999", "1; DROP TABLE"])
+def test_booking__tampered_or_foreign_slot__error_and_no_hold(client, partner, customer, line, slot_value) -> None:
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    response = client.post(url("bookings:time"), {"slot": slot_value})
+    assert response.status_code == 200
+    assert "error-summary" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+def test_booking__past_slot__refused(client, partner, customer, line) -> None:
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    past = slot_at(line, days=-1)
+    response = client.post(url("bookings:time"), {"slot": past.pk})
+    assert "cannot be booked" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+def test_booking__expired_hold_slot_taken__nearest_times_and_typed_contact_kept(client, partner, customer, line):
+    open_customer(client)
+    slot = slot_at(line, capacity=1)
+    later = slot_at(line, hour=13)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot.pk})
+    client.post(url("bookings:contact"), {"phone": "040 765 4321", "description": "Asumistuki"})
+    key = re.search(r'value="([0-9a-f-]{36})"', client.get(url("bookings:check")).content.decode()).group(1)
+    with time_machine.travel(clock.now() + dt.timedelta(minutes=11), tick=False):
+        other = Customer.objects.create(identity_code="110390Y933U")
+        other_partner = UserFactory(identity_code="131052-930V")
+        Booking.objects.create(
+            reference="ZZZ-ZZZZ",
+            slot=slot,
+            customer=other,
+            status=Booking.Status.HELD,
+            hold_expires_at=clock.now() + dt.timedelta(minutes=10),
+            organisation=Organisation.objects.get(),
+            booked_by=other_partner,
+        )
+        response = client.post(url("bookings:check"), {"idempotency_key": key})
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "just taken" in html
+        assert f'value="{later.pk}"' in html  # the nearest free time is offered
+        assert not Booking.objects.filter(customer__identity_code=CUSTOMER_CODE, status="confirmed").exists()
+        client.post(url("bookings:time"), {"slot": later.pk})
+        contact = client.get(url("bookings:contact")).content.decode()
+    assert 'value="+358407654321"' in contact  # what was typed is still there
+    assert "Asumistuki" in contact
+
+
+def test_booking__second_booking_same_line__refused_and_existing_shown(client, partner, customer, line) -> None:
+    open_customer(client)
+    book(client, line, slot_at(line))
+    response, _ = book(client, line, slot_at(line, days=3))
+    assert response["Location"] == url("bookings:overview")
+    assert "already has a booked time for this matter" in client.get(response["Location"]).content.decode()
+    assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 1
+
+
+def test_cancel__confirm_step_then_cancelled_capacity_freed_and_audited(
+    client, partner, customer, line, django_capture_on_commit_callbacks
+) -> None:
+    open_customer(client)
+    response, _ = book(client, line, slot_at(line))
+    booking = Booking.objects.get()
+    cancel_url = url("bookings:cancel", reference=booking.reference)
+    assert booking.reference in client.get(cancel_url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(cancel_url, {"reason": "Asiakas hoiti asian verkossa"})
+    assert response["Location"] == url("bookings:overview")
+    booking.refresh_from_db()
+    assert (booking.status, booking.cancelled_by, booking.cancellation_reason) == (
+        "cancelled",
+        partner,
+        "Asiakas hoiti asian verkossa",
+    )
+    assert Message.objects.filter(kind=Message.Kind.CANCELLATION, recipient="asta@example.org").count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CANCELLED, booking=booking).exists()
+
+
+def test_cancel__another_customers_booking__404_whatever_the_reference(client, partner, customer, line) -> None:
+    other = Customer.objects.create(identity_code="110390Y933U")
+    booking = Booking.objects.create(
+        reference="ABC-DEFG",
+        slot=slot_at(line),
+        customer=other,
+        status=Booking.Status.CONFIRMED,
+        confirmed_at=clock.now(),
+        contact_phone="+358401234567",
+        channel=Booking.Channel.KELA_PHONE_SERVICE,
+    )
+    open_customer(client)
+    for name in ("bookings:cancel", "bookings:done"):
+        assert client.get(url(name, reference=booking.reference)).status_code == 404
+        assert client.post(url(name, reference=booking.reference), {"reason": "x"}).status_code in (404, 405)
+    assert client.get(url("bookings:cancel", reference="NOT-EXIST")).status_code == 404
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
+
+
+def test_time_picker__htmx_week__partial_and_bounded_queries(
+    client, partner, customer, line, django_assert_max_num_queries
+):
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    for day in range(1, 12):
+        slot_at(line, days=day, hour=9)
+        slot_at(line, days=day, hour=11)
+    page = client.get(url("bookings:time"))
+    assert "The next free time" in page.content.decode()
+    next_week = re.search(r'hx-get="\?week=([0-9-]+)"', page.content.decode().split("Next week")[0].rsplit("<a", 1)[1])
+    with django_assert_max_num_queries(10):
+        partial = client.get(url("bookings:time") + f"?week={next_week.group(1)}", HTTP_HX_REQUEST="true")
+    html = partial.content.decode()
+    assert html.lstrip().startswith('<section id="slot-list"')
+    assert "<html" not in html
+    assert 'type="radio" name="slot"' in html
