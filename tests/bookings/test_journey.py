@@ -136,7 +136,7 @@ def test_overview__register_customer__contact_shown_and_audited(client, partner,
     open_customer(client)
     html = client.get(url("bookings:overview")).content.decode()
     assert "Asta Asiakas" in html
-    assert "+358401112222" in html
+    assert "040 1112222" in html
     assert CUSTOMER_CODE not in html
     actions = list(AuditEvent.objects.filter(customer=customer).values_list("action", flat=True))
     assert sorted(actions) == ["contact_details_shown", "customer_opened"]

@@ -119,3 +119,13 @@ def assert_accessible(page: Page, *, refused_with: int | None = None) -> None:
     """The page passes axe and ran without console errors or CSP violations."""
     assert_no_axe_violations(page)
     assert_no_console_errors(page, refused_with=refused_with)
+
+
+@pytest.fixture
+def sandbox(live_server: LiveServer, settings) -> None:
+    """Point the relying party and the sandbox at the live server, as `make run` does at 127.0.0.1:8000."""
+    base = live_server.url
+    settings.SUOMIFI_SANDBOX_BASE_URL = base
+    settings.OIDC_OP_ISSUER = f"{base}/sandbox/oidc"
+    settings.OIDC_OP_DISCOVERY_URL = f"{base}/sandbox/oidc/.well-known/openid-configuration"
+    settings.VALTUUDET_BASE_URL = f"{base}/sandbox/valtuudet"

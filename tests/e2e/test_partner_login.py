@@ -13,7 +13,6 @@ from tests.e2e.conftest import assert_accessible
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
-    from pytest_django.live_server_helper import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,13 +22,7 @@ OUTI = "030694W9024"  # an organisation that is not in Kela's registry
 
 
 @pytest.fixture(autouse=True)
-def sandbox(live_server: LiveServer, settings) -> None:
-    """Point the relying party and the sandbox at the live server, as `make run` does at 127.0.0.1:8000."""
-    base = live_server.url
-    settings.SUOMIFI_SANDBOX_BASE_URL = base
-    settings.OIDC_OP_ISSUER = f"{base}/sandbox/oidc"
-    settings.OIDC_OP_DISCOVERY_URL = f"{base}/sandbox/oidc/.well-known/openid-configuration"
-    settings.VALTUUDET_BASE_URL = f"{base}/sandbox/valtuudet"
+def _sandbox(sandbox) -> None:
     LoadDemo().handle()
 
 

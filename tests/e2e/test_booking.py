@@ -1,0 +1,164 @@
+"""Booking for a customer in a real browser, from Suomi.fi sandbox login to confirmation and cancellation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bookings.models import Booking, Customer, ServiceLine, Slot
+from kelabooking import clock
+from kelabooking.management.commands.load_demo import Command as LoadDemo
+from tests.e2e.conftest import assert_accessible
+from tests.e2e.test_partner_login import HELENA, choose_organisation, identify
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ORDINARY = "241170-944V"
+PROTECTED = "150580-912S"
+
+
+@pytest.fixture(autouse=True)
+def booking_data(sandbox) -> ServiceLine:  # noqa: ARG001 - the sandbox fixture points sign-in at the live server
+    LoadDemo().handle()
+    line = ServiceLine.objects.create(
+        name_fi="Testiasia", name_sv="Testärende", name_en="Test matter", position=0, partner_appointment_minutes=45
+    )
+    base = clock.localnow().replace(hour=9, minute=0, second=0, microsecond=0)
+    for days in range(1, 15):
+        for hour in (9, 10, 13):
+            for language in ("fi", "sv"):
+                start = base + dt.timedelta(days=days, hours=hour - 9)
+                Slot.objects.create(
+                    service_line=line,
+                    language=language,
+                    starts_at=start,
+                    ends_at=start + dt.timedelta(minutes=45),
+                    capacity=1,
+                )
+    Customer.objects.update_or_create(
+        identity_code=ORDINARY,
+        defaults={"first_name": "Asta", "last_name": "Asiakas", "phone": "+358401112222", "email": "asta@example.org"},
+    )
+    Customer.objects.update_or_create(
+        identity_code=PROTECTED,
+        defaults={
+            "first_name": "Salla",
+            "last_name": "Suojattu",
+            "phone": "+358409998877",
+            "email": "salainen@example.org",
+            "non_disclosure": True,
+        },
+    )
+    return line
+
+
+def sign_in_and_open(page: Page, language: str, code: str) -> None:
+    identify(page, language, HELENA)
+    choose_organisation(page, "0201256-6")
+    page.wait_for_url(f"**/{language}/terms/")
+    page.locator("#id_consent").check()
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url(f"**/{language}/customer/")
+    assert_accessible(page)
+    page.locator("#id_identity_code").fill(code)
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url(f"**/{language}/customer/overview/")
+    assert code not in page.url
+    assert_accessible(page)
+
+
+def choose_matter(page: Page, line: ServiceLine, language: str, interpreter: str = "") -> None:
+    page.locator(f"a[href='/{page.url.split('/')[3]}/book/']").click()
+    assert_accessible(page)
+    page.locator(f"input[name=service_line][value='{line.pk}']").check()
+    page.locator(f"input[name=language][value='{language}']").check()
+    if interpreter:
+        page.locator("input[name=interpreter_needed][value=yes]").check()
+        page.locator("#id_interpreter_language").select_option(interpreter)
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url("**/book/time/")
+
+
+@pytest.mark.parametrize("language", ["fi", "sv"])
+def test_booking__interpreted_appointment_booked_seen_and_cancelled(page: Page, booking_data, language) -> None:
+    sign_in_and_open(page, language, ORDINARY)
+    choose_matter(page, booking_data, language, interpreter="so")
+    assert_accessible(page)
+    # The week view is swapped in place by htmx; the link is a real link too.
+    page.locator("#slot-list .week-nav a").last.click()
+    page.wait_for_url("**/book/time/?week=*")
+    assert_accessible(page)
+    page.locator("#slot-list input[name=slot]").first.check()
+    page.locator("#slot-list button[type=submit]").click()
+    page.wait_for_url("**/book/contact/")
+    assert page.locator("#id_phone").input_value() == "+358401112222"  # pre-filled from the register
+    assert_accessible(page)
+    page.locator("#id_description").fill("Asumistuen tarkistus")
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url("**/book/check/")
+    assert_accessible(page)
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_url("**/booking/*/")
+    booking = Booking.objects.get(status=Booking.Status.CONFIRMED, customer__identity_code=ORDINARY)
+    assert booking.reference in page.locator("main").inner_text()
+    assert booking.interpreter_language == "so"
+    assert_accessible(page)
+
+    page.goto(f"/{language}/customer/overview/")
+    assert booking.reference in page.locator("main").inner_text()
+    page.locator(f"a[href$='/booking/{booking.reference}/cancel/']").click()
+    assert_accessible(page)
+    page.locator("#id_reason").fill("Asiakas peruu")
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url("**/customer/overview/")
+    assert_accessible(page)
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CANCELLED
+
+
+def test_booking__non_disclosure_customer__no_contact_details_in_any_page_source(page: Page, booking_data) -> None:
+    sign_in_and_open(page, "fi", PROTECTED)
+    sources = [page.content()]
+    choose_matter(page, booking_data, "fi")
+    page.locator("form.next-free button[type=submit]").click()
+    page.wait_for_url("**/book/contact/")
+    assert page.locator("#id_phone").input_value() == ""
+    assert_accessible(page)
+    sources.append(page.content())
+    for source in sources:
+        for secret in ("+358409998877", "040 9998877", "0409998877", "salainen@example.org"):
+            assert secret not in source
+
+
+def test_booking__hold_expired_and_taken__nearest_times_offered_and_contact_kept(page: Page, booking_data) -> None:
+    sign_in_and_open(page, "fi", ORDINARY)
+    choose_matter(page, booking_data, "fi")
+    page.locator("form.next-free button[type=submit]").click()
+    page.wait_for_url("**/book/contact/")
+    page.locator("#id_phone").fill("040 765 4321")
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url("**/book/check/")
+    hold = Booking.objects.get(status=Booking.Status.HELD, customer__identity_code=ORDINARY)
+    # The hold runs out and another partner takes the slot (capacity 1) meanwhile.
+    Booking.objects.filter(pk=hold.pk).update(hold_expires_at=clock.now() - dt.timedelta(minutes=1))
+    other = Customer.objects.create(identity_code="110390Y933U")
+    Booking.objects.create(
+        reference="TKN-2345",
+        slot=hold.slot,
+        customer=other,
+        status=Booking.Status.CONFIRMED,
+        confirmed_at=clock.now(),
+        contact_phone="+358401234567",
+        channel=Booking.Channel.KELA_PHONE_SERVICE,
+    )
+    page.locator("form button[type=submit]").last.click()
+    assert page.locator(".error-summary .alternatives button").count() >= 1
+    assert_accessible(page)
+    page.locator(".error-summary .alternatives button").first.click()
+    page.wait_for_url("**/book/contact/")
+    assert page.locator("#id_phone").input_value() == "+358407654321"  # what was typed is kept
