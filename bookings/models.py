@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -128,7 +129,7 @@ class Slot(models.Model):
         indexes = [models.Index(fields=["service_line", "language", "starts_at"], name="slot_line_language_time_idx")]
 
     def __str__(self) -> str:
-        return f"{self.service_line} {self.language} {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.service_line} {self.language} {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
 class Customer(models.Model):

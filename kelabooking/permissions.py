@@ -7,6 +7,7 @@ from typing import Any
 REGISTRY_ADMIN_GROUP = "Registry administrators"
 AUDIT_READER_GROUP = "Audit readers"
 SERVICE_ADMIN_GROUP = "Partner service administrators"
+CAPACITY_ADMIN_GROUP = "Phone service capacity administrators"
 
 GROUP_PERMISSIONS: dict[str, dict[tuple[str, str], set[str]]] = {
     REGISTRY_ADMIN_GROUP: {
@@ -20,6 +21,14 @@ GROUP_PERMISSIONS: dict[str, dict[tuple[str, str], set[str]]] = {
     },
     SERVICE_ADMIN_GROUP: {
         ("partners", "notice"): {"view", "add", "change", "delete"},
+    },
+    CAPACITY_ADMIN_GROUP: {
+        ("bookings", "serviceline"): {"view", "add", "change", "delete"},
+        ("bookings", "openingrule"): {"view", "add", "change", "delete"},
+        ("bookings", "closedday"): {"view", "add", "change", "delete"},
+        ("bookings", "slot"): {"view", "add", "change", "delete"},
+        ("bookings", "booking"): {"view", "change"},  # change = the cancel action; bookings are otherwise read-only
+        ("bookings", "customer"): {"view"},
     },
 }
 

@@ -11,6 +11,7 @@ from bookings.services.booking import (
     booking_hold,
     customer_find_or_create,
 )
+from bookings.services.slots import slots_generate
 
 __all__ = [
     "BookingError",
@@ -20,4 +21,5 @@ __all__ = [
     "booking_confirm",
     "booking_hold",
     "customer_find_or_create",
+    "slots_generate",
 ]

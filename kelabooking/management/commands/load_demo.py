@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from bookings.demo import load_bookings_demo
 from kelabooking.permissions import GROUP_PERMISSIONS
 from partners.models import User
 from registry.demo import load_registry_demo
@@ -22,6 +23,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
         load_registry_demo()
+        load_bookings_demo()
         password = os.environ.get("DEMO_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD_DEFAULT)
         admin, created = User.objects.get_or_create(
             username=DEMO_ADMIN_USERNAME,

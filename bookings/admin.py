@@ -1,0 +1,324 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET
+
+from bookings import services
+from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
+from kelabooking import clock
+from kelabooking.admin import ReadOnlyAdminMixin
+from partners.models import AuditEvent
+from partners.services import audit_event_record
+from registry.admin import _csv_safe
+
+E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+class OpeningRuleInline(admin.TabularInline):
+    model = OpeningRule
+    extra = 0
+    fields = ["language", "weekday", "opens_at", "closes_at", "agents", "valid_from", "valid_until"]
+
+
+@admin.register(ServiceLine)
+class ServiceLineAdmin(admin.ModelAdmin):
+    list_display = ["name_fi", "name_sv", "name_en", "partner_appointment_minutes", "is_active", "position"]
+    list_filter = ["is_active"]
+    search_fields = ["name_fi", "name_sv", "name_en"]
+    inlines = [OpeningRuleInline]
+
+
+@admin.register(OpeningRule)
+class OpeningRuleAdmin(admin.ModelAdmin):
+    list_display = ["service_line", "language", "weekday", "opens_at", "closes_at", "agents", "valid_from"]
+    list_display += ["valid_until"]
+    list_filter = ["service_line", "language", "weekday"]
+    list_select_related = ["service_line"]
+
+
+@admin.register(ClosedDay)
+class ClosedDayAdmin(admin.ModelAdmin):
+    list_display = ["date_from", "date_until", "reason"]
+    date_hierarchy = "date_from"
+
+
+class SlotForm(forms.ModelForm):
+    class Meta:
+        model = Slot
+        fields = ["service_line", "language", "starts_at", "ends_at", "capacity"]
+
+    def clean_capacity(self) -> int:
+        """Never below what is taken now. The admin saves in one transaction, so the lock lasts until saved."""
+        capacity = self.cleaned_data["capacity"]
+        if self.instance.pk is not None:
+            slot = Slot.objects.select_for_update().get(pk=self.instance.pk)
+            taken = Booking.objects.filter(slot=slot).taking_capacity(now=clock.now()).count()
+            if capacity < taken:
+                raise ValidationError(
+                    _("Bookings and unexpired holds take %(taken)d places at this time: the capacity cannot be lower."),
+                    params={"taken": taken},
+                )
+        return capacity
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin):
+    form = SlotForm
+    list_display = ["starts_at", "ends_at", "service_line", "language", "capacity", "confirmed_display"]
+    list_display += ["held_display"]
+    list_filter = ["service_line", "language"]
+    date_hierarchy = "starts_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Slot]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("service_line")
+            .annotate(
+                confirmed_count=Count("bookings", filter=Q(bookings__status=Booking.Status.CONFIRMED)),
+                held_count=Count(
+                    "bookings",
+                    filter=Q(bookings__status=Booking.Status.HELD, bookings__hold_expires_at__gt=clock.now()),
+                ),
+            )
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Slot | None = None) -> list[str]:
+        # Moving a slot would move its bookings silently: only the capacity of an existing slot is editable.
+        return ["service_line", "language", "starts_at", "ends_at"] if obj is not None else []
+
+    @admin.display(description=_("confirmed bookings"), ordering="confirmed_count")
+    def confirmed_display(self, obj: Slot) -> int:
+        return obj.confirmed_count
+
+    @admin.display(description=_("active holds"), ordering="held_count")
+    def held_display(self, obj: Slot) -> int:
+        return obj.held_count
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Names only: never the identity code, and no register contact details (a customer may have non-disclosure)."""
+
+    list_display = ["first_name", "last_name", "source", "non_disclosure"]
+    list_filter = ["source", "non_disclosure"]
+    fields = ["first_name", "last_name", "source", "non_disclosure", "created_at", "updated_at"]
+    readonly_fields = fields
+    exclude = ["identity_code", "phone", "email"]
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for cancelling"),
+        help_text=_("Kept with each booking. The customer gets a cancellation message if an e-mail was given."),
+        max_length=200,
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+
+class CallListForm(forms.Form):
+    date = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+
+@admin.register(Booking)
+class BookingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: bookings change only through the booking services (here, the cancel action).
+
+    The customer's identity code is in no list, page or search: bookings are found by reference.
+    """
+
+    list_display = ["reference", "starts_display", "line_display", "language_display", "status", "channel"]
+    list_display += ["organisation", "interpreter_needed"]
+    list_filter = [
+        ("slot__starts_at", admin.DateFieldListFilter),
+        "slot__service_line",
+        "slot__language",
+        "status",
+        "interpreter_needed",
+        "channel",
+        ("organisation", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["slot__service_line", "organisation"]
+    date_hierarchy = "slot__starts_at"
+    search_fields = ["=reference"]
+    search_help_text = _("Search by booking reference, e.g. K7F-29QX.")
+    fields = [
+        "reference",
+        "slot_display",
+        "status",
+        "customer",
+        "channel",
+        "organisation",
+        "booked_by_display",
+        "interpreter_needed",
+        "interpreter_language",
+        "contact_phone",
+        "contact_email",
+        "description",
+        "hold_expires_at",
+        "created_at",
+        "confirmed_at",
+        "cancelled_at",
+        "cancelled_by",
+        "cancellation_reason",
+    ]
+    readonly_fields = fields
+    actions = ["cancel_bookings"]
+    change_list_template = "admin/bookings/booking/change_list.html"
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "call-list/",
+                self.admin_site.admin_view(require_GET(self.call_list_view)),
+                name="bookings_booking_call_list",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """A reference finds its booking however typed: `k7f29qx`, ` K7F-29QX `."""
+        term = search_term.strip().upper()
+        if len(term) == 7 and "-" not in term:
+            term = f"{term[:3]}-{term[3:]}"
+        return super().get_search_results(request, queryset, term)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), "call_list_date": _drilled_date(request)})
+
+    @admin.display(description=_("time"), ordering="slot__starts_at")
+    def starts_display(self, obj: Booking) -> str:
+        return timezone.localtime(obj.slot.starts_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description=_("service line"), ordering="slot__service_line")
+    def line_display(self, obj: Booking) -> str:
+        return obj.slot.service_line.name
+
+    @admin.display(description=_("service language"), ordering="slot__language")
+    def language_display(self, obj: Booking) -> str:
+        return obj.slot.get_language_display()
+
+    @admin.display(description=_("time"))
+    def slot_display(self, obj: Booking) -> str:
+        # Not Slot.__str__: it formats the stored UTC time.
+        slot = obj.slot
+        return (
+            f"{timezone.localtime(slot.starts_at):%Y-%m-%d %H:%M}–{timezone.localtime(slot.ends_at):%H:%M} "
+            f"{slot.service_line.name} ({slot.get_language_display()})"
+        )
+
+    @admin.display(description=_("booked by"))
+    def booked_by_display(self, obj: Booking) -> str:
+        return obj.booked_by.get_full_name() if obj.booked_by else ""
+
+    @admin.action(description=_("Cancel the selected bookings"), permissions=["cancel"])
+    def cancel_bookings(self, request: HttpRequest, queryset: QuerySet[Booking]) -> HttpResponse | None:
+        """Ask for the reason on an intermediate page, then cancel each through `booking_cancel`."""
+        selected = list(queryset.select_related("slot__service_line").order_by("slot__starts_at", "reference"))
+        form = CancelForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            cancelled = 0
+            for booking in selected:
+                try:
+                    services.booking_cancel(
+                        booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"]
+                    )
+                except services.BookingError as error:
+                    self.message_user(request, f"{booking.reference}: {error.message}", messages.ERROR)
+                else:
+                    audit_event_record(
+                        request=request,
+                        action=AuditEvent.Action.BOOKING_CANCELLED,
+                        customer=booking.customer,
+                        booking=booking,
+                        details={"by": "admin"},
+                    )
+                    cancelled += 1
+            self.message_user(
+                request,
+                ngettext("%(count)d booking cancelled.", "%(count)d bookings cancelled.", cancelled)
+                % {"count": cancelled},
+                messages.SUCCESS if cancelled else messages.WARNING,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Cancel bookings"),
+            "opts": self.model._meta,
+            "bookings": selected,
+            "form": form,
+            "action": "cancel_bookings",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/bookings/booking/cancel.html", context)
+
+    def call_list_view(self, request: HttpRequest) -> HttpResponse:
+        """The day's confirmed bookings in time order as CSV, for the agents who call. No identity codes, no names."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        form = CallListForm(request.GET)
+        if not form.is_valid():
+            return HttpResponseBadRequest(_("Give the date in the form YYYY-MM-DD."))
+        day = form.cleaned_data["date"] or clock.localnow().date()
+        start = timezone.make_aware(dt.datetime.combine(day, dt.time()))  # noqa: DTZ001 - made aware here
+        end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))  # noqa: DTZ001
+        bookings = (
+            Booking.objects.filter(status=Booking.Status.CONFIRMED, slot__starts_at__gte=start, slot__starts_at__lt=end)
+            .select_related("slot__service_line")
+            .order_by("slot__starts_at", "slot__service_line__position", "slot__language", "reference")
+        )
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="call-list-{day:%Y-%m-%d}.csv"'
+        response.write("\ufeff")  # Excel opens UTF-8 correctly only with a BOM
+        writer = csv.writer(response)
+        writer.writerow(
+            [_("time"), _("reference"), _("service line"), _("service language"), _("interpreter language")]
+            + [_("contact phone"), _("description of the matter")]
+        )
+        for booking in bookings:
+            writer.writerow(
+                [
+                    timezone.localtime(booking.slot.starts_at).strftime("%H:%M"),
+                    booking.reference,
+                    _csv_safe(booking.slot.service_line.name),
+                    booking.slot.get_language_display(),
+                    _csv_safe(booking.interpreter_language),
+                    _csv_safe_phone(booking.contact_phone),
+                    _csv_safe(booking.description),
+                ]
+            )
+        return response
+
+
+def _csv_safe_phone(phone: str) -> str:
+    """An E.164 number starts with "+": keep it as typed rather than quoting it like a formula."""
+    return phone if E164.fullmatch(phone) else _csv_safe(phone)
+
+
+def _drilled_date(request: HttpRequest) -> dt.date:
+    """The day the change list is drilled down to in the date hierarchy, otherwise today: the call list's default."""
+    try:
+        return dt.date(
+            int(request.GET["slot__starts_at__year"]),
+            int(request.GET["slot__starts_at__month"]),
+            int(request.GET["slot__starts_at__day"]),
+        )
+    except (KeyError, ValueError):
+        return clock.localnow().date()
