@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import factory
-from django.contrib.auth.models import Group
-from stdnum.fi import ytunnus
+import datetime as dt
+import itertools
 
+import factory
+from django.conf import settings
+from django.contrib.auth.models import Group
+from stdnum.fi import hetu, ytunnus
+
+from bookings.models import Booking, Customer, ServiceLine, Slot
+from bookings.services.booking import new_reference
 from kelabooking import clock
 from kelabooking.permissions import REGISTRY_ADMIN_GROUP
 from partners.models import User
@@ -65,3 +71,139 @@ class RegistrationRequestFactory(factory.django.DjangoModelFactory):
     contact_email = "maija@example.org"
     contact_phone = ""
     language = "fi"
+
+
+# --- bookings ------------------------------------------------------------------------------------------------------
+
+_identity_codes = itertools.count()
+_HETU_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+def next_temporary_identity_code() -> str:
+    """The next valid personal identity code with a temporary individual number (900–999): never a real person."""
+    index = next(_identity_codes)
+    born = dt.date(1930, 1, 1) + dt.timedelta(days=index // 100)
+    digits = f"{born:%d%m%y}{900 + index % 100}"
+    century = "-" if born.year < 2000 else "A"
+    code = f"{digits[:6]}{century}{digits[6:]}{_HETU_CHECK_CHARACTERS[int(digits) % 31]}"
+    assert hetu.is_valid(code, allow_temporary=True), code
+    assert not hetu.is_valid(code), code  # temporary: refused unless test identity codes are allowed
+    return code
+
+
+class PartnerFactory(UserFactory):
+    """A partner caseworker: signed in through Suomi.fi, so keyed by a (temporary) personal identity code."""
+
+    username = factory.Sequence(lambda n: f"partner{n}")
+    identity_code = factory.LazyFunction(next_temporary_identity_code)
+    first_name = "Helena"
+    last_name = factory.Sequence(lambda n: f"Kumppani{n}")
+
+
+class ServiceLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ServiceLine
+
+    name_fi = factory.Sequence(lambda n: f"Asia {n}")
+    name_sv = factory.Sequence(lambda n: f"Ärende {n}")
+    name_en = factory.Sequence(lambda n: f"Matter {n}")
+    partner_appointment_minutes = 45
+
+    @classmethod
+    def inactive(cls, **kwargs) -> ServiceLine:
+        return cls(is_active=False, **kwargs)
+
+
+def _bookable_start(index: int) -> dt.datetime:
+    """Tomorrow on the hour, one appointment later per slot built: past the minimum notice, well within the horizon."""
+    tomorrow = clock.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    return tomorrow + dt.timedelta(minutes=45 * (index % 500))
+
+
+class SlotFactory(factory.django.DjangoModelFactory):
+    """A future time inside the bookable window: 45 minutes, three agents."""
+
+    class Meta:
+        model = Slot
+
+    service_line = factory.SubFactory(ServiceLineFactory)
+    language = "fi"
+    starts_at = factory.Sequence(_bookable_start)
+    ends_at = factory.LazyAttribute(
+        lambda slot: slot.starts_at + dt.timedelta(minutes=slot.service_line.partner_appointment_minutes)
+    )
+    capacity = 3
+
+    @classmethod
+    def full(cls, **kwargs) -> Slot:
+        """A slot whose every place is taken by a confirmed booking."""
+        slot = cls(**kwargs)
+        BookingFactory.confirmed_batch(slot.capacity, slot=slot)
+        return slot
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    """A customer in Kela's register, with contact details."""
+
+    class Meta:
+        model = Customer
+
+    identity_code = factory.LazyFunction(next_temporary_identity_code)
+    first_name = "Aino"
+    last_name = factory.Sequence(lambda n: f"Asiakas{n}")
+    phone = "+358401234567"
+    email = factory.Sequence(lambda n: f"asiakas{n}@example.org")
+    source = Customer.Source.KELA_REGISTER
+
+    @classmethod
+    def non_disclosure(cls, **kwargs) -> Customer:
+        """Turvakielto: register contact details that must never reach a partner."""
+        return cls(non_disclosure=True, **kwargs)
+
+    @classmethod
+    def not_in_register(cls, **kwargs) -> Customer:
+        """Someone the register does not know: the partner types the name and contact details."""
+        fields = {"first_name": "", "last_name": "", "phone": "", "email": ""} | kwargs
+        return cls(source=Customer.Source.ENTERED_BY_PARTNER, **fields)
+
+
+class BookingFactory(factory.django.DjangoModelFactory):
+    """A partner booking; `held`, `confirmed` and `cancelled` build each status consistently."""
+
+    class Meta:
+        model = Booking
+
+    reference = factory.LazyFunction(new_reference)
+    slot = factory.SubFactory(SlotFactory)
+    customer = factory.SubFactory(CustomerFactory)
+    status = Booking.Status.CONFIRMED
+    channel = Booking.Channel.PARTNER
+    organisation = factory.SubFactory(OrganisationFactory)
+    booked_by = factory.SubFactory(PartnerFactory)
+    contact_phone = "+358401234567"
+    confirmed_at = factory.LazyFunction(clock.now)
+
+    @classmethod
+    def held(cls, *, expires_at: dt.datetime | None = None, **kwargs) -> Booking:
+        """A partner's hold; expired when `expires_at` is not in the future."""
+        expires_at = expires_at or clock.now() + dt.timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+        fields = {"contact_phone": "", "confirmed_at": None} | kwargs
+        return cls(status=Booking.Status.HELD, hold_expires_at=expires_at, **fields)
+
+    @classmethod
+    def confirmed(cls, **kwargs) -> Booking:
+        return cls(status=Booking.Status.CONFIRMED, **kwargs)
+
+    @classmethod
+    def confirmed_batch(cls, size: int, **kwargs) -> list[Booking]:
+        return [cls.confirmed(**kwargs) for _ in range(size)]
+
+    @classmethod
+    def cancelled(cls, **kwargs) -> Booking:
+        """Cancelled by the partner who booked it, unless `cancelled_by` says otherwise."""
+        fields = {
+            "cancelled_at": clock.now(),
+            "cancelled_by": factory.SelfAttribute("booked_by"),
+            "cancellation_reason": "The customer asked to cancel.",
+        } | kwargs
+        return cls(status=Booking.Status.CANCELLED, **fields)

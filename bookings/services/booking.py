@@ -97,8 +97,9 @@ def booking_hold(
 ) -> Booking:
     """Hold a time for BOOKING_HOLD_MINUTES. A partner holds one time at most: a new pick releases the old."""
     now = now or clock.now()
+    slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").filter(pk=slot_id).first()
+    # Released after the slot is locked: booking_confirm locks slot, then booking, and the opposite order deadlocks.
     Booking.objects.filter(booked_by=partner, status=Booking.Status.HELD).delete()
-    slot = Slot.objects.select_for_update().select_related("service_line").filter(pk=slot_id).first()
     earliest, latest = bookable_window(now)
     if slot is None or not slot.service_line.is_active or not earliest <= slot.starts_at <= latest:
         raise BookingError(_("This time cannot be booked. Choose another time."))
@@ -132,7 +133,6 @@ class ContactDetails:
     last_name: str = ""
 
 
-@transaction.atomic
 def booking_confirm(
     *,
     booking_id: int,
@@ -144,28 +144,56 @@ def booking_confirm(
     """Turn the partner's hold into a booking (compare-and-swap from `held`).
 
     - The same idempotency key again returns the booking it made (a double submit is harmless).
-    - An expired hold is taken again if the slot still has room; otherwise `SlotFullError` with nearby times.
+    - An expired hold is taken again if the slot still has room; otherwise it is released and `SlotFullError`
+      carries nearby times.
     - A customer has at most one active future booking per service line and never two overlapping ones.
     - The confirmation message is written to the outbox in this transaction.
     """
+    outcome = _booking_confirm(
+        booking_id=booking_id, partner=partner, contact=contact, idempotency_key=idempotency_key, now=now
+    )
+    if isinstance(outcome, SlotFullError):
+        # Raised after the commit: an exception inside the transaction would undo the release of the expired hold.
+        raise outcome
+    return outcome
+
+
+@transaction.atomic
+def _booking_confirm(
+    *,
+    booking_id: int,
+    partner: User,
+    contact: ContactDetails,
+    idempotency_key: uuid.UUID,
+    now: dt.datetime | None,
+) -> Booking | SlotFullError:
     now = now or clock.now()
-    earlier = Booking.objects.filter(idempotency_key=idempotency_key, booked_by=partner).first()
+    earlier = Booking.objects.filter(idempotency_key=idempotency_key).first()
     if earlier is not None:
+        if earlier.booked_by_id != partner.pk:  # a key from another partner's form: tampered, never theirs to see
+            raise BookingError(_("The booking could not be saved. Please try again."))
         return earlier
     hold = Booking.objects.filter(pk=booking_id, booked_by=partner).select_related("customer").first()
     if hold is None:
         raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
-    # Lock order everywhere: customer, then slot, then booking.
-    customer = Customer.objects.select_for_update().get(pk=hold.customer_id)
-    slot = Slot.objects.select_for_update().select_related("service_line").get(pk=hold.slot_id)
-    hold = Booking.objects.select_for_update().get(pk=hold.pk)
+    # Lock order everywhere: customer, then slot, then booking. NO KEY UPDATE serialises the confirms of one
+    # customer without blocking a hold's insert that refers to the customer (which holds the slot: a deadlock).
+    customer = Customer.objects.select_for_update(no_key=True).get(pk=hold.customer_id)
+    slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").get(pk=hold.slot_id)
+    # Re-read under the locks: a request that held them first may have confirmed or released this hold.
+    try:
+        hold = Booking.objects.select_for_update().get(pk=hold.pk)
+    except Booking.DoesNotExist:
+        raise BookingError(_("The time you chose is no longer held for you. Choose a time again.")) from None
+    if hold.idempotency_key == idempotency_key:  # the same submit, confirmed by a request that locked first
+        return hold
     if hold.status != Booking.Status.HELD:
         raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
     if slot.starts_at < bookable_window(now)[0]:
         raise SlotFullError(nearest_free_slots(slot=slot, now=now))
     if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
         hold.delete()
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+        return SlotFullError(nearest_free_slots(slot=slot, now=now))
     _check_customer_rules(customer=customer, slot=slot, now=now)
 
     hold.status = Booking.Status.CONFIRMED

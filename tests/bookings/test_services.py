@@ -1,0 +1,584 @@
+"""The booking rules of DESIGN.md §4 through the services and selectors: capacity, holds, confirm, cancel, messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+import pytest
+from django.conf import settings
+from django.utils import dateformat, timezone, translation
+
+from bookings.models import Booking, Customer, Slot
+from bookings.selectors import customer_bookings, free_slots
+from bookings.services import (
+    BookingError,
+    ExistingBookingError,
+    SlotFullError,
+    booking_cancel,
+    booking_confirm,
+    booking_hold,
+    customer_find_or_create,
+)
+from bookings.services.booking import ContactDetails, new_reference
+from kelabooking import clock
+from kelabooking.models import Message
+from partners.models import User
+from registry.models import Organisation
+from tests.factories import (
+    BookingFactory,
+    CustomerFactory,
+    OrganisationFactory,
+    PartnerFactory,
+    ServiceLineFactory,
+    SlotFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "+358401234567"
+REFERENCE_RE = re.compile(r"^[A-HJ-NP-Z2-9]{3}-[A-HJ-NP-Z2-9]{4}$")
+HOLD = dt.timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return clock.now()
+
+
+def hold(
+    slot: Slot,
+    *,
+    now: dt.datetime,
+    customer: Customer | None = None,
+    partner: User | None = None,
+    organisation: Organisation | None = None,
+) -> Booking:
+    return booking_hold(
+        slot_id=slot.pk,
+        customer=customer or CustomerFactory(),
+        partner=partner or PartnerFactory(),
+        organisation=organisation or OrganisationFactory(),
+        now=now,
+    )
+
+
+def confirm(held: Booking, *, now: dt.datetime, key: uuid.UUID | None = None, **contact: str) -> Booking:
+    return booking_confirm(
+        booking_id=held.pk,
+        partner=held.booked_by,
+        contact=ContactDetails(**({"phone": PHONE} | contact)),
+        idempotency_key=key or uuid.uuid4(),
+        now=now,
+    )
+
+
+def later(slot: Slot, steps: int = 1, **kwargs) -> Slot:
+    """A slot of the same line and language `steps` appointments after `slot`."""
+    starts_at = slot.starts_at + steps * (slot.ends_at - slot.starts_at)
+    fields = {"service_line": slot.service_line, "language": slot.language, "starts_at": starts_at} | kwargs
+    return SlotFactory(**fields)
+
+
+# --- holding a time -------------------------------------------------------------------------------------------------
+
+
+def test_booking__hold__takes_capacity_until_it_expires(now) -> None:
+    slot = SlotFactory(capacity=1)
+
+    first = hold(slot, now=now)
+
+    assert first.status == Booking.Status.HELD
+    assert first.hold_expires_at == now + HOLD
+    with pytest.raises(SlotFullError):
+        hold(slot, now=now + HOLD - dt.timedelta(seconds=1))
+    # The moment the hold expires it stops counting: nothing has to clean it up first.
+    second = hold(slot, now=now + HOLD)
+    assert second.status == Booking.Status.HELD
+
+
+def test_booking__hold__counts_confirmed_bookings_and_live_holds_only(now) -> None:
+    slot = SlotFactory(capacity=3)
+    BookingFactory.confirmed(slot=slot)
+    BookingFactory.cancelled(slot=slot)
+    BookingFactory.held(slot=slot, expires_at=now)
+    BookingFactory.held(slot=slot, expires_at=now + dt.timedelta(minutes=1))
+
+    hold(slot, now=now)  # two of three places were taken
+
+    with pytest.raises(SlotFullError):
+        hold(slot, now=now)
+    assert Booking.objects.filter(slot=slot).taking_capacity(now=now).count() == 3
+
+
+def test_booking__hold__new_pick_releases_the_partners_previous_hold(now) -> None:
+    partner, customer = PartnerFactory(), CustomerFactory()
+    first_slot = SlotFactory(capacity=1)
+    first = hold(first_slot, now=now, partner=partner, customer=customer)
+
+    second = hold(SlotFactory(), now=now, partner=partner, customer=customer)
+
+    assert list(Booking.objects.filter(booked_by=partner)) == [second]
+    assert not Booking.objects.filter(pk=first.pk).exists()
+    assert hold(first_slot, now=now).slot == first_slot  # released for everyone at once
+
+
+def test_booking__hold__same_partner_can_pick_its_own_full_time_again(now) -> None:
+    slot = SlotFactory(capacity=1)
+    partner = PartnerFactory()
+    first = hold(slot, now=now, partner=partner)
+
+    again = hold(slot, now=now, partner=partner, customer=first.customer)
+
+    assert list(Booking.objects.filter(slot=slot)) == [again]
+
+
+def test_booking__hold__fails_with_nearest_free_times_when_slot_full(now) -> None:
+    full = SlotFactory.full(capacity=2)
+    free_1 = later(full, 1)
+    BookingFactory.held(slot=later(full, 2, capacity=1))  # full with a live hold
+    free_2 = later(full, 3)
+    free_3 = later(full, 4)
+    later(full, 5)  # a fourth free time is not offered
+    later(full, 1, language="sv")  # another language
+    SlotFactory(starts_at=free_1.starts_at)  # another line
+
+    with pytest.raises(SlotFullError) as refused:
+        hold(full, now=now)
+
+    assert refused.value.alternatives == [free_1, free_2, free_3]
+    assert Booking.objects.filter(slot=full).count() == 2
+
+
+@pytest.mark.parametrize(
+    "starts_in",
+    [
+        pytest.param(-dt.timedelta(hours=1), id="past"),
+        pytest.param(dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES - 1), id="before-minimum-notice"),
+        pytest.param(dt.timedelta(weeks=settings.BOOKING_HORIZON_WEEKS, minutes=1), id="beyond-horizon"),
+    ],
+)
+def test_booking__hold__fails_outside_bookable_window(now, starts_in) -> None:
+    slot = SlotFactory(starts_at=now + starts_in)
+
+    with pytest.raises(BookingError) as refused:
+        hold(slot, now=now)
+
+    assert type(refused.value) is BookingError
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "starts_in",
+    [
+        pytest.param(dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES), id="at-minimum-notice"),
+        pytest.param(dt.timedelta(weeks=settings.BOOKING_HORIZON_WEEKS), id="at-horizon"),
+    ],
+)
+def test_booking__hold__succeeds_at_the_edges_of_the_bookable_window(now, starts_in) -> None:
+    slot = SlotFactory(starts_at=now + starts_in)
+
+    assert hold(slot, now=now).slot == slot
+
+
+def test_booking__hold__fails_for_inactive_service_line(now) -> None:
+    slot = SlotFactory(service_line=ServiceLineFactory.inactive())
+
+    with pytest.raises(BookingError) as refused:
+        hold(slot, now=now)
+
+    assert type(refused.value) is BookingError
+    assert not Booking.objects.exists()
+
+
+def test_booking__hold__fails_for_unknown_slot(now) -> None:
+    unknown_id = SlotFactory().pk + 1000
+
+    with pytest.raises(BookingError) as refused:
+        booking_hold(
+            slot_id=unknown_id, customer=CustomerFactory(), partner=PartnerFactory(), organisation=OrganisationFactory()
+        )
+
+    assert type(refused.value) is BookingError
+    assert not Booking.objects.exists()
+
+
+def test_booking__hold__draws_again_when_reference_collides(now, monkeypatch) -> None:
+    existing = BookingFactory.confirmed()
+    references = iter([existing.reference, "ABC-2345"])
+    monkeypatch.setattr("bookings.services.booking.new_reference", lambda: next(references))
+
+    held = hold(SlotFactory(), now=now)
+
+    assert held.reference == "ABC-2345"
+
+
+# --- confirming -----------------------------------------------------------------------------------------------------
+
+
+def test_booking__confirm__turns_hold_into_booking(now) -> None:
+    held = hold(SlotFactory(), now=now)
+    key = uuid.uuid4()
+    at = now + dt.timedelta(minutes=3)
+
+    booking = confirm(held, now=at, key=key, phone="+46701234567", email="aino@example.org", description="Asumistuki")
+
+    booking.refresh_from_db()
+    assert (booking.pk, booking.reference) == (held.pk, held.reference)
+    assert booking.status == Booking.Status.CONFIRMED
+    assert booking.confirmed_at == at
+    assert booking.hold_expires_at is None
+    assert (booking.contact_phone, booking.contact_email) == ("+46701234567", "aino@example.org")
+    assert booking.description == "Asumistuki"
+    assert booking.idempotency_key == key
+    assert Booking.objects.filter(slot=held.slot).taking_capacity(now=at).get() == booking
+
+
+@pytest.mark.parametrize(("language", "needed"), [("", False), ("ar", True)])
+def test_booking__confirm__stores_interpreter_fields_consistently(now, language, needed) -> None:
+    booking = confirm(hold(SlotFactory(), now=now), now=now, interpreter_language=language)
+
+    booking.refresh_from_db()
+    assert (booking.interpreter_needed, booking.interpreter_language) == (needed, language)
+
+
+def test_booking__confirm__same_idempotency_key_returns_same_booking_and_one_message(now) -> None:
+    held = hold(SlotFactory(), now=now)
+    key = uuid.uuid4()
+
+    first = confirm(held, now=now, key=key, email="aino@example.org")
+    second = confirm(held, now=now + dt.timedelta(seconds=2), key=key, email="aino@example.org")
+
+    assert second.pk == first.pk
+    assert second.confirmed_at == now
+    assert Booking.objects.filter(customer=held.customer).count() == 1
+    assert Message.objects.count() == 1
+
+
+def test_booking__confirm__retakes_expired_hold_when_capacity_remains(now) -> None:
+    slot = SlotFactory(capacity=2)
+    held = hold(slot, now=now)
+    BookingFactory.confirmed(slot=slot)
+    at = now + HOLD + dt.timedelta(minutes=5)
+
+    booking = confirm(held, now=at)
+
+    assert booking.status == Booking.Status.CONFIRMED
+    assert Booking.objects.filter(slot=slot).taking_capacity(now=at).count() == 2
+
+
+def test_booking__confirm__fails_when_hold_expired_and_slot_full(now) -> None:
+    slot = SlotFactory(capacity=1)
+    free = later(slot)
+    customer = CustomerFactory.not_in_register()
+    held = hold(slot, now=now, customer=customer)
+    other = hold(slot, now=now + HOLD)  # the expired hold stopped counting and someone else took the place
+
+    with pytest.raises(SlotFullError) as refused:
+        confirm(held, now=now + HOLD, email="aino@example.org", first_name="Aino", last_name="Asiakas")
+
+    assert refused.value.alternatives == [free]
+    assert not Booking.objects.filter(pk=held.pk).exists()  # released, so the partner is not shown it again
+    assert list(Booking.objects.filter(slot=slot)) == [other]
+    customer.refresh_from_db()
+    assert (customer.first_name, customer.last_name) == ("", "")
+    assert not Message.objects.exists()
+
+
+def test_booking__confirm__fails_for_another_partners_hold(now) -> None:
+    held = hold(SlotFactory(), now=now)
+
+    with pytest.raises(BookingError):
+        booking_confirm(
+            booking_id=held.pk,
+            partner=PartnerFactory(),
+            contact=ContactDetails(phone=PHONE),
+            idempotency_key=uuid.uuid4(),
+            now=now,
+        )
+
+    held.refresh_from_db()
+    assert held.status == Booking.Status.HELD
+    assert held.contact_phone == ""
+
+
+def test_booking__confirm__fails_when_customer_has_future_booking_for_same_line(now) -> None:
+    customer = CustomerFactory()
+    existing = BookingFactory.confirmed(customer=customer)
+    held = hold(later(existing.slot, 4), now=now, customer=customer)
+
+    with pytest.raises(ExistingBookingError) as refused:
+        confirm(held, now=now, email="aino@example.org")
+
+    assert refused.value.existing == existing
+    held.refresh_from_db()
+    assert held.status == Booking.Status.HELD
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("earlier", ["cancelled", "past"])
+def test_booking__confirm__succeeds_when_same_line_booking_cancelled_or_past(now, earlier) -> None:
+    customer = CustomerFactory()
+    slot = SlotFactory()
+    if earlier == "cancelled":
+        BookingFactory.cancelled(customer=customer, slot=later(slot, 4))
+    else:
+        BookingFactory.confirmed(customer=customer, slot=later(slot, starts_at=now - dt.timedelta(days=1)))
+
+    booking = confirm(hold(slot, now=now, customer=customer), now=now)
+
+    assert booking.status == Booking.Status.CONFIRMED
+
+
+def test_booking__confirm__fails_when_customer_has_overlapping_booking_on_another_line(now) -> None:
+    customer = CustomerFactory()
+    existing = BookingFactory.confirmed(customer=customer)
+    overlapping = SlotFactory(starts_at=existing.slot.starts_at + dt.timedelta(minutes=30))
+    held = hold(overlapping, now=now, customer=customer)
+
+    with pytest.raises(ExistingBookingError) as refused:
+        confirm(held, now=now)
+
+    assert refused.value.existing == existing
+
+
+def test_booking__confirm__succeeds_back_to_back_with_booking_on_another_line(now) -> None:
+    customer = CustomerFactory()
+    existing = BookingFactory.confirmed(customer=customer)
+    right_after = SlotFactory(starts_at=existing.slot.ends_at)
+
+    booking = confirm(hold(right_after, now=now, customer=customer), now=now)
+
+    assert booking.status == Booking.Status.CONFIRMED
+
+
+def test_booking__confirm__stores_typed_names_for_customer_not_in_register(now) -> None:
+    customer = CustomerFactory.not_in_register()
+
+    confirm(hold(SlotFactory(), now=now, customer=customer), now=now, first_name="Aino", last_name="Uusi")
+
+    customer.refresh_from_db()
+    assert (customer.first_name, customer.last_name) == ("Aino", "Uusi")
+
+
+def test_booking__confirm__keeps_register_names_of_customer_in_register(now) -> None:
+    customer = CustomerFactory(first_name="Aino", last_name="Rekisteri")
+
+    confirm(hold(SlotFactory(), now=now, customer=customer), now=now, first_name="Aino", last_name="Uusi")
+
+    customer.refresh_from_db()
+    assert (customer.first_name, customer.last_name) == ("Aino", "Rekisteri")
+
+
+# --- messages -------------------------------------------------------------------------------------------------------
+
+
+def weekday_in(language: str, moment: dt.datetime) -> str:
+    """The weekday as Django's own catalogues spell it in `language` (project catalogues may still lack strings)."""
+    with translation.override(language):
+        return dateformat.format(timezone.localtime(moment), "l")
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_booking__confirm__queues_email_in_slot_language(now, language) -> None:
+    slot = SlotFactory(language=language)
+
+    with translation.override("fi" if language != "fi" else "sv"):  # the partner's UI language does not matter
+        booking = confirm(hold(slot, now=now), now=now, email="aino@example.org")
+
+    message = Message.objects.get()
+    assert (message.kind, message.channel) == (Message.Kind.CONFIRMATION, Message.Channel.EMAIL)
+    assert (message.recipient, message.language) == ("aino@example.org", language)
+    assert booking.reference in message.subject
+    assert booking.reference in message.body
+    assert weekday_in(language, slot.starts_at) in message.body
+    assert message.status == Message.Status.PENDING
+
+
+@pytest.mark.parametrize("build_customer", [CustomerFactory, CustomerFactory.non_disclosure])
+def test_booking__confirm__queues_no_email_without_address_for_this_booking(now, build_customer) -> None:
+    customer = build_customer(email="register@example.org")
+
+    confirm(hold(SlotFactory(), now=now, customer=customer), now=now, email="")
+
+    assert not Message.objects.exists()
+
+
+# --- cancelling -----------------------------------------------------------------------------------------------------
+
+
+def test_booking__cancel__frees_capacity_at_once(now) -> None:
+    slot = SlotFactory(capacity=1)
+    booking = BookingFactory.confirmed(slot=slot)
+    with pytest.raises(SlotFullError):
+        hold(slot, now=now)
+
+    booking_cancel(booking_id=booking.pk, actor=booking.booked_by, reason="Asiakas peruutti.", now=now)
+
+    assert hold(slot, now=now).slot == slot
+
+
+def test_booking__cancel__records_who_when_and_why(now) -> None:
+    booking = BookingFactory.confirmed()
+    actor = PartnerFactory()
+
+    booking_cancel(booking_id=booking.pk, actor=actor, reason="  The customer got a time elsewhere.  ", now=now)
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CANCELLED
+    assert (booking.cancelled_at, booking.cancelled_by) == (now, actor)
+    assert booking.cancellation_reason == "The customer got a time elsewhere."
+
+
+@pytest.mark.parametrize(
+    "starts_in",
+    [pytest.param(dt.timedelta(0), id="starting-now"), pytest.param(-dt.timedelta(days=1), id="past")],
+)
+def test_booking__cancel__fails_for_booking_not_in_future(now, starts_in) -> None:
+    booking = BookingFactory.confirmed(slot=SlotFactory(starts_at=now + starts_in), contact_email="aino@example.org")
+
+    with pytest.raises(BookingError):
+        booking_cancel(booking_id=booking.pk, actor=booking.booked_by, now=now)
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("build", [BookingFactory.cancelled, BookingFactory.held])
+def test_booking__cancel__fails_for_booking_not_confirmed(now, build) -> None:
+    booking = build(contact_email="aino@example.org")
+    before = (booking.status, booking.cancelled_at, booking.cancelled_by_id)
+
+    with pytest.raises(BookingError):
+        booking_cancel(booking_id=booking.pk, actor=PartnerFactory(), reason="Again", now=now)
+
+    booking.refresh_from_db()
+    assert (booking.status, booking.cancelled_at, booking.cancelled_by_id) == before
+    assert not Message.objects.exists()
+
+
+def test_booking__cancel__queues_cancellation_message_in_slot_language(now) -> None:
+    booking = BookingFactory.confirmed(slot=SlotFactory(language="sv"), contact_email="aino@example.org")
+
+    booking_cancel(booking_id=booking.pk, actor=booking.booked_by, now=now)
+
+    message = Message.objects.get()
+    assert (message.kind, message.channel) == (Message.Kind.CANCELLATION, Message.Channel.EMAIL)
+    assert (message.recipient, message.language) == ("aino@example.org", "sv")
+    assert booking.reference in message.subject
+    assert weekday_in("sv", booking.slot.starts_at) in message.body
+
+
+# --- references -----------------------------------------------------------------------------------------------------
+
+
+def test_booking__reference__is_short_and_unambiguous(now) -> None:
+    references = {new_reference() for _ in range(2000)}
+
+    assert all(REFERENCE_RE.match(reference) for reference in references)
+    assert not set("".join(references)) & set("0O1I")
+    assert len(references) > 1990  # random, not a short cycle
+    assert REFERENCE_RE.match(hold(SlotFactory(), now=now).reference)
+
+
+# --- customers ------------------------------------------------------------------------------------------------------
+
+
+def test_customer__find_or_create__returns_register_customer_or_creates_one_entered_by_partner() -> None:
+    known = CustomerFactory()
+
+    assert customer_find_or_create(identity_code=known.identity_code) == known
+    created = customer_find_or_create(identity_code="010130-999X")
+    assert created.source == Customer.Source.ENTERED_BY_PARTNER
+    assert customer_find_or_create(identity_code="010130-999X") == created
+
+
+# --- selectors ------------------------------------------------------------------------------------------------------
+
+
+def test_free_slots__excludes_full_slots_and_counts_only_unexpired_holds(now) -> None:
+    confirmed_full = SlotFactory.full(capacity=2)
+    held_full = later(confirmed_full, 1, capacity=2)
+    BookingFactory.confirmed(slot=held_full)
+    BookingFactory.held(slot=held_full, expires_at=now + dt.timedelta(seconds=1))
+    expired_hold = later(confirmed_full, 2, capacity=2)
+    BookingFactory.confirmed(slot=expired_hold)
+    BookingFactory.held(slot=expired_hold, expires_at=now)
+    cancelled = later(confirmed_full, 3, capacity=1)
+    BookingFactory.cancelled(slot=cancelled)
+    empty = later(confirmed_full, 4, capacity=1)
+    later(confirmed_full, 2, language="sv")
+    SlotFactory(starts_at=empty.starts_at)  # another line
+
+    slots = free_slots(
+        service_line=confirmed_full.service_line,
+        language="fi",
+        start=confirmed_full.starts_at,
+        end=empty.ends_at,
+        now=now,
+    )
+
+    assert slots == [expired_hold, cancelled, empty]
+    assert [slot.taken for slot in slots] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("bookings_per_slot", [0, 1, 5])
+def test_free_slots__uses_one_query_whatever_the_number_of_bookings(now, django_assert_num_queries, bookings_per_slot):
+    first = SlotFactory(capacity=10)
+    slots = [first] + [later(first, step, capacity=10) for step in range(1, 6)]
+    for slot in slots:
+        BookingFactory.confirmed_batch(bookings_per_slot, slot=slot)
+        BookingFactory.held(slot=slot)
+
+    with django_assert_num_queries(1):
+        found = free_slots(
+            service_line=first.service_line, language="fi", start=first.starts_at, end=slots[-1].ends_at, now=now
+        )
+
+    assert [slot.taken for slot in found] == [bookings_per_slot + 1] * 6
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_customer_bookings__lists_where_each_was_made_in_a_fixed_number_of_queries(
+    now, django_assert_num_queries, count
+) -> None:
+    customer = CustomerFactory()
+    made = [
+        (BookingFactory.cancelled if index % 2 else BookingFactory.confirmed)(
+            customer=customer, organisation=OrganisationFactory(name=f"Kunta {index}")
+        )
+        for index in range(count)
+    ]
+    BookingFactory.held(customer=customer)  # not a booking yet
+    BookingFactory.confirmed()  # another customer's
+
+    with django_assert_num_queries(1):
+        rows = [
+            (booking.reference, booking.organisation.name, booking.slot.service_line.name_fi)
+            for booking in customer_bookings(customer=customer)
+        ]
+
+    newest_first = sorted(made, key=lambda booking: booking.slot.starts_at, reverse=True)
+    assert rows == [
+        (booking.reference, booking.organisation.name, booking.slot.service_line.name_fi) for booking in newest_first
+    ]
+
+
+def test_booking__confirm__with_another_partners_idempotency_key__refused_not_500() -> None:
+    key = uuid.uuid4()
+    BookingFactory.confirmed(idempotency_key=key)
+    partner = PartnerFactory()
+    hold = booking_hold(
+        slot_id=SlotFactory().pk,
+        customer=CustomerFactory(),
+        partner=partner,
+        organisation=OrganisationFactory(),
+    )
+    with pytest.raises(BookingError):
+        booking_confirm(
+            booking_id=hold.pk, partner=partner, contact=ContactDetails(phone="+358401234567"), idempotency_key=key
+        )
+    hold.refresh_from_db()
+    assert hold.status == Booking.Status.HELD
