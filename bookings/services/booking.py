@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
+from bookings.languages import language_name
 from bookings.models import Booking, Customer, Slot
 from kelabooking import clock
 from kelabooking.models import Message
@@ -251,8 +252,13 @@ def _enqueue_booking_message(booking: Booking, *, kind: str) -> None:
     """
     if not booking.contact_email:
         return
-    context = {"booking": booking, "slot": booking.slot, "kind": kind}
     with translation.override(booking.slot.language):
+        context = {
+            "booking": booking,
+            "slot": booking.slot,
+            "kind": kind,
+            "interpreter_language_name": language_name(booking.interpreter_language),
+        }
         subject = render_to_string(f"bookings/messages/{kind}_subject.txt", context).strip()
         body = render_to_string(f"bookings/messages/{kind}_email.txt", context).strip()
     message_enqueue(

@@ -362,7 +362,7 @@ def test_time_picker__htmx_week__partial_and_bounded_queries(
         slot_at(line, days=day, hour=9)
         slot_at(line, days=day, hour=11)
     page = client.get(url("bookings:time"))
-    assert "The next free time" in page.content.decode()
+    assert "Hold the next free time" in page.content.decode()
     next_week = re.search(r'hx-get="\?week=([0-9-]+)"', page.content.decode().split("Next week")[0].rsplit("<a", 1)[1])
     with django_assert_max_num_queries(10):
         partial = client.get(url("bookings:time") + f"?week={next_week.group(1)}", HTTP_HX_REQUEST="true")
@@ -370,3 +370,46 @@ def test_time_picker__htmx_week__partial_and_bounded_queries(
     assert html.lstrip().startswith('<section id="slot-list"')
     assert "<html" not in html
     assert 'type="radio" name="slot"' in html
+
+
+def _history(customer: Customer, line: ServiceLine, count: int) -> None:
+    organisation = Organisation.objects.get()
+    for index in range(count):
+        Booking.objects.create(
+            reference=f"H{index:02d}-AAAA"[:8],
+            slot=slot_at(line, days=-(index + 1), hour=9),
+            customer=customer,
+            status=Booking.Status.CONFIRMED,
+            confirmed_at=clock.now(),
+            contact_phone="+358401234567",
+            channel=Booking.Channel.PARTNER if index % 2 else Booking.Channel.CUSTOMER_ONLINE,
+            organisation=organisation if index % 2 else None,
+            booked_by=UserFactory() if index % 2 else None,
+        )
+
+
+def test_overview__query_count__independent_of_the_number_of_bookings(
+    client, partner, customer, line, django_assert_num_queries
+) -> None:
+    open_customer(client)
+    _history(customer, line, 2)
+    client.get(url("bookings:overview"))  # warm the session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url("bookings:overview")).status_code == 200
+    _history_more = 20
+    for index in range(_history_more):
+        Booking.objects.create(
+            reference=f"M{index:02d}-BBBB"[:8],
+            slot=slot_at(line, days=-(index + 10), hour=11),
+            customer=customer,
+            status=Booking.Status.CANCELLED,
+            cancelled_at=clock.now(),
+            channel=Booking.Channel.KELA_PHONE_SERVICE,
+        )
+    with django_assert_num_queries(len(few)):
+        html = client.get(url("bookings:overview")).content.decode()
+    assert html.count('class="booking-line"') == 22
+    assert len(few) <= 10
