@@ -372,43 +372,39 @@ def test_time_picker__htmx_week__partial_and_bounded_queries(
     assert 'type="radio" name="slot"' in html
 
 
-def _history(customer: Customer, line: ServiceLine, count: int) -> None:
+def _history(customer: Customer, line: ServiceLine, count: int, *, first_day: int, prefix: str) -> None:
+    """Past bookings made by a partner, online and by phone, some cancelled."""
     organisation = Organisation.objects.get()
+    channels = [Booking.Channel.PARTNER, Booking.Channel.CUSTOMER_ONLINE, Booking.Channel.KELA_PHONE_SERVICE]
     for index in range(count):
+        channel = channels[index % 3]
+        cancelled = index % 2 == 1
         Booking.objects.create(
-            reference=f"H{index:02d}-AAAA"[:8],
-            slot=slot_at(line, days=-(index + 1), hour=9),
+            reference=f"{prefix}{index:02d}-AAAA",
+            slot=slot_at(line, days=-(first_day + index), hour=9),
             customer=customer,
-            status=Booking.Status.CONFIRMED,
-            confirmed_at=clock.now(),
-            contact_phone="+358401234567",
-            channel=Booking.Channel.PARTNER if index % 2 else Booking.Channel.CUSTOMER_ONLINE,
-            organisation=organisation if index % 2 else None,
-            booked_by=UserFactory() if index % 2 else None,
+            status=Booking.Status.CANCELLED if cancelled else Booking.Status.CONFIRMED,
+            confirmed_at=None if cancelled else clock.now(),
+            cancelled_at=clock.now() if cancelled else None,
+            contact_phone="" if cancelled else "+358401234567",
+            channel=channel,
+            organisation=organisation if channel == Booking.Channel.PARTNER else None,
+            booked_by=UserFactory() if channel == Booking.Channel.PARTNER else None,
         )
 
 
 def test_overview__query_count__independent_of_the_number_of_bookings(
     client, partner, customer, line, django_assert_num_queries
 ) -> None:
-    open_customer(client)
-    _history(customer, line, 2)
-    client.get(url("bookings:overview"))  # warm the session
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    open_customer(client)
+    _history(customer, line, 2, first_day=1, prefix="H")
+    client.get(url("bookings:overview"))  # warm the session
     with CaptureQueriesContext(connection) as few:
         assert client.get(url("bookings:overview")).status_code == 200
-    _history_more = 20
-    for index in range(_history_more):
-        Booking.objects.create(
-            reference=f"M{index:02d}-BBBB"[:8],
-            slot=slot_at(line, days=-(index + 10), hour=11),
-            customer=customer,
-            status=Booking.Status.CANCELLED,
-            cancelled_at=clock.now(),
-            channel=Booking.Channel.KELA_PHONE_SERVICE,
-        )
+    _history(customer, line, 20, first_day=10, prefix="M")
     with django_assert_num_queries(len(few)):
         html = client.get(url("bookings:overview")).content.decode()
     assert html.count('class="booking-line"') == 22
