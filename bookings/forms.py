@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from bookings.languages import interpreter_language_choices
 from bookings.models import SERVICE_LANGUAGES, ServiceLine
-from kelabooking.identity import normalise_identity_code
+from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from kelabooking.phone import normalise_phone
 
 
@@ -14,7 +14,7 @@ class CustomerForm(forms.Form):
         label=_("Customer's personal identity code"),
         help_text=_("For example 131052-308T."),
         max_length=20,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
+        widget=IdentityCodeInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
     )
 
     def clean_identity_code(self) -> str:

@@ -7,6 +7,7 @@ refused unless ALLOW_TEST_IDENTITY_CODES is on.
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -40,3 +41,10 @@ def normalise_identity_code(value: str, *, allow_temporary: bool | None = None) 
 
 def _is_temporary(code: str) -> bool:
     return len(code) == 11 and code[7:10].isdigit() and code[7] == "9"
+
+
+class IdentityCodeInput(forms.TextInput):
+    """A text input that never renders a value back: a re-shown form must not carry the identity code."""
+
+    def format_value(self, value: object) -> None:
+        return None

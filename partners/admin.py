@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from bookings.models import Customer
 from kelabooking.admin import ReadOnlyAdminMixin
-from kelabooking.identity import normalise_identity_code
+from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from partners.models import AuditEvent, Notice, User
 
 
@@ -60,7 +60,7 @@ class CustomerSearchForm(forms.Form):
     identity_code = forms.CharField(
         label=_("Customer's personal identity code"),
         max_length=20,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=IdentityCodeInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 
     def clean_identity_code(self) -> str:

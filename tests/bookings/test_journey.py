@@ -123,6 +123,8 @@ def test_customer__bad_identity_code__translated_error_nothing_saved(client, par
     assert response.status_code == 200
     assert error in response.content.decode()
     assert "<script>x</script>" not in response.content.decode()
+    if typed:
+        assert typed not in response.content.decode()  # the typed code is never echoed back into the page
     assert not Customer.objects.exists()
 
 
