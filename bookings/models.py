@@ -228,6 +228,7 @@ class Booking(models.Model):
         related_name="+",
     )
     cancellation_reason = models.CharField(_("reason for cancelling"), max_length=200, blank=True)
+    reminded_at = models.DateTimeField(_("reminder queued"), null=True, blank=True)
 
     objects = BookingQuerySet.as_manager()
 

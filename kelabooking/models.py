@@ -46,6 +46,8 @@ class Message(models.Model):
     language = models.CharField(_("language"), max_length=8)
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     body = models.TextField(_("body"))
+    body_html = models.TextField(_("HTML body"), blank=True)
+    calendar = models.TextField(_("calendar attachment"), blank=True, help_text=_("An iCalendar (.ics) event."))
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)

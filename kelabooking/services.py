@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email.utils import make_msgid
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
@@ -51,6 +51,8 @@ def message_enqueue(
     language: str,
     subject: str,
     body: str,
+    body_html: str = "",
+    calendar: str = "",
 ) -> Message:
     """Write a message to the outbox in the caller's transaction; the send is queued only after commit.
 
@@ -69,6 +71,8 @@ def message_enqueue(
                 language=language,
                 subject=subject,
                 body=body,
+                body_html=body_html,
+                calendar=calendar,
                 next_attempt_at=clock.now(),
             )
     except IntegrityError:
@@ -87,12 +91,18 @@ def _claim(message_id: int) -> Message | None:
 def _deliver(message: Message) -> None:
     if message.channel == Message.Channel.EMAIL:
         domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "kelabooking.local"
-        EmailMessage(
+        email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.body,
             to=[message.recipient],
             headers={"Message-ID": make_msgid(idstring=f"kelabooking-{message.pk}", domain=domain)},
-        ).send(fail_silently=False)
+        )
+        if message.body_html:
+            email.attach_alternative(message.body_html, "text/html")
+        if message.calendar:
+            method = "CANCEL" if "METHOD:CANCEL" in message.calendar else "REQUEST"
+            email.attach("kela.ics", message.calendar, f"text/calendar; method={method}; charset=UTF-8")
+        email.send(fail_silently=False)
     else:
         sms.get_backend().send(message_id=f"kelabooking-{message.pk}", to=message.recipient, body=message.body)
 

@@ -250,7 +250,14 @@ MESSAGE_RETRY_BASE_SECONDS = env_int("MESSAGE_RETRY_BASE_SECONDS", 30)
 MESSAGE_RETRY_MAX_SECONDS = env_int("MESSAGE_RETRY_MAX_SECONDS", 60 * 60)
 MESSAGE_CLAIM_SECONDS = env_int("MESSAGE_CLAIM_SECONDS", 5 * 60)
 MESSAGE_SWEEP_AGE_SECONDS = env_int("MESSAGE_SWEEP_AGE_SECONDS", 60)
-SMS_BACKEND = env_str("SMS_BACKEND", "kelabooking.sms.ConsoleBackend")
+SMS_BACKEND = env_str(
+    "SMS_BACKEND",
+    "kelabooking.sms.HttpGatewayBackend" if env_str("SMS_GATEWAY_URL") else "kelabooking.sms.ConsoleBackend",
+)
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL")
+SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN")
+SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
+SMS_SENDER = env_str("SMS_SENDER", "Kela")
 
 # --- Service facts shown to users -----------------------------------------------------------------------------
 KELA_AUTHORITY_LINE_PHONE = env_str("KELA_AUTHORITY_LINE_PHONE", "020 692 235")
