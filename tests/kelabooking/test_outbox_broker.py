@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,33 +59,77 @@ def _database_url() -> str:
     return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+class SmsGateway:
+    """An SMS gateway speaking the JSON protocol: it delivers each idempotency key once, however often it is sent."""
+
+    def __init__(self, httpserver) -> None:
+        self.url = httpserver.url_for("/sms")
+        self.requests: list[dict] = []
+        self.delivered: dict[str, dict] = {}
+        self.delay_first = 0.0
+        httpserver.expect_request("/sms", method="POST").respond_with_handler(self._handle)
+
+    def _handle(self, request):
+        from werkzeug import Response
+
+        payload = request.get_json()
+        key = request.headers.get("Idempotency-Key", "")
+        self.requests.append({"key": key, "auth": request.headers.get("Authorization"), **payload})
+        if len(self.requests) == 1 and self.delay_first:
+            time.sleep(self.delay_first)  # the worker is killed while it waits for this answer
+        self.delivered.setdefault(key, payload)
+        return Response(json.dumps({"id": key, "status": "accepted"}), status=202, mimetype="application/json")
+
+
 @pytest.fixture
-def worker(broker, smtp_sink) -> Iterator[subprocess.Popen]:
+def sms_gateway(httpserver) -> SmsGateway:
+    return SmsGateway(httpserver)
+
+
+@pytest.fixture
+def start_worker(broker, smtp_sink, sms_gateway, tmp_path) -> Iterator[callable]:
+    """Start real `celery worker` processes on the Redis broker and this test's PostgreSQL database."""
     broker_url = broker(True)
-    env = {
-        "PATH": os.environ["PATH"],
-        "DEBUG": "1",
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": broker_url,
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_sink.port),
-        "DB_CONN_MAX_AGE": "0",
-    }
-    process = subprocess.Popen(  # noqa: S603 - our own worker
-        [sys.executable, "-m", "celery", "-A", "kelabooking", "worker", "--pool", "solo", "--loglevel", "INFO"]
-        + ["--without-heartbeat", "--without-mingle", "--without-gossip"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    processes: list[subprocess.Popen] = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        env = {
+            "PATH": os.environ["PATH"],
+            "DEBUG": "1",
+            "DATABASE_URL": _database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(smtp_sink.port),
+            "SMS_GATEWAY_URL": sms_gateway.url,
+            "SMS_GATEWAY_TOKEN": "gateway-test-token",
+            "DB_CONN_MAX_AGE": "0",
+            **extra_env,
+        }
+        log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(  # noqa: S603 - our own worker
+            [sys.executable, "-m", "celery", "-A", "kelabooking", "worker", "--pool", "solo", "--loglevel", "INFO"]
+            + ["--without-heartbeat", "--without-mingle", "--without-gossip"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def worker(start_worker) -> subprocess.Popen:
+    return start_worker()
 
 
 def wait_for(predicate, timeout: float = 30.0) -> bool:
@@ -129,9 +174,51 @@ def test_message__broker_back__sweep_delivers_exactly_once(broker, worker, smtp_
 
     broker(True)
     assert messages_sweep() == [message.pk]
-    assert wait_for(lambda: Message.objects.get(pk=message.pk).status == Message.Status.SENT), worker.stdout
+    assert wait_for(lambda: Message.objects.get(pk=message.pk).status == Message.Status.SENT)
     assert wait_for(lambda: len(smtp_sink.messages) == 1)
 
     assert messages_sweep() == []  # sent: nothing left to sweep
     time.sleep(1.0)
     assert [received["X-Envelope-To"] for received in smtp_sink.messages] == ["asiakas@example.org"]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_message__sms_through_a_real_worker__reaches_the_gateway_with_key_and_token(
+    broker, worker, sms_gateway
+) -> None:
+    with transaction.atomic():
+        message = enqueue(key="sms:1", channel=Message.Channel.SMS, recipient="+358401234567", body="Kela soittaa")
+    assert wait_for(lambda: Message.objects.get(pk=message.pk).status == Message.Status.SENT)
+    [request] = sms_gateway.requests
+    assert (request["to"], request["text"], request["key"]) == (
+        "+358401234567",
+        "Kela soittaa",
+        f"kelabooking-{message.pk}",
+    )
+    assert request["auth"] == "Bearer gateway-test-token"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_message__worker_killed_while_sending__delivered_once_after_the_claim_runs_out(
+    broker, start_worker, sms_gateway, settings
+) -> None:
+    settings.MESSAGE_SWEEP_AGE_SECONDS = 0
+    sms_gateway.delay_first = 3.0
+    first = start_worker(MESSAGE_CLAIM_SECONDS="2")
+    with transaction.atomic():
+        message = enqueue(key="sms:2", channel=Message.Channel.SMS, recipient="+358401234567", body="Muistutus")
+    assert wait_for(lambda: len(sms_gateway.requests) == 1), "the worker never called the gateway"
+    first.send_signal(signal.SIGKILL)  # dies mid-send: the gateway got the message, we never learnt it
+    first.wait(timeout=10)
+    assert Message.objects.get(pk=message.pk).status == Message.Status.PENDING
+
+    time.sleep(2.5)  # the dead worker's claim runs out
+    start_worker(MESSAGE_CLAIM_SECONDS="2")
+    assert messages_sweep() == [message.pk]
+    assert wait_for(lambda: Message.objects.get(pk=message.pk).status == Message.Status.SENT)
+    keys = [request["key"] for request in sms_gateway.requests]
+    assert keys == [f"kelabooking-{message.pk}"] * 2  # sent twice, with the same idempotency key…
+    assert list(sms_gateway.delivered) == [f"kelabooking-{message.pk}"]  # …and delivered to the phone once
+    assert Message.objects.get(pk=message.pk).attempts == 2
