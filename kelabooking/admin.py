@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from kelabooking import services
+from kelabooking import clock, services
 from kelabooking.models import Message
 
 
@@ -26,11 +28,26 @@ class ReadOnlyAdminMixin:
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "channel", "recipient", "language", "status", "attempts", "sent_at"]
+    list_display += ["error"]
     list_filter = ["status", "kind", "channel", "language"]
     search_fields = ["recipient", "subject"]
     date_hierarchy = "created_at"
     actions = ["resend"]
     readonly_fields = [field.name for field in Message._meta.fields]
+
+    @admin.display(description=_("last error"), ordering="last_error")
+    def error(self, message: Message) -> str:
+        return Truncator(message.last_error).chars(160)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """Above the list: how many messages wait to be sent and how long the oldest has waited (a stuck queue)."""
+        pending = Message.objects.filter(status=Message.Status.PENDING)
+        oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+        context = {
+            "pending_count": pending.count(),
+            "oldest_pending_age": timesince(oldest, now=clock.now()) if oldest else "",
+        }
+        return super().changelist_view(request, extra_context={**context, **(extra_context or {})})
 
     @admin.action(description=_("Resend the selected failed messages"), permissions=["view"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:

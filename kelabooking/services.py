@@ -101,7 +101,8 @@ def _deliver(message: Message) -> None:
             email.attach_alternative(message.body_html, "text/html")
         if message.calendar:
             method = "CANCEL" if "METHOD:CANCEL" in message.calendar else "REQUEST"
-            email.attach("kela.ics", message.calendar, f"text/calendar; method={method}; charset=UTF-8")
+            # Django adds the charset itself; naming it here too would repeat the parameter.
+            email.attach("kela.ics", message.calendar, f"text/calendar; method={method}")
         email.send(fail_silently=False)
     else:
         sms.get_backend().send(message_id=f"kelabooking-{message.pk}", to=message.recipient, body=message.body)

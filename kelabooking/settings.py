@@ -242,6 +242,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.sync_registry_task",
         "schedule": crontab(hour=2, minute=30),
     },
+    # Each run reminds only the bookings not yet reminded, and only inside the send window below.
+    "remind-bookings": {"task": "bookings.tasks.remind_bookings_task", "schedule": crontab(minute="*/10")},
 }
 
 # --- The outbox -----------------------------------------------------------------------------------------------
@@ -382,3 +384,14 @@ BOOKING_HOLD_MINUTES = env_int("BOOKING_HOLD_MINUTES", 10)
 BOOKING_HORIZON_WEEKS = env_int("BOOKING_HORIZON_WEEKS", 8)
 BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 120)
 SLOT_GENERATION_WEEKS = env_int("SLOT_GENERATION_WEEKS", 8)
+
+# --- Messages to customers ------------------------------------------------------------------------------------
+# Reminders go out the day before the call, only between these local hours (Europe/Helsinki): nobody gets an SMS
+# at night. The window is [from, until): with 8 and 20 the last run that sends is at 19:50.
+REMINDER_SEND_FROM_HOUR = env_int("REMINDER_SEND_FROM_HOUR", 8)
+REMINDER_SEND_UNTIL_HOUR = env_int("REMINDER_SEND_UNTIL_HOUR", 20)
+# How the customer recognises Kela's call, in each service language. Kela's outgoing numbers are not public
+# (domain README), so the default stays generic; set the real wording per deployment.
+KELA_CALLER_NOTE_FI = env_str("KELA_CALLER_NOTE_FI", "Kela soittaa salaisesta numerosta tai Kelan numerosta.")
+KELA_CALLER_NOTE_SV = env_str("KELA_CALLER_NOTE_SV", "FPA ringer från ett dolt nummer eller från ett av FPA:s nummer.")
+KELA_CALLER_NOTE_EN = env_str("KELA_CALLER_NOTE_EN", "Kela will call from a withheld number or from a Kela number.")

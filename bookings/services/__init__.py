@@ -11,6 +11,7 @@ from bookings.services.booking import (
     booking_hold,
     customer_find_or_create,
 )
+from bookings.services.reminders import booking_remind, bookings_remind
 from bookings.services.slots import slots_generate
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "booking_cancel",
     "booking_confirm",
     "booking_hold",
+    "booking_remind",
+    "bookings_remind",
     "customer_find_or_create",
     "slots_generate",
 ]

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
-from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from bookings.languages import language_name
+from bookings.messages import booking_messages_enqueue
 from bookings.models import Booking, Customer, Slot
 from kelabooking import clock
 from kelabooking.models import Message
-from kelabooking.services import message_enqueue
 from partners.models import User
 from registry.models import Organisation
 
@@ -246,27 +243,5 @@ def booking_cancel(*, booking_id: int, actor: User, reason: str = "", now: dt.da
 
 
 def _enqueue_booking_message(booking: Booking, *, kind: str) -> None:
-    """An e-mail to the customer, in the service language, when an address was given for this booking.
-
-    Never the register's address of a customer with non-disclosure: only what was typed for this booking.
-    """
-    if not booking.contact_email:
-        return
-    with translation.override(booking.slot.language):
-        context = {
-            "booking": booking,
-            "slot": booking.slot,
-            "kind": kind,
-            "interpreter_language_name": language_name(booking.interpreter_language),
-        }
-        subject = render_to_string(f"bookings/messages/{kind}_subject.txt", context).strip()
-        body = render_to_string(f"bookings/messages/{kind}_email.txt", context).strip()
-    message_enqueue(
-        key=f"booking:{booking.pk}:{kind}:{Message.Channel.EMAIL}",
-        kind=kind,
-        channel=Message.Channel.EMAIL,
-        recipient=booking.contact_email,
-        language=booking.slot.language,
-        subject=subject,
-        body=body,
-    )
+    """The customer's SMS, and e-mail when an address was given for this booking, in the caller's transaction."""
+    booking_messages_enqueue(booking=booking, kind=kind)

@@ -182,7 +182,7 @@ def test_booking__full_journey__confirmed_with_reference_message_and_audit(
     done = client.get(response["Location"]).content.decode()
     assert booking.reference in done
     assert "Arabic" in done
-    assert [message.language for message in Message.objects.all()] == ["sv"]
+    assert sorted(Message.objects.values_list("channel", "language")) == [("email", "sv"), ("sms", "sv")]
     assert [sent.to for sent in mail.outbox] == [["asta@example.org"]]
     assert booking.reference in mail.outbox[0].subject
     actions = list(AuditEvent.objects.filter(customer=customer).values_list("action", flat=True).order_by("pk"))

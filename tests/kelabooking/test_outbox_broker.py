@@ -222,3 +222,65 @@ def test_message__worker_killed_while_sending__delivered_once_after_the_claim_ru
     assert keys == [f"kelabooking-{message.pk}"] * 2  # sent twice, with the same idempotency key…
     assert list(sms_gateway.delivered) == [f"kelabooking-{message.pk}"]  # …and delivered to the phone once
     assert Message.objects.get(pk=message.pk).attempts == 2
+
+
+def _confirmed_booking(*, language: str, email: str = "asiakas@example.org"):
+    """Hold and confirm a booking through the services, as the booking pages do."""
+    from bookings.services import booking_confirm, booking_hold
+    from bookings.services.booking import ContactDetails
+    from tests.factories import CustomerFactory, OrganisationFactory, PartnerFactory, SlotFactory
+
+    partner = PartnerFactory()
+    hold = booking_hold(
+        slot_id=SlotFactory(language=language).pk,
+        customer=CustomerFactory(),
+        partner=partner,
+        organisation=OrganisationFactory(),
+    )
+    return booking_confirm(
+        booking_id=hold.pk,
+        partner=partner,
+        contact=ContactDetails(phone="+358401234567", email=email, interpreter_language="so"),
+        idempotency_key=__import__("uuid").uuid4(),
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_booking__confirmed_with_a_real_worker__sms_and_email_with_calendar_arrive(
+    broker, worker, smtp_sink, sms_gateway
+) -> None:
+    booking = _confirmed_booking(language="sv")
+    assert wait_for(lambda: len(smtp_sink.messages) == 1 and len(sms_gateway.requests) == 1)
+    email = smtp_sink.messages[0]
+    assert booking.reference in email["Subject"]
+    assert email["X-Envelope-To"] == "asiakas@example.org"
+    plain = email.get_body(preferencelist=("plain",)).get_content()
+    assert "FPA" in plain  # Swedish: the booking's service language
+    assert "somaliska" in plain
+    calendar = next(part for part in email.walk() if part.get_content_type() == "text/calendar")
+    assert f"UID:{booking.reference}" in calendar.get_content().replace("\r\n ", "")
+    assert booking.reference in sms_gateway.requests[0]["text"]
+    assert Message.objects.filter(status=Message.Status.SENT).count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_booking__confirmed_while_broker_down__succeeds_and_messages_arrive_once_after_sweep(
+    broker, start_worker, smtp_sink, sms_gateway, settings
+) -> None:
+    settings.MESSAGE_SWEEP_AGE_SECONDS = 0
+    broker(False)
+    booking = _confirmed_booking(language="fi")
+    booking.refresh_from_db()
+    assert booking.status == "confirmed"
+    assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.PENDING}
+
+    broker(True)
+    start_worker()
+    assert len(messages_sweep()) == 2
+    assert wait_for(lambda: Message.objects.filter(status=Message.Status.SENT).count() == 2)
+    assert messages_sweep() == []
+    time.sleep(1.0)
+    assert len(smtp_sink.messages) == 1
+    assert len(sms_gateway.requests) == 1

@@ -1,0 +1,179 @@
+"""What the customer is told about a booking: an SMS always, an e-mail with a calendar entry when an address was given.
+
+The texts are built only from what was typed for this booking (contact phone and e-mail, interpreter language) and
+from the slot, never from the customer's register record: a customer with non-disclosure gets nothing from the
+register, and nobody ever gets an identity code. Everything is in the booking's service language, whatever language
+the partner's page was in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from email.utils import parseaddr
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import dateformat, translation
+from django.utils.translation import gettext
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from bookings.languages import language_name
+from bookings.models import Booking
+from kelabooking import clock
+from kelabooking.models import Message
+from kelabooking.phone import format_phone
+from kelabooking.services import message_enqueue
+
+logger = logging.getLogger(__name__)
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+# The ceiling for one customer SMS (three concatenated GSM segments); longer texts cost more and read badly.
+SMS_MAX_LENGTH = 320
+# How each service language writes a date and a clock time (Finnish "maanantai 30.3.2026 klo 9.00").
+DATE_FORMATS = {"fi": "l j.n.Y", "sv": "l j F Y", "en": "l j F Y"}
+TIME_FORMATS = {"fi": "G.i", "sv": "G.i", "en": "H:i"}
+KINDS = (Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION, Message.Kind.REMINDER)
+
+
+def caller_note(language: str) -> str:
+    """How the customer recognises Kela's call (a setting per language: the numbers Kela calls from may change)."""
+    notes = {"fi": settings.KELA_CALLER_NOTE_FI, "sv": settings.KELA_CALLER_NOTE_SV}
+    return notes.get(language, settings.KELA_CALLER_NOTE_EN)
+
+
+def _context(booking: Booking, *, language: str) -> dict[str, str | bool]:
+    """Plain values only: no model instance reaches a template, so no template can reach the register."""
+    starts_at = booking.slot.starts_at.astimezone(HELSINKI)
+    ends_at = booking.slot.ends_at.astimezone(HELSINKI)
+    date_format = DATE_FORMATS.get(language, DATE_FORMATS["en"])
+    time_format = TIME_FORMATS.get(language, TIME_FORMATS["en"])
+    return {
+        "language": language,
+        "reference": booking.reference,
+        "date": dateformat.format(starts_at, date_format),
+        "start": dateformat.time_format(starts_at, time_format),
+        "end": dateformat.time_format(ends_at, time_format),
+        "matter": booking.slot.service_line.name,
+        "phone": format_phone(booking.contact_phone),
+        "caller_note": caller_note(language),
+        "interpreter_language": language_name(booking.interpreter_language) if booking.interpreter_language else "",
+        # Only a partner booking can be cancelled through the one who made it; other bookings through Kela.
+        "booked_by_partner": booking.channel == Booking.Channel.PARTNER,
+    }
+
+
+def _tidy(text: str) -> str:
+    """Template whitespace out: no trailing spaces, at most one empty line in a row."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _sms_text(kind: str, context: dict[str, str | bool]) -> str:
+    """One paragraph. The templates write the time window with a plain hyphen: an en dash is not in the GSM 7-bit
+    alphabet and would make the gateway send the whole text as UCS-2, 70 characters a segment."""
+    text = " ".join(render_to_string(f"bookings/messages/{kind}_sms.txt", context).split())
+    if len(text) > SMS_MAX_LENGTH:
+        # Only a very long caller note set in the environment gets here; the time always comes first.
+        logger.warning("The %s SMS is %s characters long; cut to %s", kind, len(text), SMS_MAX_LENGTH)
+        text = text[: SMS_MAX_LENGTH - 3].rstrip() + "..."
+    return text
+
+
+def booking_calendar(*, booking: Booking, kind: str) -> str:
+    """The booking as an iCalendar invitation: one event whose UID stays the same for the booking's lifetime.
+
+    Confirmation and reminder are `REQUEST` with `SEQUENCE:0` (the same event again changes nothing in a calendar);
+    the cancellation is `CANCEL` with `SEQUENCE:1` and `STATUS:CANCELLED`, which removes it. Times carry the
+    `Europe/Helsinki` TZID and the calendar its VTIMEZONE, so the call shows at the right hour in any time zone.
+    """
+    language = booking.slot.language
+    cancelled = kind == Message.Kind.CANCELLATION
+    with translation.override(language):
+        summary = (
+            gettext("Cancelled: telephone appointment with Kela")
+            if cancelled
+            else gettext("Telephone appointment with Kela")
+        )
+        description = _sms_text(kind, _context(booking, language=language))
+    starts_at = booking.slot.starts_at.astimezone(HELSINKI)
+    sender_name, sender_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+
+    calendar = Calendar()
+    calendar.add("prodid", "-//Kela//kelabooking//FI")
+    calendar.add("version", "2.0")
+    calendar.add("method", "CANCEL" if cancelled else "REQUEST")
+    event = Event()
+    event.add("uid", f"{booking.reference}@kelabooking")
+    event.add("sequence", 1 if cancelled else 0)
+    event.add("dtstamp", clock.now().astimezone(dt.UTC))
+    event.add("dtstart", starts_at)
+    event.add("dtend", booking.slot.ends_at.astimezone(HELSINKI))
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("summary", vText(summary), parameters={"LANGUAGE": language})
+    event.add("description", vText(description), parameters={"LANGUAGE": language})
+    event.add("transp", "OPAQUE")
+    organizer = vCalAddress(f"mailto:{sender_address}")
+    organizer.params["CN"] = sender_name or "Kela"
+    event.add("organizer", organizer)
+    if booking.contact_email:
+        attendee = vCalAddress(f"mailto:{booking.contact_email}")
+        attendee.params.update({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "ACCEPTED", "RSVP": "FALSE"})
+        event.add("attendee", attendee)
+    calendar.add_component(event)
+    # Transitions for the year around the call are enough, and keep the attachment small.
+    calendar.add_missing_timezones(
+        first_date=starts_at.date() - dt.timedelta(days=366), last_date=starts_at.date() + dt.timedelta(days=366)
+    )
+    return calendar.to_ical().decode()
+
+
+@transaction.atomic
+def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
+    """Queue what the customer is told about `kind` (confirmation, cancellation or reminder) in the caller's
+    transaction: an SMS to the booking's contact phone always, an e-mail with the calendar entry when an address
+    was given for this booking. Each has the outbox key `booking:<pk>:<kind>:<channel>`, so it is queued once.
+
+    Only what was typed for the booking is used: never the register's phone or address (non-disclosure), never an
+    identity code.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"No booking message of kind {kind!r}")
+    language = booking.slot.language
+    with translation.override(language):
+        context = _context(booking, language=language)
+        sms_body = _sms_text(kind, context)
+        if booking.contact_email:
+            subject = " ".join(render_to_string(f"bookings/messages/{kind}_subject.txt", context).split())
+            email_context = context | {"subject": subject}
+            body = _tidy(render_to_string(f"bookings/messages/{kind}_email.txt", email_context))
+            body_html = render_to_string(f"bookings/messages/{kind}_email.html", email_context).strip()
+    messages = [
+        message_enqueue(
+            key=f"booking:{booking.pk}:{kind}:{Message.Channel.SMS}",
+            kind=kind,
+            channel=Message.Channel.SMS,
+            recipient=booking.contact_phone,
+            language=language,
+            subject="",
+            body=sms_body,
+        )
+    ]
+    if booking.contact_email:
+        messages.append(
+            message_enqueue(
+                key=f"booking:{booking.pk}:{kind}:{Message.Channel.EMAIL}",
+                kind=kind,
+                channel=Message.Channel.EMAIL,
+                recipient=booking.contact_email,
+                language=language,
+                subject=subject,
+                body=body,
+                body_html=body_html,
+                calendar=booking_calendar(booking=booking, kind=kind),
+            )
+        )
+    return messages
