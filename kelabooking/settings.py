@@ -218,8 +218,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kela ajanvaraus <ajanvaraus@
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Celery (tasks run eagerly in-process when no broker is configured) ---------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
+# Eager tasks never reach a broker; the in-memory transport keeps kombu from looking for one on localhost.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
