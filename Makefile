@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The embedded default: SQLite, tasks in-process, e-mail and SMS on the console, the local Suomi.fi sandbox.
 RUN_ENV := DEBUG=1 SUOMIFI_SANDBOX=1
 
-.PHONY: help install run test lint format migrations messages worker beat clean
+.PHONY: help install run test lint format migrations messages worker beat clean bench
 
 help:
 	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:8000/"
@@ -57,3 +57,8 @@ beat: install
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+
+# Benchmarks against PostgreSQL on 127.0.0.1 (a throw-away kelabooking_bench database); see docs/benchmarks.md.
+bench: install
+	$(BIN)/python bench/contended_booking.py
+	$(BIN)/python bench/growth.py
