@@ -79,8 +79,8 @@ class SlotForm(forms.ModelForm):
 class SlotAdmin(admin.ModelAdmin):
     form = SlotForm
     list_display = ["starts_at", "ends_at", "service_line", "language", "capacity", "confirmed_display"]
-    list_display += ["held_display"]
-    list_filter = ["service_line", "language"]
+    list_display += ["held_display", "set_by_hand"]
+    list_filter = ["service_line", "language", "set_by_hand"]
     date_hierarchy = "starts_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Slot]:
@@ -100,6 +100,11 @@ class SlotAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Slot | None = None) -> list[str]:
         # Moving a slot would move its bookings silently: only the capacity of an existing slot is editable.
         return ["service_line", "language", "starts_at", "ends_at"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Slot, form: forms.ModelForm, change: bool) -> None:
+        # FPA's decision outlives the nightly generation, which would otherwise put the rules' capacity back.
+        obj.set_by_hand = True
+        super().save_model(request, obj, form, change)
 
     @admin.display(description=_("confirmed bookings"), ordering="confirmed_count")
     def confirmed_display(self, obj: Slot) -> int:

@@ -117,6 +117,11 @@ class Slot(models.Model):
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     capacity = models.PositiveSmallIntegerField(_("capacity"))
+    set_by_hand = models.BooleanField(
+        _("set by hand"),
+        default=False,
+        help_text=_("Added or changed in the admin: slot generation leaves it as it is."),
+    )
 
     class Meta:
         verbose_name = _("slot")

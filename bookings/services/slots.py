@@ -53,6 +53,7 @@ def slots_generate(*, weeks: int, today: dt.date | None = None) -> SlotGeneratio
     - A slot without bookings gets the rules' capacity (and end). A slot with any booking row (held, confirmed or
       cancelled) only ever has its capacity raised, so no booking made against it is pushed over capacity.
     - Future slots in the range that no rule produces any more are deleted when they have no bookings at all.
+    - A slot set by hand in the admin (`set_by_hand`) is left exactly as it is.
 
     Slots about to change are locked first (as `booking_hold` locks them), and only then checked for bookings, so a
     booking made meanwhile cannot be overbooked by a lowered capacity.
@@ -67,9 +68,11 @@ def slots_generate(*, weeks: int, today: dt.date | None = None) -> SlotGeneratio
     existing = {
         (slot["service_line_id"], slot["language"], slot["starts_at"]): slot
         for slot in Slot.objects.filter(starts_at__gte=range_start, starts_at__lt=range_end).values(
-            "pk", "service_line_id", "language", "starts_at", "ends_at", "capacity"
+            "pk", "service_line_id", "language", "starts_at", "ends_at", "capacity", "set_by_hand"
         )
     }
+    # A slot an FPA admin added or changed is theirs: the rules neither change nor remove it.
+    by_rules = {key: slot for key, slot in existing.items() if not slot["set_by_hand"]}
 
     now = clock.now()
     to_create = [
@@ -79,10 +82,10 @@ def slots_generate(*, weeks: int, today: dt.date | None = None) -> SlotGeneratio
     ]
     changing = {
         slot["pk"]: targets[key]
-        for key, slot in existing.items()
+        for key, slot in by_rules.items()
         if key in targets and (slot["capacity"], slot["ends_at"]) != (targets[key].capacity, targets[key].ends_at)
     }
-    orphans = [slot["pk"] for key, slot in existing.items() if key not in targets and slot["starts_at"] > now]
+    orphans = [slot["pk"] for key, slot in by_rules.items() if key not in targets and slot["starts_at"] > now]
 
     locked, booked = _lock(list(changing) + orphans)
     to_update: list[Slot] = []
