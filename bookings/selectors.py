@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -33,6 +34,23 @@ def free_slots(
         .filter(taken__lt=F("capacity"))
         .order_by("starts_at")
     )
+
+
+@dataclass(frozen=True)
+class RegisterContact:
+    phone: str
+    email: str
+
+
+def register_contact(*, customer: Customer) -> RegisterContact | None:
+    """The register's contact details that a partner may see and have pre-filled (DESIGN.md §4 rule 7).
+
+    None for a customer with non-disclosure, for one not in the register, and when the register has neither a phone
+    nor an e-mail: the only place this rule is decided.
+    """
+    if customer.non_disclosure or not customer.in_register or not (customer.phone or customer.email):
+        return None
+    return RegisterContact(phone=customer.phone, email=customer.email)
 
 
 def customer_bookings(*, customer: Customer) -> QuerySet[Booking]:

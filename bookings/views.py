@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from bookings.forms import CancelForm, ContactForm, CustomerForm, MatterForm, SlotForm
 from bookings.languages import language_name
 from bookings.models import SERVICE_LANGUAGES, Booking, Customer, ServiceLine
-from bookings.selectors import customer_bookings, free_slots, partner_hold
+from bookings.selectors import customer_bookings, free_slots, partner_hold, register_contact
 from bookings.services import (
     BookingError,
     ExistingBookingError,
@@ -84,8 +84,8 @@ def overview_view(request: HttpRequest) -> HttpResponse:
     """The customer's details and bookings. Each view is recorded; contact details never with non-disclosure."""
     customer = _customer(request)
     audit_event_record(request=request, action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
-    show_contact = customer.in_register and not customer.non_disclosure and bool(customer.phone or customer.email)
-    if show_contact:
+    contact = register_contact(customer=customer)
+    if contact is not None:
         audit_event_record(request=request, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=customer)
     now = clock.now()
     bookings = list(customer_bookings(customer=customer))
@@ -94,7 +94,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         "bookings/overview.html",
         {
             "customer": customer,
-            "show_contact": show_contact,
+            "contact": contact,
             "upcoming": [b for b in bookings if b.status == Booking.Status.CONFIRMED and b.slot.starts_at > now],
             "history": [b for b in bookings if b.status != Booking.Status.CONFIRMED or b.slot.starts_at <= now],
         },
@@ -230,8 +230,8 @@ def contact_view(request: HttpRequest) -> HttpResponse:
         return redirect("bookings:time" if "service_line_id" in draft else "bookings:matter")
     customer = hold.customer
     initial = draft.get("contact") or {}
-    if not initial and customer.in_register and not customer.non_disclosure:
-        initial = {"phone": customer.phone, "email": customer.email}
+    if not initial and (contact := register_contact(customer=customer)) is not None:
+        initial = {"phone": contact.phone, "email": contact.email}
     form = ContactForm(
         request.POST if request.method == "POST" else None, initial=initial, names_required=not customer.in_register
     )

@@ -582,3 +582,19 @@ def test_booking__confirm__with_another_partners_idempotency_key__refused_not_50
         )
     hold.refresh_from_db()
     assert hold.status == Booking.Status.HELD
+
+
+@pytest.mark.parametrize(
+    ("factory", "expected"),
+    [
+        (lambda: CustomerFactory(phone="+358401234567", email="a@example.org"), ("+358401234567", "a@example.org")),
+        (lambda: CustomerFactory.non_disclosure(phone="+358401234567", email="a@example.org"), None),
+        (lambda: CustomerFactory.not_in_register(phone="+358401234567"), None),
+        (lambda: CustomerFactory(phone="", email=""), None),
+    ],
+)
+def test_customer__register_contact__only_what_a_partner_may_see(factory, expected) -> None:
+    from bookings.selectors import register_contact
+
+    contact = register_contact(customer=factory())
+    assert (None if contact is None else (contact.phone, contact.email)) == expected
