@@ -37,16 +37,21 @@ def load_or_generate_rsa_key(value: str, *, generated_name: str) -> RSAKey:
     return RSAKey.import_key(path.read_bytes())
 
 
+def with_use(key: RSAKey, *, use: str, alg: str) -> RSAKey:
+    """The key labelled for one use and algorithm, with its RFC 7638 thumbprint as `kid`."""
+    return RSAKey.import_key(key.as_dict(private=True), {"use": use, "alg": alg, "kid": key.thumbprint()})
+
+
 @functools.cache
 def signing_key() -> RSAKey:
     key = load_or_generate_rsa_key(settings.OIDC_RP_SIGNING_KEY, generated_name="rp-signing.pem")
-    return RSAKey.import_key(key.as_dict(private=True), {"use": "sig", "alg": SIGNING_ALG, "kid": key.thumbprint()})
+    return with_use(key, use="sig", alg=SIGNING_ALG)
 
 
 @functools.cache
 def encryption_key() -> RSAKey:
     key = load_or_generate_rsa_key(settings.OIDC_RP_ENCRYPTION_KEY, generated_name="rp-encryption.pem")
-    return RSAKey.import_key(key.as_dict(private=True), {"use": "enc", "alg": ENCRYPTION_ALG, "kid": key.thumbprint()})
+    return with_use(key, use="enc", alg=ENCRYPTION_ALG)
 
 
 def public_jwks() -> dict:

@@ -53,7 +53,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from kelabooking import clock
-from partners.keys import load_or_generate_rsa_key
+from partners.keys import load_or_generate_rsa_key, with_use
 from partners.sandbox.people import Person, person_for
 
 CALLBACK_PATH = "/oidc/callback/"
@@ -104,7 +104,7 @@ def endpoint_url(name: str) -> str:
 def _signing_key(key_dir: str) -> RSAKey:
     # key_dir is the cache key only: load_or_generate_rsa_key reads OIDC_RP_KEY_DIR itself.
     key = load_or_generate_rsa_key("", generated_name="sandbox-op-signing.pem")
-    return RSAKey.import_key(key.as_dict(private=True), {"use": "sig", "alg": SIGNING_ALG, "kid": key.thumbprint()})
+    return with_use(key, use="sig", alg=SIGNING_ALG)
 
 
 def op_signing_key() -> RSAKey:
