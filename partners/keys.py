@@ -29,12 +29,25 @@ def load_or_generate_rsa_key(value: str, *, generated_name: str) -> RSAKey:
     if not path.exists():
         if not settings.OIDC_RP_GENERATE_KEYS:
             raise ImproperlyConfigured(f"Set the relying party's key ({generated_name}) in the environment.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = RSAKey.generate_key(2048, private=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _publish_new_key(path)
+    return RSAKey.import_key(path.read_bytes())
+
+
+def _publish_new_key(path: Path) -> None:
+    """Write a new key beside `path`, then link it into place: the first of several starting workers wins, and no
+    worker ever reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = RSAKey.generate_key(2048, private=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(key.as_pem(private=True))
-    return RSAKey.import_key(path.read_bytes())
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another worker's key is in place: use that one
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def with_use(key: RSAKey, *, use: str, alg: str) -> RSAKey:

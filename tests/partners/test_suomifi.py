@@ -331,3 +331,33 @@ def test_login__whole_flow__no_identity_code_in_any_log_record(client, op: FakeP
         message = record.getMessage()
         assert TEST_CODE not in message
         assert TEST_CODE not in (record.exc_text or "")
+
+
+def _generate_key_for_race(key_dir: str, barrier, results) -> None:
+    from django.conf import settings as django_settings
+
+    django_settings.OIDC_RP_KEY_DIR = key_dir
+    barrier.wait(timeout=10)
+    try:
+        key = keys.load_or_generate_rsa_key("", generated_name="rp-signing.pem")
+    except Exception as error:  # reported, so the assertion shows what a worker raised
+        results.put(f"error: {error!r}")
+    else:
+        results.put(key.thumbprint())
+
+
+def test_generated_key__workers_starting_together__all_use_one_key(tmp_path) -> None:
+    import multiprocessing
+
+    forked = multiprocessing.get_context("fork")
+    barrier, results = forked.Barrier(4), forked.Queue()
+    workers = [forked.Process(target=_generate_key_for_race, args=(str(tmp_path), barrier, results)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    thumbprints = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=10)
+
+    on_disk = RSAKey.import_key((tmp_path / "rp-signing.pem").read_bytes()).thumbprint()
+    assert thumbprints == [on_disk] * 4
+    assert [path.name for path in tmp_path.iterdir()] == ["rp-signing.pem"]
