@@ -301,6 +301,8 @@ NUM_PROXIES = env_int("NUM_PROXIES", 0)
 # embedded default (`make run`) turns it on; a system check refuses it with DEBUG off unless it is a public demo.
 SUOMIFI_SANDBOX = env_bool("SUOMIFI_SANDBOX", False)
 SUOMIFI_SANDBOX_PUBLIC_DEMO = env_bool("SUOMIFI_SANDBOX_PUBLIC_DEMO", False)
+# (business ID, name) pairs whose booking mandate a typed test identity code holds; empty: typed codes hold none.
+SUOMIFI_SANDBOX_TYPED_MANDATES: list[tuple[str, str]] = []
 # Where this app is reached; the sandbox endpoints are absolute URLs under it.
 SUOMIFI_SANDBOX_BASE_URL = env_str("SUOMIFI_SANDBOX_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if SUOMIFI_SANDBOX:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils.crypto import salted_hmac
 from stdnum.fi import hetu
 
@@ -85,8 +86,14 @@ def is_test_identity_code(value: str) -> bool:
 
 
 def person_for(identity_code: str) -> Person:
-    """The listed test person with this identity code, or a person with no organisations."""
+    """The listed test person with this identity code, or a person with a typed code.
+
+    A typed code has no organisations, unless the setting SUOMIFI_SANDBOX_TYPED_MANDATES names some (business ID,
+    name) pairs: then it holds the booking mandate for each. The HTTP benchmark uses that to sign in as many
+    different partners (bench/settings.py); nothing else sets it.
+    """
     for person in PEOPLE:
         if person.identity_code == identity_code:
             return person
-    return Person(identity_code, TYPED_GIVEN_NAME, TYPED_FAMILY_NAME)
+    organisations = tuple(_org(pair, BOOKING_MANDATE) for pair in settings.SUOMIFI_SANDBOX_TYPED_MANDATES)
+    return Person(identity_code, TYPED_GIVEN_NAME, TYPED_FAMILY_NAME, organisations)

@@ -370,6 +370,15 @@ def test_code_flow__typed_identity_code__signs_in_a_person_without_organisations
     assert person_for("020504A902E").organisations == ()
 
 
+def test_person_for__typed_mandates_setting__typed_code_holds_the_booking_mandate(settings) -> None:
+    settings.SUOMIFI_SANDBOX_TYPED_MANDATES = [("0201256-6", "Helsingin kaupunki")]
+
+    typed = person_for("020504A902E")
+
+    assert [(org.business_id, org.roles) for org in typed.organisations] == [("0201256-6", ("SOTE_AJANVARAUS",))]
+    assert person_for("070770-905D").organisations == ()  # a listed person keeps exactly their own mandates
+
+
 def test_token__wrong_code_verifier__is_refused(client: Client) -> None:
     code, _params = sign_in(client)
 
