@@ -191,7 +191,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Personal data lives in the session: keep it server-side and short.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "kelabooking.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
