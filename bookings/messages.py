@@ -131,7 +131,7 @@ def booking_calendar(*, booking: Booking, kind: str) -> str:
     return calendar.to_ical().decode()
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
     """Queue what the customer is told about `kind` (confirmation, cancellation or reminder) in the caller's
     transaction: an SMS to the booking's contact phone always, an e-mail with the calendar entry when an address

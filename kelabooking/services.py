@@ -41,7 +41,7 @@ def _nudge(message_id: int) -> None:
         logger.warning("Could not queue message %s; the sweep will retry it", message_id, exc_info=True)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def message_enqueue(
     *,
     key: str,
@@ -58,11 +58,8 @@ def message_enqueue(
 
     The same `key` twice returns the first row, so a retried caller cannot produce a second message.
     """
-    existing = Message.objects.filter(key=key).first()
-    if existing is not None:
-        return existing
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the savepoint a duplicate key rolls back to
             message = Message.objects.create(
                 key=key,
                 kind=kind,

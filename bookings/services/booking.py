@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from bookings.messages import booking_messages_enqueue
@@ -166,44 +167,56 @@ def _booking_confirm(
     now: dt.datetime | None,
 ) -> Booking | SlotFullError:
     now = now or clock.now()
-    earlier = Booking.objects.filter(idempotency_key=idempotency_key).first()
+    # Lock order everywhere: customer, then slot, then booking. NO KEY UPDATE serialises the confirms of one
+    # customer without blocking a hold's insert that refers to the customer (which holds the slot: a deadlock).
+    # One statement finds the booking this key already made (a double submit) and the partner's hold, and locks
+    # their customer. The bookings' own columns may be older than the lock: the compare-and-swap below decides.
+    found = list(
+        Booking.objects.filter(Q(idempotency_key=idempotency_key) | Q(pk=booking_id, booked_by=partner))
+        .select_related("customer")
+        .select_for_update(no_key=True, of=("customer",))
+        .order_by()
+    )
+    earlier = next((booking for booking in found if booking.idempotency_key == idempotency_key), None)
     if earlier is not None:
         if earlier.booked_by_id != partner.pk:  # a key from another partner's form: tampered, never theirs to see
             raise BookingError(_("The booking could not be saved. Please try again."))
         return earlier
-    hold = Booking.objects.filter(pk=booking_id, booked_by=partner).select_related("customer").first()
+    hold = next((booking for booking in found if booking.pk == booking_id), None)
     if hold is None:
         raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
-    # Lock order everywhere: customer, then slot, then booking. NO KEY UPDATE serialises the confirms of one
-    # customer without blocking a hold's insert that refers to the customer (which holds the slot: a deadlock).
-    customer = Customer.objects.select_for_update(no_key=True).get(pk=hold.customer_id)
-    slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").get(pk=hold.slot_id)
-    # Re-read under the locks: a request that held them first may have confirmed or released this hold.
-    try:
-        hold = Booking.objects.select_for_update().get(pk=hold.pk)
-    except Booking.DoesNotExist:
-        raise BookingError(_("The time you chose is no longer held for you. Choose a time again.")) from None
-    if hold.idempotency_key == idempotency_key:  # the same submit, confirmed by a request that locked first
-        return hold
-    if hold.status != Booking.Status.HELD:
+    if hold.status != Booking.Status.HELD:  # a booking never goes back to held: no lock needed to refuse
         raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
+    customer = hold.customer
+    slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").get(pk=hold.slot_id)
     if slot.starts_at < bookable_window(now)[0]:
         raise SlotFullError(nearest_free_slots(slot=slot, now=now))
     if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
-        hold.delete()
+        if not Booking.objects.filter(pk=hold.pk, status=Booking.Status.HELD).delete()[0]:
+            return _settled_meanwhile(hold, idempotency_key)
         return SlotFullError(nearest_free_slots(slot=slot, now=now))
-    _check_customer_rules(customer=customer, slot=slot, now=now)
 
-    hold.status = Booking.Status.CONFIRMED
-    hold.hold_expires_at = None
-    hold.confirmed_at = now
-    hold.contact_phone = contact.phone
-    hold.contact_email = contact.email
-    hold.description = contact.description
-    hold.interpreter_needed = bool(contact.interpreter_language)
-    hold.interpreter_language = contact.interpreter_language
-    hold.idempotency_key = idempotency_key
-    hold.save()
+    # Compare-and-swap from held, if the customer's rules allow it (their bookings cannot change meanwhile: the
+    # customer is locked). No row: a request that had the locks first confirmed or released the hold, or a rule
+    # refuses; the slow path below tells which.
+    confirmed = {
+        "status": Booking.Status.CONFIRMED,
+        "hold_expires_at": None,
+        "confirmed_at": now,
+        "contact_phone": contact.phone,
+        "contact_email": contact.email,
+        "description": contact.description,
+        "interpreter_needed": bool(contact.interpreter_language),
+        "interpreter_language": contact.interpreter_language,
+        "idempotency_key": idempotency_key,
+    }
+    conflicts = _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=hold)
+    if not Booking.objects.filter(~Exists(conflicts), pk=hold.pk, status=Booking.Status.HELD).update(**confirmed):
+        _check_customer_rules(customer=customer, slot=slot, now=now, excluding=hold)
+        return _settled_meanwhile(hold, idempotency_key)
+    for field, value in confirmed.items():
+        setattr(hold, field, value)
+    hold.slot, hold.customer = slot, customer  # read under their locks: the messages and the caller use them
     if not customer.in_register and (contact.first_name or contact.last_name):
         customer.first_name, customer.last_name = contact.first_name, contact.last_name
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
@@ -211,26 +224,58 @@ def _booking_confirm(
     return hold
 
 
-def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime) -> None:
-    upcoming = Booking.objects.filter(customer=customer).upcoming(now=now).select_related("slot__service_line")
-    same_line = upcoming.filter(slot__service_line=slot.service_line).first()
+def _settled_meanwhile(hold: Booking, idempotency_key: uuid.UUID) -> Booking:
+    """The hold stopped being held while this request waited for the locks: the same submit confirmed it first
+    (return that booking), or it was released or booked otherwise (refuse)."""
+    now_stored = Booking.objects.filter(pk=hold.pk).first()
+    if now_stored is not None and now_stored.idempotency_key == idempotency_key:
+        return now_stored
+    raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
+
+
+def _conflicting_bookings(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> QuerySet:
+    """The customer's other future bookings on the slot's service line or overlapping it."""
+    return (
+        Booking.objects.filter(customer=customer)
+        .upcoming(now=now)
+        .exclude(pk=excluding.pk)
+        .filter(
+            Q(slot__service_line=slot.service_line_id)
+            | Q(slot__starts_at__lt=slot.ends_at, slot__ends_at__gt=slot.starts_at)
+        )
+    )
+
+
+def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> None:
+    """At most one active future booking per service line, and never two overlapping ones.
+
+    One read through the customer's index for both rules (never `.first()`: its ORDER BY id LIMIT 1 can walk the
+    whole table by primary key when the customer has no such booking, which is the usual case).
+    """
+    conflicts = list(
+        _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding)
+        .order_by("slot__starts_at")
+        .values_list("pk", "slot__service_line_id")
+    )
+    if not conflicts:
+        return
+    same_line = next((pk for pk, line in conflicts if line == slot.service_line_id), None)
+    existing = Booking.objects.select_related("slot__service_line").get(pk=same_line or conflicts[0][0])
     if same_line is not None:
         raise ExistingBookingError(
             _("The customer already has a booked time for this matter. Cancel it first if a new time is needed."),
-            same_line,
+            existing,
         )
-    overlapping = upcoming.filter(slot__starts_at__lt=slot.ends_at, slot__ends_at__gt=slot.starts_at).first()
-    if overlapping is not None:
-        raise ExistingBookingError(
-            _("The customer already has another booking at this time. Choose another time."), overlapping
-        )
+    raise ExistingBookingError(
+        _("The customer already has another booking at this time. Choose another time."), existing
+    )
 
 
 @transaction.atomic
 def booking_cancel(*, booking_id: int, actor: User, reason: str = "", now: dt.datetime | None = None) -> Booking:
     """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept."""
     now = now or clock.now()
-    booking = Booking.objects.select_for_update().select_related("slot").get(pk=booking_id)
+    booking = Booking.objects.select_for_update(of=("self",)).select_related("slot__service_line").get(pk=booking_id)
     if booking.status != Booking.Status.CONFIRMED or booking.slot.starts_at <= now:
         raise BookingError(_("Only a booked time in the future can be cancelled."))
     booking.status = Booking.Status.CANCELLED
