@@ -15,6 +15,7 @@ from bookings.services.booking import new_reference
 from kelabooking import clock
 from kelabooking.permissions import REGISTRY_ADMIN_GROUP
 from partners.models import User
+from partners.sandbox.people import temporary_identity_code
 from registry.models import Organisation, RegistrationRequest
 
 # Valid Y-tunnus values for builders: a 7-digit body and its computed check digit.
@@ -76,16 +77,11 @@ class RegistrationRequestFactory(factory.django.DjangoModelFactory):
 # --- bookings ------------------------------------------------------------------------------------------------------
 
 _identity_codes = itertools.count()
-_HETU_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 
 
 def next_temporary_identity_code() -> str:
     """The next valid personal identity code with a temporary individual number (900–999): never a real person."""
-    index = next(_identity_codes)
-    born = dt.date(1930, 1, 1) + dt.timedelta(days=index // 100)
-    digits = f"{born:%d%m%y}{900 + index % 100}"
-    century = "-" if born.year < 2000 else "A"
-    code = f"{digits[:6]}{century}{digits[6:]}{_HETU_CHECK_CHARACTERS[int(digits) % 31]}"
+    code = temporary_identity_code(next(_identity_codes), first_birthday=dt.date(1930, 1, 1))
     assert hetu.is_valid(code, allow_temporary=True), code
     assert not hetu.is_valid(code), code  # temporary: refused unless test identity codes are allowed
     return code

@@ -20,7 +20,7 @@ from stdnum.fi import hetu, ytunnus
 from kelabooking import clock
 from partners import keys
 from partners.sandbox import checks, oidc, valtuudet
-from partners.sandbox.people import PEOPLE, person_for
+from partners.sandbox.people import PEOPLE, is_test_identity_code, person_for, temporary_identity_code
 from registry.demo import DEACTIVATED_ORGANISATION, DEMO_ORGANISATIONS, PENDING_REQUEST
 
 pytestmark = pytest.mark.django_db
@@ -875,3 +875,16 @@ def test_system_check__sandbox_with_debug_off__reports_e001_unless_public_demo(s
     settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = False
     settings.DEBUG = True
     assert checks.check_sandbox_not_in_production() == []
+
+
+def test_temporary_identity_code__a_hundred_a_day__valid_temporary_and_distinct() -> None:
+    codes = [temporary_identity_code(index, first_birthday=dt.date(1999, 12, 31)) for index in range(250)]
+
+    assert len(set(codes)) == 250
+    assert all(is_test_identity_code(code) for code in codes)
+    assert (codes[0], codes[99], codes[100], codes[249]) == (
+        "311299-900" + codes[0][-1],
+        "311299-999" + codes[99][-1],
+        "010100A900" + codes[100][-1],
+        "020100A949" + codes[249][-1],
+    )
