@@ -59,6 +59,12 @@ clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
 
 # Benchmarks against PostgreSQL on 127.0.0.1 (a throw-away kelabooking_bench database); see docs/benchmarks.md.
-bench: install
+# Locust and its dependencies come from requirements/bench.txt (dev.txt plus the `bench` extra).
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
+	@touch $@
+
+bench: install $(VENV)/.bench-installed
 	$(BIN)/python bench/contended_booking.py
 	$(BIN)/python bench/growth.py
+	$(BIN)/python bench/http_journey.py

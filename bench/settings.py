@@ -1,0 +1,19 @@
+"""Settings of the HTTP benchmark's servers: production's, with DEBUG off, over plain HTTP on 127.0.0.1.
+
+TLS ends at the proxy in production. Over loopback HTTP the client must get its cookies back and must not be
+redirected to HTTPS, so only those settings differ, plus the floor view's URL and the sandbox's typed partners.
+"""
+
+from kelabooking.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
+
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SESSION_COOKIE_NAME = "sessionid"
+CSRF_COOKIE_NAME = "csrftoken"
+
+# Every simulated partner signs in with a typed test identity code of their own and acts for Helsinki.
+SUOMIFI_SANDBOX_TYPED_MANDATES = [("0201256-6", "Helsingin kaupunki")]
