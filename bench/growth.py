@@ -36,8 +36,8 @@ RATIO_TARGET = 1.5
 
 # Slot n: day (n / 16) - 2937 relative to today, at 06:00 UTC + 30 min * (n % 16).
 SLOTS_SQL = f"""
-INSERT INTO bookings_slot (service_line_id, language, starts_at, ends_at, capacity)
-SELECT %(line)s, 'fi', t, t + interval '30 minutes', CASE WHEN n < {PAST_SLOTS} THEN 25 ELSE 3 END
+INSERT INTO bookings_slot (service_line_id, language, starts_at, ends_at, capacity, set_by_hand)
+SELECT %(line)s, 'fi', t, t + interval '30 minutes', CASE WHEN n < {PAST_SLOTS} THEN 25 ELSE 3 END, false
 FROM generate_series(0, {TOTAL_SLOTS - 1}) AS n,
      LATERAL (SELECT date_trunc('day', now()) + ((n / {SLOTS_PER_DAY}) - {PAST_DAYS}) * interval '1 day'
              + interval '6 hours' + (n %% {SLOTS_PER_DAY}) * interval '30 minutes' AS t) AS s
@@ -148,7 +148,7 @@ def measure(client, url: str, *, requests: int, warmup: int) -> dict[str, float]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=120)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE even when the targets are met")
     args = parser.parse_args()
