@@ -64,8 +64,11 @@ def customer_bookings(*, customer: Customer) -> QuerySet[Booking]:
 
 
 def partner_hold(*, partner, customer: Customer) -> Booking | None:
-    return (
+    # A partner holds one time at most, so no ORDER BY: `.first()` would add one (by the bookings' default order or
+    # by id), and PostgreSQL may then walk that order through the whole history instead of the customer's index.
+    holds = (
         Booking.objects.filter(booked_by=partner, customer=customer, status=Booking.Status.HELD)
         .select_related("slot__service_line")
-        .first()
+        .order_by()[:1]
     )
+    return next(iter(holds), None)
