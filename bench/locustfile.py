@@ -175,15 +175,15 @@ class PartnerUser(FastHttpUser):
         self.redirect(valtuudet_callback, "sign-in: valtuudet callback", location="/terms/")
         terms = self.page(f"/{LANGUAGE}/terms/", "sign-in: terms page")
         self.post(f"/{LANGUAGE}/terms/", "sign-in: accept terms", {"consent": "on"}, csrf=_csrf(terms), location="/")
-        customer = self.page(f"/{LANGUAGE}/customer/", "customer: page")
+        customer = self.page(f"/{LANGUAGE}/customer/", "sign-in: customer page")
         self.post(
             f"/{LANGUAGE}/customer/",
-            "customer: identity code",
+            "sign-in: customer identity code",
             {"identity_code": self.customer_code},
             csrf=_csrf(customer),
             location="/customer/overview/",
         )
-        self.page(f"/{LANGUAGE}/customer/overview/", "overview")
+        self.page(f"/{LANGUAGE}/customer/overview/", "sign-in: overview")
 
     @task(2)
     def book_and_cancel(self) -> None:
