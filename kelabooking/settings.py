@@ -219,8 +219,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Celery (tasks run eagerly in-process when no broker is configured) ---------------------------------------
 CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
-# Eager tasks never reach a broker; the in-memory transport keeps kombu from looking for one on localhost.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
+# Eager tasks never reach a broker, but Celery still takes a producer from its pool: the in-memory transport keeps
+# kombu from looking for a broker, and naming a host keeps it from warning that none was given.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://localhost/")
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
