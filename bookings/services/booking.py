@@ -247,28 +247,27 @@ def _conflicting_bookings(*, customer: Customer, slot: Slot, now: dt.datetime, e
 
 
 def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> None:
-    """At most one active future booking per service line, and never two overlapping ones.
+    """At most one active future booking per service line, and never two overlapping ones: raise the rule's error.
 
-    One read through the customer's index for both rules (never `.first()`: its ORDER BY id LIMIT 1 can walk the
-    whole table by primary key when the customer has no such booking, which is the usual case).
+    Only the refused compare-and-swap calls this, to tell the partner which rule refused; the swap itself checks
+    both rules in its UPDATE. One read through the customer's index (never `.first()`: its ORDER BY … LIMIT 1 can
+    walk the whole table when the customer has no such booking).
     """
     conflicts = list(
         _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding)
+        .select_related("slot__service_line")
         .order_by("slot__starts_at")
-        .values_list("pk", "slot__service_line_id")
     )
-    if not conflicts:
-        return
-    same_line = next((pk for pk, line in conflicts if line == slot.service_line_id), None)
-    existing = Booking.objects.select_related("slot__service_line").get(pk=same_line or conflicts[0][0])
+    same_line = next((booking for booking in conflicts if booking.slot.service_line_id == slot.service_line_id), None)
     if same_line is not None:
         raise ExistingBookingError(
             _("The customer already has a booked time for this matter. Cancel it first if a new time is needed."),
-            existing,
+            same_line,
         )
-    raise ExistingBookingError(
-        _("The customer already has another booking at this time. Choose another time."), existing
-    )
+    if conflicts:
+        raise ExistingBookingError(
+            _("The customer already has another booking at this time. Choose another time."), conflicts[0]
+        )
 
 
 @transaction.atomic
