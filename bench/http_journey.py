@@ -35,6 +35,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -193,13 +194,12 @@ def prepared_sessions(count: int, *, holds: bool, first_birthday: dt.date) -> li
             HASH_SESSION_KEY: partner.get_session_auth_hash(),
             LOGIN_AT: now,
             LAST_SEEN: now,
-            context.SESSION_KEY: {
-                "organisation_business_id": organisation.business_id,
-                "organisation_name": organisation.name,
-                "terms_accepted_at": clock.now().isoformat(),
-                "customer_id": customer.pk,
-            },
         }
+        # The acting context's own steps write it, so its format stays theirs alone.
+        request = SimpleNamespace(session=data, user=partner)
+        context.choose_organisation(request, business_id=organisation.business_id, name=organisation.name)
+        context.accept_terms(request)
+        context.lock_customer(request, customer)
         key = str(uuid.uuid4())
         if holds:
             slot = slots[n % len(slots)]
