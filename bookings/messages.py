@@ -26,7 +26,7 @@ from bookings.models import Booking
 from kelabooking import clock
 from kelabooking.models import Message
 from kelabooking.phone import format_phone
-from kelabooking.services import message_enqueue
+from kelabooking.services import messages_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -152,19 +152,18 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
             body = _tidy(render_to_string(f"bookings/messages/{kind}_email.txt", email_context))
             body_html = render_to_string(f"bookings/messages/{kind}_email.html", email_context).strip()
     messages = [
-        message_enqueue(
+        Message(
             key=f"booking:{booking.pk}:{kind}:{Message.Channel.SMS}",
             kind=kind,
             channel=Message.Channel.SMS,
             recipient=booking.contact_phone,
             language=language,
-            subject="",
             body=sms_body,
         )
     ]
     if booking.contact_email:
         messages.append(
-            message_enqueue(
+            Message(
                 key=f"booking:{booking.pk}:{kind}:{Message.Channel.EMAIL}",
                 kind=kind,
                 channel=Message.Channel.EMAIL,
@@ -176,4 +175,4 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
                 calendar=booking_calendar(booking=booking, kind=kind),
             )
         )
-    return messages
+    return messages_enqueue(messages=messages)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 
 from kelabooking import clock, sms
@@ -31,17 +32,32 @@ class SendResult:
     retry_in: float | None = None
 
 
-def _nudge(message_id: int) -> None:
-    """Ask a worker to send now. A broker outage must not fail the caller: the sweep catches up."""
-    from kelabooking.tasks import send_message_task
+def _nudge(message_ids: list[int]) -> None:
+    """Ask a worker to send these now. A broker outage must not fail the caller: the sweep catches up."""
+    from kelabooking.tasks import send_messages_task
 
     try:
-        send_message_task.delay(message_id)
+        send_messages_task.delay(message_ids)
     except Exception:
-        logger.warning("Could not queue message %s; the sweep will retry it", message_id, exc_info=True)
+        logger.warning("Could not queue messages %s; the sweep will retry them", message_ids, exc_info=True)
 
 
 @transaction.atomic(savepoint=False)
+def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
+    """Write messages to the outbox in the caller's transaction, in one INSERT; after commit one task sends them.
+
+    A key already in the outbox keeps its row (`ON CONFLICT (key)` touches only the key, to return that row's id):
+    the returned message carries the existing id, so a retried caller cannot produce a second message.
+    """
+    now = clock.now()
+    for message in messages:
+        message.next_attempt_at = now
+    rows = Message.objects.bulk_create(messages, update_conflicts=True, unique_fields=["key"], update_fields=["key"])
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: _nudge(ids))
+    return rows
+
+
 def message_enqueue(
     *,
     key: str,
@@ -54,28 +70,19 @@ def message_enqueue(
     body_html: str = "",
     calendar: str = "",
 ) -> Message:
-    """Write a message to the outbox in the caller's transaction; the send is queued only after commit.
-
-    The same `key` twice returns the first row, so a retried caller cannot produce a second message.
-    """
-    try:
-        with transaction.atomic():  # the savepoint a duplicate key rolls back to
-            message = Message.objects.create(
-                key=key,
-                kind=kind,
-                channel=channel,
-                recipient=recipient,
-                language=language,
-                subject=subject,
-                body=body,
-                body_html=body_html,
-                calendar=calendar,
-                next_attempt_at=clock.now(),
-            )
-    except IntegrityError:
-        return Message.objects.get(key=key)
-    transaction.on_commit(lambda: _nudge(message.pk))
-    return message
+    """One message to the outbox in the caller's transaction (see `messages_enqueue`)."""
+    message = Message(
+        key=key,
+        kind=kind,
+        channel=channel,
+        recipient=recipient,
+        language=language,
+        subject=subject,
+        body=body,
+        body_html=body_html,
+        calendar=calendar,
+    )
+    return messages_enqueue(messages=[message])[0]
 
 
 def _claim(message_id: int) -> Message | None:
@@ -143,8 +150,8 @@ def messages_sweep() -> list[int]:
     """Re-queue every pending message that has waited past its due time: a lost nudge is only a delay."""
     cutoff = clock.now() - dt.timedelta(seconds=settings.MESSAGE_SWEEP_AGE_SECONDS)
     ids = list(Message.objects.due(now=clock.now()).filter(next_attempt_at__lte=cutoff).values_list("pk", flat=True))
-    for message_id in ids:
-        _nudge(message_id)
+    for message_id in ids:  # one task each, so that a backlog spreads over the workers
+        _nudge([message_id])
     return ids
 
 
@@ -155,4 +162,4 @@ def message_resend(*, message_id: int) -> None:
         status=Message.Status.PENDING, attempts=0, next_attempt_at=clock.now(), claimed_until=None
     )
     if updated:
-        transaction.on_commit(lambda: _nudge(message_id))
+        transaction.on_commit(lambda: _nudge([message_id]))

@@ -5,13 +5,15 @@ from celery import shared_task
 from kelabooking import services
 
 
-@shared_task(bind=True, max_retries=None, acks_late=True)
-def send_message_task(self, message_id: int) -> bool:
-    """Send one outbox message; on a transient failure schedule the next attempt with backoff."""
-    result = services.message_send(message_id=message_id)
-    if result.retry_in is not None and not self.request.is_eager:
-        raise self.retry(countdown=result.retry_in)
-    return result.sent
+@shared_task(bind=True, acks_late=True)
+def send_messages_task(self, message_ids: list[int]) -> int:
+    """Send outbox messages one after another; one that fails transiently is queued again alone, with backoff."""
+    results = [services.message_send(message_id=message_id) for message_id in message_ids]
+    if not self.request.is_eager:  # in-process (the embedded default) the sweep retries instead
+        for message_id, result in zip(message_ids, results, strict=True):
+            if result.retry_in is not None:
+                send_messages_task.apply_async(([message_id],), countdown=result.retry_in)
+    return sum(result.sent for result in results)
 
 
 @shared_task

@@ -36,7 +36,7 @@ def _check_command(argv: list[str]) -> None:
         app = import_string(argv[argv.index("-A") + 1] + ".celery_app")
         assert argv[argv.index("-A") + 2] in {"worker", "beat"}
         app.loader.import_default_modules()
-        assert "kelabooking.tasks.send_message_task" in app.tasks
+        assert "kelabooking.tasks.send_messages_task" in app.tasks
     else:
         raise AssertionError(f"unexpected command {argv}")
 

@@ -159,7 +159,7 @@ def test_message__nudge_after_commit__publishes_one_task_to_redis(broker) -> Non
         assert redis.Redis.from_url(broker_url).llen("celery") == 0  # not before commit
     queued = [json.loads(raw) for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1)]
     assert [(task["headers"]["task"], task["headers"]["argsrepr"]) for task in queued] == [
-        ("kelabooking.tasks.send_message_task", f"({message.pk},)")
+        ("kelabooking.tasks.send_messages_task", f"([{message.pk}],)")
     ]
 
 
