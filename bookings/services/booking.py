@@ -167,14 +167,15 @@ def _booking_confirm(
     now: dt.datetime | None,
 ) -> Booking | SlotFullError:
     now = now or clock.now()
-    # Lock order everywhere: customer, then slot, then booking. NO KEY UPDATE serialises the confirms of one
-    # customer without blocking a hold's insert that refers to the customer (which holds the slot: a deadlock).
     # One statement finds the booking this key already made (a double submit) and the partner's hold, and locks
-    # their customer. The bookings' own columns may be older than the lock: the compare-and-swap below decides.
+    # their customer and slot (then the compare-and-swap locks the booking). NO KEY UPDATE serialises the confirms
+    # of one customer, and every write that takes the slot's capacity (FOR UPDATE in booking_hold), without
+    # blocking a hold's insert that only refers to the customer or the slot. The bookings' own columns may be older
+    # than the locks: the compare-and-swap below decides.
     found = list(
         Booking.objects.filter(Q(idempotency_key=idempotency_key) | Q(pk=booking_id, booked_by=partner))
-        .select_related("customer")
-        .select_for_update(no_key=True, of=("customer",))
+        .select_related("customer", "slot__service_line")
+        .select_for_update(no_key=True, of=("customer", "slot"))
         .order_by()
     )
     earlier = next((booking for booking in found if booking.idempotency_key == idempotency_key), None)
@@ -187,8 +188,7 @@ def _booking_confirm(
         raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
     if hold.status != Booking.Status.HELD:  # a booking never goes back to held: no lock needed to refuse
         raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
-    customer = hold.customer
-    slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").get(pk=hold.slot_id)
+    customer, slot = hold.customer, hold.slot
     if slot.starts_at < bookable_window(now)[0]:
         raise SlotFullError(nearest_free_slots(slot=slot, now=now))
     if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
@@ -216,7 +216,6 @@ def _booking_confirm(
         return _settled_meanwhile(hold, idempotency_key)
     for field, value in confirmed.items():
         setattr(hold, field, value)
-    hold.slot, hold.customer = slot, customer  # read under their locks: the messages and the caller use them
     if not customer.in_register and (contact.first_name or contact.last_name):
         customer.first_name, customer.last_name = contact.first_name, contact.last_name
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
