@@ -75,6 +75,7 @@ class AuditEvent(models.Model):
         ERROR = "error", _("Error")
 
     created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    # Actor and customer have no index of their own: the two composite indexes below lead with them.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("actor"),
@@ -82,6 +83,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="audit_events",
+        db_index=False,
     )
     actor_name = models.CharField(_("actor's name"), max_length=300, blank=True)
     actor_identity_code = models.CharField(_("actor's identity code"), max_length=11, blank=True)
@@ -95,6 +97,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="audit_events",
+        db_index=False,
     )
     booking = models.ForeignKey(
         "bookings.Booking",
