@@ -11,7 +11,7 @@ from django.db import transaction
 
 from kelabooking import clock
 from kelabooking.models import Message
-from kelabooking.services import message_enqueue, message_resend, message_send, messages_sweep
+from kelabooking.services import message_enqueue, message_resend, message_send, messages_enqueue, messages_sweep
 from kelabooking.sms import LocmemBackend
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +66,36 @@ def test_message__enqueue_same_key_twice__one_row_one_send(django_capture_on_com
     assert first.pk == second.pk
     assert Message.objects.count() == 1
     assert len(mail.outbox) == 1
+
+
+def test_messages__enqueue_two__one_insert_and_one_task_sends_both(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+) -> None:
+    sms = Message(
+        key="test:1:decision:sms",
+        kind=Message.Kind.REGISTRY_DECISION,
+        channel=Message.Channel.SMS,
+        recipient="+358401234567",
+        language="fi",
+        body="Hei",
+    )
+    email = Message(
+        key="test:1:decision:email",
+        kind=Message.Kind.REGISTRY_DECISION,
+        channel=Message.Channel.EMAIL,
+        recipient="maija@example.org",
+        language="fi",
+        subject="Päätös",
+        body="Hakemuksesi on hyväksytty.",
+    )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with django_assert_num_queries(1):  # in the test's transaction, so no BEGIN or savepoint of its own
+            messages = messages_enqueue(messages=[sms, email])
+        assert all(message.pk for message in messages)
+    assert len(callbacks) == 1
+    assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.SENT}
+    assert [sent["to"] for sent in LocmemBackend.outbox] == ["+358401234567"]
+    assert [sent.to for sent in mail.outbox] == [["maija@example.org"]]
 
 
 def test_message__send_twice__sent_only_once() -> None:
