@@ -1,6 +1,6 @@
 """The HTTP booking journey under load, the floor, the confirm throughput and gunicorn worker memory, in one run.
 
-Run: .venv/bin/python bench/http_journey.py [--users 16] [--journey-seconds 60] [--saturation-seconds 20]
+Run: .venv/bin/python bench/http_journey.py [--users 16] [--journey-seconds 60] [--saturation-seconds 30] [--rounds 2]
 
 gunicorn (kelabooking/gunicorn.conf.py, DEBUG off) serves the app and the Suomi.fi sandbox on a free port of
 127.0.0.1, on a throw-away PostgreSQL database and Redis database 13 (cache and Celery broker; no worker runs, so
@@ -10,6 +10,8 @@ messages wait in Redis, as they would for a worker on another machine). Locust r
    the overview or browse the time picker;
 2. floor: N users request the floor view (bench/urls.py) back to back;
 3. confirm: N users post booking confirms back to back, each with a session prepared as the earlier steps leave it.
+
+Floor and confirm take turns (--rounds), so that a change in the speed of this shared machine falls on both alike.
 
 Afterwards it checks the database (no slot over capacity; one booking per successful confirm), reads each worker's
 peak RSS, stops gunicorn, and drops the database, the Redis database and the temporary directory, also on error.
@@ -107,7 +109,7 @@ def release_redis() -> None:
 # --- Data: demo registry and capacity, the partners' customers, prepared sessions -----------------------------
 
 
-def prepare(*, workdir: Path, users: int, confirms: int) -> dict[str, Path]:
+def prepare(*, workdir: Path, users: int, confirms: int, rounds: int) -> dict[str, Path]:
     import django
     from django.core.management import call_command
 
@@ -129,10 +131,14 @@ def prepare(*, workdir: Path, users: int, confirms: int) -> dict[str, Path]:
         Customer(identity_code=code, first_name="Asiakas", last_name=f"{n}", phone="+358401110000")
         for n, code in enumerate(customers)
     )
-    files = {"people": workdir / "people.json", "floor": workdir / "floor.json", "confirm": workdir / "confirm.json"}
+    files = {"people": workdir / "people.json", "floor": workdir / "floor.json"}
     files["people"].write_text(json.dumps({"partners": partners, "customers": customers}))
     files["floor"].write_text(json.dumps(prepared_sessions(users, holds=False, first_birthday=dt.date(1941, 1, 1))))
-    files["confirm"].write_text(json.dumps(prepared_sessions(confirms, holds=True, first_birthday=dt.date(1921, 1, 1))))
+    # Every confirm round uses sessions of its own: a prepared hold is confirmed once.
+    confirm_sessions = prepared_sessions(confirms, holds=True, first_birthday=dt.date(1921, 1, 1))
+    for round_ in range(rounds):
+        files[f"confirm-{round_}"] = workdir / f"confirm-{round_}.json"
+        files[f"confirm-{round_}"].write_text(json.dumps(confirm_sessions[round_::rounds]))
     from django.db import connections
 
     connections.close_all()
@@ -379,6 +385,24 @@ def summarise(name: str, entry: dict) -> dict:
     }
 
 
+def summarise_rounds(name: str, entries: list[dict]) -> dict:
+    """One row for a phase that ran in turns: its requests over the time of all its turns."""
+    rows = [summarise(name, entry) for entry in entries]
+    timings = [ms for entry in entries for ms in entry["ms"]]
+    span = sum(entry["last"] - entry["first"] for entry in entries if entry["first"])
+    return {
+        "name": name,
+        "ok": len(timings),
+        "errors": sum(row["errors"] for row in rows),
+        "rps": len(timings) / span if span else 0.0,
+        "p50": percentile(timings, 50),
+        "p95": percentile(timings, 95),
+        "p99": percentile(timings, 99),
+        "samples": [sample for row in rows for sample in row["samples"]],
+        "turns_rps": [row["rps"] for row in rows],
+    }
+
+
 def print_table(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
     print(f"  {'step':<42} {'ok':>6} {'errors':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
@@ -417,8 +441,11 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=16, help="simulated users in every phase")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (kelabooking/gunicorn.conf.py: 3)")
     parser.add_argument("--journey-seconds", type=float, default=60)
-    parser.add_argument("--saturation-seconds", type=float, default=20, help="the floor phase, and the confirm at most")
-    parser.add_argument("--confirms", type=int, default=3000, help="prepared sessions for the confirm phase")
+    parser.add_argument(
+        "--saturation-seconds", type=float, default=30, help="the floor phase, and the confirm at most, in all rounds"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="floor and confirm phases take turns this many times")
+    parser.add_argument("--confirms", type=int, default=5000, help="prepared sessions for the confirm phases")
     parser.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), metavar=("MIN", "MAX"))
     args = parser.parse_args()
 
@@ -432,7 +459,7 @@ def main() -> int:
             env = server_environment(port=port, workdir=workdir)
             os.environ.update(env)
             started = time.perf_counter()
-            files = prepare(workdir=workdir, users=args.users, confirms=args.confirms)
+            files = prepare(workdir=workdir, users=args.users, confirms=args.confirms, rounds=args.rounds)
             print(f"prepared {BENCH_DB} in {time.perf_counter() - started:.0f} s", flush=True)
             server = Server(env, workers=args.workers, log=workdir / "gunicorn.log")
             server.wait_ready()
@@ -458,35 +485,44 @@ def main() -> int:
 def run(args: argparse.Namespace, *, server: Server, files: dict[str, Path], workdir: Path) -> int:
     users = args.users
     think = {"BENCH_THINK_MIN": str(args.think[0]), "BENCH_THINK_MAX": str(args.think[1])}
-    phases = {
-        # name: (user class, seconds, environment, spawn rate)
-        "journey": (
+    # name: (user class, seconds, environment, spawn rate). The floor and the confirm take turns, so that a change in
+    # the speed of this shared machine during the run falls on both alike.
+    phases = [
+        (
+            "journey",
             "PartnerUser",
             args.journey_seconds,
             {"BENCH_PEOPLE": str(files["people"]), **think},
             2,  # the sign-ins call the sandbox on the same server: a few at a time, as in real life
-        ),
-        "floor": ("FloorUser", args.saturation_seconds, {"BENCH_SESSIONS": str(files["floor"])}, users),
-        "confirm": ("ConfirmUser", args.saturation_seconds, {"BENCH_SESSIONS": str(files["confirm"])}, users),
-    }
-    results, cpu = {}, {}
-    for phase, (user_class, seconds, env, spawn_rate) in phases.items():
+        )
+    ]
+    seconds = args.saturation_seconds / args.rounds
+    for round_ in range(args.rounds):
+        phases.append(("floor", "FloorUser", seconds, {"BENCH_SESSIONS": str(files["floor"])}, users))
+        confirm_env = {"BENCH_SESSIONS": str(files[f"confirm-{round_}"])}
+        phases.append(("confirm", "ConfirmUser", seconds, confirm_env, users))
+    results: dict[str, list[dict]] = {}
+    cpu: dict[str, dict[str, float]] = {}
+    for phase, user_class, seconds, env, spawn_rate in phases:
         before = cpu_snapshot(server)
-        results[phase] = locust(
+        result = locust(
             user_class, url=server.url, users=users, seconds=seconds, env=env, workdir=workdir, spawn_rate=spawn_rate
         )
+        results.setdefault(phase, []).append(result)
         after = cpu_snapshot(server)
-        cpu[phase] = {part: after[part] - before[part] for part in after}
+        spent = cpu.setdefault(phase, dict.fromkeys(after, 0.0))
+        for part in after:
+            spent[part] += after[part] - before[part]
     time.sleep(1)  # one more memory sample after the load
     peaks_mb = {pid: kib * 1024 / 1e6 for pid, kib in server.peak_rss.items()}
     over_capacity, confirmed_in_phase = check_database()
 
-    journey = results["journey"]
+    journey = results["journey"][0]
     journey_rows = [summarise(name, entry) for name, entry in sorted(journey.items())]
     journey_ok = sum(row["ok"] for row in journey_rows if row["name"] != "sign-in (whole flow)")
     journey_errors = sum(row["errors"] for row in journey_rows)
-    floor_row = summarise("FLOOR", results["floor"]["FLOOR"])
-    confirm_row = summarise("CONFIRM", results["confirm"]["CONFIRM"])
+    floor_row = summarise_rounds("FLOOR", [result["FLOOR"] for result in results["floor"]])
+    confirm_row = summarise_rounds("CONFIRM", [result["CONFIRM"] for result in results["confirm"]])
     journey_confirm = next(row for row in journey_rows if row["name"] == "book: CONFIRM")
     ratio = confirm_row["rps"] / floor_row["rps"] if floor_row["rps"] else 0.0
     peak = max(peaks_mb.values(), default=0.0)
@@ -494,7 +530,10 @@ def run(args: argparse.Namespace, *, server: Server, files: dict[str, Path], wor
     print_table(f"1. journey: {users} partners, think time {args.think[0]}–{args.think[1]} s", journey_rows)
     span = max(e["last"] for e in journey.values()) - min(e["first"] for e in journey.values())
     print(f"  all requests: {journey_ok} ok, {journey_errors} errors, {journey_ok / span:.1f} req/s over {span:.0f} s")
-    print_table(f"2–3. back to back, {users} users: floor and confirm", [floor_row, confirm_row])
+    title = f"2–3. back to back, {users} users, {args.rounds} turns each: floor and confirm"
+    print_table(title, [floor_row, confirm_row])
+    for row in (floor_row, confirm_row):
+        print(f"  {row['name'].lower()} requests/s in each turn: " + ", ".join(f"{v:.1f}" for v in row["turns_rps"]))
     print(f"\n  confirm / floor throughput: {ratio:.2f}")
     print(f"  slots over capacity: {over_capacity}; confirm phase: {confirm_row['ok']} confirms answered, ", end="")
     print(f"{confirmed_in_phase} bookings confirmed in the database")
