@@ -181,8 +181,9 @@ def prepared_sessions(count: int, *, holds: bool, first_birthday: dt.date) -> li
         line = ServiceLine.objects.create(name_fi=HOLD_LINE, name_sv=HOLD_LINE, name_en=HOLD_LINE)
         day = clock.localnow().replace(hour=9, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
         starts = [day + dt.timedelta(days=d, minutes=45 * i) for d in range(10) for i in range(8)]
+        capacity = -(-count // len(starts))  # room for every prepared hold, spread evenly
         slots = Slot.objects.bulk_create(
-            Slot(service_line=line, language="fi", starts_at=s, ends_at=s + dt.timedelta(minutes=45), capacity=60)
+            Slot(service_line=line, language="fi", starts_at=s, ends_at=s + dt.timedelta(minutes=45), capacity=capacity)
             for s in starts
         )
     # Half the confirms also queue an e-mail with the calendar entry, as in the journey.
