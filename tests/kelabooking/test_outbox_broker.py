@@ -261,7 +261,8 @@ def test_booking__confirmed_with_a_real_worker__sms_and_email_with_calendar_arri
     calendar = next(part for part in email.walk() if part.get_content_type() == "text/calendar")
     assert f"UID:{booking.reference}" in calendar.get_content().replace("\r\n ", "")
     assert booking.reference in sms_gateway.requests[0]["text"]
-    assert Message.objects.filter(status=Message.Status.SENT).count() == 2
+    # The worker marks a message sent once the relay has taken it: a moment after the sink has it.
+    assert wait_for(lambda: Message.objects.filter(status=Message.Status.SENT).count() == 2)
 
 
 @pytest.mark.postgres
