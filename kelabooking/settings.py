@@ -119,6 +119,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Parameters bound by the server, and each query prepared once per connection after its fifth run: PostgreSQL
+    # then plans the hot statements (the booking confirm's compare-and-swap costs more to plan than to run) once,
+    # not on every request. Turn off (DB_PREPARED_STATEMENTS=0) behind a pooler in transaction mode, which cannot
+    # keep prepared statements.
+    if env_bool("DB_PREPARED_STATEMENTS", True):
+        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits); Redis when REDIS_URL is set so every web process shares the counters -----------------
