@@ -146,6 +146,26 @@ def test_message__send_when_smtp_unreachable__stays_pending_with_backoff(setting
     assert message.attempts == 1
 
 
+def test_messages__send_task_with_one_failing__queues_only_that_one_again(settings, monkeypatch) -> None:
+    """In a worker: the message that fails for a while goes back to the queue alone, with its backoff."""
+    from kelabooking.tasks import send_messages_task
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", CLOSED_PORT, 2
+    sms = enqueue(key="test:1:decision:sms", channel=Message.Channel.SMS, recipient="+358401234567", body="Hei")
+    email = enqueue()
+    queued = []
+    monkeypatch.setattr(send_messages_task, "apply_async", lambda args, countdown: queued.append((args, countdown)))
+
+    assert send_messages_task.run([email.pk, sms.pk]) == 1  # run() is the worker's call: not eager
+
+    email.refresh_from_db()
+    assert email.status == Message.Status.PENDING
+    assert [args for args, _countdown in queued] == [([email.pk],)]
+    assert settings.MESSAGE_RETRY_BASE_SECONDS / 2 <= queued[0][1] <= settings.MESSAGE_RETRY_BASE_SECONDS
+    assert Message.objects.get(pk=sms.pk).status == Message.Status.SENT
+
+
 def test_message__backoff__grows_and_is_capped(settings) -> None:
     from kelabooking.services import retry_delay
 
