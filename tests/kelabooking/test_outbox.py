@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 CLOSED_PORT = 9  # discard: nothing listens there on the test machine
 
 
-def enqueue(key: str = "test:1:confirmation:email", **overrides) -> Message:
-    fields = {
+def fields(key: str = "test:1:confirmation:email", **overrides) -> dict:
+    return {
         "key": key,
         "kind": Message.Kind.REGISTRY_DECISION,
         "channel": Message.Channel.EMAIL,
@@ -30,7 +30,10 @@ def enqueue(key: str = "test:1:confirmation:email", **overrides) -> Message:
         "body": "Hakemuksesi on hyväksytty.",
         **overrides,
     }
-    return message_enqueue(**fields)
+
+
+def enqueue(key: str = "test:1:confirmation:email", **overrides) -> Message:
+    return message_enqueue(**fields(key, **overrides))
 
 
 def test_message__enqueue__is_sent_after_commit_only(django_capture_on_commit_callbacks) -> None:
@@ -71,23 +74,8 @@ def test_message__enqueue_same_key_twice__one_row_one_send(django_capture_on_com
 def test_messages__enqueue_two__one_insert_and_one_task_sends_both(
     django_capture_on_commit_callbacks, django_assert_num_queries
 ) -> None:
-    sms = Message(
-        key="test:1:decision:sms",
-        kind=Message.Kind.REGISTRY_DECISION,
-        channel=Message.Channel.SMS,
-        recipient="+358401234567",
-        language="fi",
-        body="Hei",
-    )
-    email = Message(
-        key="test:1:decision:email",
-        kind=Message.Kind.REGISTRY_DECISION,
-        channel=Message.Channel.EMAIL,
-        recipient="maija@example.org",
-        language="fi",
-        subject="Päätös",
-        body="Hakemuksesi on hyväksytty.",
-    )
+    sms = Message(**fields("test:1:decision:sms", channel=Message.Channel.SMS, recipient="+358401234567", body="Hei"))
+    email = Message(**fields())
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with django_assert_num_queries(1):  # in the test's transaction, so no BEGIN or savepoint of its own
             messages = messages_enqueue(messages=[sms, email])
