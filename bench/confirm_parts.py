@@ -75,9 +75,7 @@ def backend_cpu_seconds() -> float:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return http_journey.cpu_seconds(cursor.fetchone()[0])
 
 
 def wsgi_caller() -> Callable[[dict], str]:

@@ -305,7 +305,7 @@ class Server:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     with contextlib.suppress(OSError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
@@ -322,7 +322,7 @@ def _busy_seconds() -> float:
 def cpu_snapshot(server: Server) -> dict[str, float]:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "gunicorn": sum(_cpu_seconds(pid) for pid in server.workers()),
+        "gunicorn": sum(cpu_seconds(pid) for pid in server.workers()),
         "locust": children.ru_utime + children.ru_stime,  # locust runs as a child and has been waited for
         "machine": _busy_seconds(),
     }
