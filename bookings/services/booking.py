@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from bookings.messages import booking_messages_enqueue
 from bookings.models import Booking, Customer, Slot
+from bookings.services import statements
 from kelabooking import clock
 from kelabooking.models import Message
 from partners.models import User
@@ -172,12 +173,7 @@ def _booking_confirm(
     # of one customer, and every write that takes the slot's capacity (FOR UPDATE in booking_hold), without
     # blocking a hold's insert that only refers to the customer or the slot. The bookings' own columns may be older
     # than the locks: the compare-and-swap below decides.
-    found = list(
-        Booking.objects.filter(Q(idempotency_key=idempotency_key) | Q(pk=booking_id, booked_by=partner))
-        .select_related("customer", "slot__service_line")
-        .select_for_update(no_key=True, of=("customer", "slot"))
-        .order_by()
-    )
+    found = statements.lock_hold(idempotency_key=idempotency_key, booking_id=booking_id, partner_id=partner.pk)
     earlier = next((booking for booking in found if booking.idempotency_key == idempotency_key), None)
     if earlier is not None:
         if earlier.booked_by_id != partner.pk:  # a key from another partner's form: tampered, never theirs to see
@@ -210,8 +206,7 @@ def _booking_confirm(
         "interpreter_language": contact.interpreter_language,
         "idempotency_key": idempotency_key,
     }
-    conflicts = _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=hold)
-    if not Booking.objects.filter(~Exists(conflicts), pk=hold.pk, status=Booking.Status.HELD).update(**confirmed):
+    if not statements.confirm_hold(hold=hold, values=confirmed, now=now):
         _check_customer_rules(customer=customer, slot=slot, now=now, excluding=hold)
         return _settled_meanwhile(hold, idempotency_key)
     for field, value in confirmed.items():

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from django.utils import dateformat, timezone, translation
 
 from bookings.models import Booking, Customer, Slot
@@ -20,8 +21,9 @@ from bookings.services import (
     booking_confirm,
     booking_hold,
     customer_find_or_create,
+    statements,
 )
-from bookings.services.booking import ContactDetails, new_reference
+from bookings.services.booking import ContactDetails, _conflicting_bookings, new_reference
 from kelabooking import clock
 from kelabooking.models import Message
 from partners.models import User
@@ -366,6 +368,48 @@ def test_booking__confirm__succeeds_back_to_back_with_booking_on_another_line(no
     booking = confirm(hold(right_after, now=now, customer=customer), now=now)
 
     assert booking.status == Booking.Status.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    ("other", "conflicts"),
+    [
+        ("same line, later", True),
+        ("same line, later, cancelled", False),
+        ("same line, past", False),
+        ("same line, later, held", False),
+        ("same line, later, another customer's", False),
+        ("another line, overlapping", True),
+        ("another line, back to back", False),
+    ],
+)
+def test_booking__confirm__sql_rules_agree_with_orm_rules(now, other, conflicts) -> None:
+    """The compare-and-swap's SQL (statements.confirm_hold) and the ORM form that explains a refusal
+    (_conflicting_bookings) must refuse the same bookings."""
+    customer = CustomerFactory()
+    slot = SlotFactory()
+    held = hold(slot, now=now, customer=customer)
+    if other.startswith("same line"):
+        other_slot = later(slot, starts_at=now - dt.timedelta(days=1)) if "past" in other else later(slot, 4)
+    elif "overlapping" in other:
+        other_slot = SlotFactory(starts_at=slot.starts_at + dt.timedelta(minutes=15))
+    else:
+        other_slot = SlotFactory(starts_at=slot.ends_at)
+    status = "cancelled" if "cancelled" in other else "held" if "held" in other else "confirmed"
+    owner = CustomerFactory() if "another customer" in other else customer
+    getattr(BookingFactory, status)(customer=owner, slot=other_slot)
+    values = {name: getattr(held, name) for name in statements.CONFIRMED_FIELDS} | {
+        "status": Booking.Status.CONFIRMED,
+        "hold_expires_at": None,
+        "confirmed_at": now,
+        "contact_phone": PHONE,
+        "idempotency_key": uuid.uuid4(),
+    }
+
+    orm_conflicts = _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=held).exists()
+    with transaction.atomic():
+        swapped = statements.confirm_hold(hold=held, values=values, now=now)
+
+    assert (orm_conflicts, swapped) == (conflicts, not conflicts)
 
 
 def test_booking__confirm__stores_typed_names_for_customer_not_in_register(now) -> None:
