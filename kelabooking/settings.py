@@ -130,7 +130,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache (rate limits); Redis when REDIS_URL is set so every web process shares the counters -----------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "kelabooking.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -260,6 +260,9 @@ MESSAGE_RETRY_BASE_SECONDS = env_int("MESSAGE_RETRY_BASE_SECONDS", 30)
 MESSAGE_RETRY_MAX_SECONDS = env_int("MESSAGE_RETRY_MAX_SECONDS", 60 * 60)
 MESSAGE_CLAIM_SECONDS = env_int("MESSAGE_CLAIM_SECONDS", 5 * 60)
 MESSAGE_SWEEP_AGE_SECONDS = env_int("MESSAGE_SWEEP_AGE_SECONDS", 60)
+# With a broker, the nudges after commit are coalesced: at most one dispatch task in this many seconds per web
+# process's cache (kelabooking.services._nudge), so a message waits at most this long for its worker.
+MESSAGE_NUDGE_SECONDS = env_int("MESSAGE_NUDGE_SECONDS", 1)
 SMS_BACKEND = env_str(
     "SMS_BACKEND",
     "kelabooking.sms.HttpGatewayBackend" if env_str("SMS_GATEWAY_URL") else "kelabooking.sms.ConsoleBackend",

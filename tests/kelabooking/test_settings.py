@@ -121,7 +121,7 @@ def test_settings__environment__selects_postgres_and_broker() -> None:
         "kelabooking",
     )
     assert values["CELERY_TASK_ALWAYS_EAGER"] is False
-    assert values["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["CACHES"]["default"]["BACKEND"] == "kelabooking.cache.RedisCache"
 
 
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"])
