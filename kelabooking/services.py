@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.utils import make_msgid
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
@@ -32,12 +33,27 @@ class SendResult:
     retry_in: float | None = None
 
 
+# How many messages one send task takes from a dispatch: a burst spreads over the workers, a few at a time.
+DISPATCH_BATCH = 10
+NUDGE_KEY = "kelabooking:outbox:nudged"
+
+
 def _nudge(message_ids: list[int]) -> None:
-    """Ask a worker to send these now. A broker outage must not fail the caller: the sweep catches up."""
-    from kelabooking.tasks import send_messages_task
+    """Ask a worker to send newly written messages. A broker or cache outage must not fail the caller: the sweep
+    catches up.
+
+    In-process (no broker) they are sent at once. With a broker the nudges are coalesced: the first one after a quiet
+    MESSAGE_NUDGE_SECONDS marks the cache for that long and queues one dispatch task due when the mark runs out; a
+    message written while the mark stands was committed before that task runs, so the task finds it. Under load that
+    is one publish a second instead of one per booking, and each message waits at most that second.
+    """
+    from kelabooking.tasks import dispatch_messages_task, send_messages_task
 
     try:
-        send_messages_task.delay(message_ids)
+        if send_messages_task.app.conf.task_always_eager:
+            send_messages_task.delay(message_ids)
+        elif cache.add(NUDGE_KEY, True, timeout=settings.MESSAGE_NUDGE_SECONDS):
+            dispatch_messages_task.apply_async(countdown=settings.MESSAGE_NUDGE_SECONDS)
     except Exception:
         logger.warning("Could not queue messages %s; the sweep will retry them", message_ids, exc_info=True)
 
@@ -146,13 +162,28 @@ def message_send(*, message_id: int) -> SendResult:
     return SendResult(sent=True)
 
 
+def messages_dispatch(*, waited_seconds: float = 0) -> list[int]:
+    """Hand every pending message that is due and has waited at least `waited_seconds` to the send task,
+    DISPATCH_BATCH per task. A message that two dispatches hand over is still sent once: the send claims it."""
+    from kelabooking.tasks import send_messages_task
+
+    now = clock.now()
+    cutoff = now - dt.timedelta(seconds=waited_seconds)
+    ids = list(
+        Message.objects.due(now=now).filter(next_attempt_at__lte=cutoff).order_by("pk").values_list("pk", flat=True)
+    )
+    for start in range(0, len(ids), DISPATCH_BATCH):
+        batch = ids[start : start + DISPATCH_BATCH]
+        try:
+            send_messages_task.delay(batch)
+        except Exception:
+            logger.warning("Could not queue messages %s; the sweep will retry them", batch, exc_info=True)
+    return ids
+
+
 def messages_sweep() -> list[int]:
     """Re-queue every pending message that has waited past its due time: a lost nudge is only a delay."""
-    cutoff = clock.now() - dt.timedelta(seconds=settings.MESSAGE_SWEEP_AGE_SECONDS)
-    ids = list(Message.objects.due(now=clock.now()).filter(next_attempt_at__lte=cutoff).values_list("pk", flat=True))
-    for message_id in ids:  # one task each, so that a backlog spreads over the workers
-        _nudge([message_id])
-    return ids
+    return messages_dispatch(waited_seconds=settings.MESSAGE_SWEEP_AGE_SECONDS)
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ PostgreSQL and Redis (CI has both).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -17,13 +18,16 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
 from kombu import pools
 
 from kelabooking import celery_app
 from kelabooking.models import Message
-from kelabooking.services import messages_sweep
-from tests.kelabooking.test_outbox import enqueue
+from kelabooking.services import NUDGE_KEY, messages_dispatch, messages_enqueue, messages_sweep
+from tests.kelabooking.test_outbox import enqueue, fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,6 +52,7 @@ def broker(redis_url: str) -> Iterator[callable]:
     """Switch this process's Celery app to a real broker (or a dead one); restore eager mode afterwards."""
     test_broker = redis_url.rsplit("/", 1)[0] + "/15"
     redis.Redis.from_url(test_broker).flushdb()
+    cache.delete(NUDGE_KEY)  # an earlier test's coalescing mark would swallow this test's first nudge
     saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_connection_retry")}
     yield lambda up=True: _use_broker(test_broker if up else DOWN_BROKER) or test_broker
     celery_app.conf.update(saved)
@@ -152,15 +157,43 @@ def test_message__enqueue_while_broker_down__change_commits_and_message_waits(br
 
 
 @pytest.mark.redis
-def test_message__nudge_after_commit__publishes_one_task_to_redis(broker) -> None:
+def test_message__nudges_after_commit__one_dispatch_task_due_when_the_mark_runs_out(broker) -> None:
     broker_url = broker(True)
     with transaction.atomic():
-        message = enqueue()
+        first = enqueue(key="test:1:confirmation:email")
         assert redis.Redis.from_url(broker_url).llen("celery") == 0  # not before commit
+    with transaction.atomic():
+        enqueue(key="test:2:confirmation:email")  # rides on the first nudge's task
     queued = [json.loads(raw) for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1)]
     assert [(task["headers"]["task"], task["headers"]["argsrepr"]) for task in queued] == [
-        ("kelabooking.tasks.send_messages_task", f"([{message.pk}],)")
+        ("kelabooking.tasks.dispatch_messages_task", "()")
     ]
+    # Due when the coalescing mark runs out, so it runs after both commits; the message waits for it.
+    eta = dt.datetime.fromisoformat(queued[0]["headers"]["eta"])
+    assert 0 < (eta - first.next_attempt_at).total_seconds() <= settings.MESSAGE_NUDGE_SECONDS + 1
+    assert Message.objects.get(pk=first.pk).status == Message.Status.PENDING
+
+    cache.delete(NUDGE_KEY)  # the mark ran out: the next message is nudged again
+    with transaction.atomic():
+        enqueue(key="test:3:confirmation:email")
+    assert redis.Redis.from_url(broker_url).llen("celery") == 2
+
+
+@pytest.mark.redis
+def test_message__dispatch__hands_due_messages_to_send_tasks_in_batches(broker) -> None:
+    broker(False)  # written while the broker is down: no nudge reaches it
+    with transaction.atomic():
+        written = messages_enqueue(messages=[Message(**fields(f"test:{n}:decision:email")) for n in range(12)])
+    Message.objects.filter(pk=written[-1].pk).update(next_attempt_at=timezone.now() + dt.timedelta(minutes=5))
+    broker_url = broker(True)
+
+    dispatched = messages_dispatch()
+
+    ids = sorted(message.pk for message in written)
+    assert dispatched == ids[:11]  # the last one is not due yet
+    queued = [json.loads(raw) for raw in reversed(redis.Redis.from_url(broker_url).lrange("celery", 0, -1))]
+    assert [task["headers"]["task"] for task in queued] == ["kelabooking.tasks.send_messages_task"] * 2
+    assert [task["headers"]["argsrepr"] for task in queued] == [f"({ids[:10]},)", f"({ids[10:11]},)"]
 
 
 @pytest.mark.postgres
