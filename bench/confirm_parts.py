@@ -41,7 +41,7 @@ PARTS = [
     ("audit event booking_confirmed", "bookings.views", "audit_event_record"),
     ("session saved without the draft", "kelabooking.sessions", "SessionStore.save"),
 ]
-NESTED = {"booking_confirm": ("booking_messages_enqueue", "_nudge")}
+NESTED = {"booking_confirm": ("booking_messages_enqueue", "_nudge", "audit_event_record")}
 
 
 class PartTimer:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -278,6 +279,12 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
     if contact is None or "hold_id" not in draft:
         earlier = Booking.objects.filter(idempotency_key=key, booked_by=request.user).first()
         return redirect("bookings:done", reference=earlier.reference) if earlier else redirect("bookings:matter")
+
+    def record(booking: Booking) -> None:  # in the booking's transaction: no booking without its audit event
+        audit_event_record(
+            request=request, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=booking.customer, booking=booking
+        )
+
     try:
         booking = booking_confirm(
             booking_id=draft["hold_id"],
@@ -291,6 +298,7 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
                 first_name=contact.get("first_name", ""),
                 last_name=contact.get("last_name", ""),
             ),
+            record=record,
         )
     except SlotFullError as error:
         # The hold ran out and the time was taken meanwhile: back to the times, with everything typed kept.
@@ -303,9 +311,6 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
     except BookingError as error:
         messages.error(request, error.message)
         return redirect("bookings:time")
-    audit_event_record(
-        request=request, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=booking.customer, booking=booking
-    )
     request.session.pop(DRAFT_KEY, None)
     return redirect("bookings:done", reference=booking.reference)
 
@@ -347,13 +352,17 @@ def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            booking_cancel(booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"])
+            with transaction.atomic():  # the cancellation and its audit event commit together, or neither does
+                booking_cancel(booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"])
+                audit_event_record(
+                    request=request,
+                    action=AuditEvent.Action.BOOKING_CANCELLED,
+                    customer=booking.customer,
+                    booking=booking,
+                )
         except BookingError as error:
             messages.error(request, error.message)
         else:
-            audit_event_record(
-                request=request, action=AuditEvent.Action.BOOKING_CANCELLED, customer=booking.customer, booking=booking
-            )
             messages.success(request, _("The booking %(reference)s has been cancelled.") % {"reference": reference})
         return redirect("bookings:overview")
     return render(request, "bookings/cancel.html", {"booking": booking, "slot": booking.slot, "form": form})

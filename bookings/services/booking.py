@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -140,6 +141,7 @@ def booking_confirm(
     contact: ContactDetails,
     idempotency_key: uuid.UUID,
     now: dt.datetime | None = None,
+    record: Callable[[Booking], object] | None = None,
 ) -> Booking:
     """Turn the partner's hold into a booking (compare-and-swap from `held`).
 
@@ -148,9 +150,16 @@ def booking_confirm(
       carries nearby times.
     - A customer has at most one active future booking per service line and never two overlapping ones.
     - The confirmation message is written to the outbox in this transaction.
+    - `record(booking)` runs in this transaction too (the view writes its audit event there): both commit, or
+      neither does.
     """
-    outcome = _booking_confirm(
-        booking_id=booking_id, partner=partner, contact=contact, idempotency_key=idempotency_key, now=now
+    outcome = _booking_confirm_and_record(
+        booking_id=booking_id,
+        partner=partner,
+        contact=contact,
+        idempotency_key=idempotency_key,
+        now=now,
+        record=record,
     )
     if isinstance(outcome, SlotFullError):
         # Raised after the commit: an exception inside the transaction would undo the release of the expired hold.
@@ -159,6 +168,13 @@ def booking_confirm(
 
 
 @transaction.atomic
+def _booking_confirm_and_record(*, record: Callable[[Booking], object] | None, **arguments) -> Booking | SlotFullError:
+    outcome = _booking_confirm(**arguments)
+    if record is not None and isinstance(outcome, Booking):
+        record(outcome)
+    return outcome
+
+
 def _booking_confirm(
     *,
     booking_id: int,

@@ -335,6 +335,26 @@ def test_cancel__confirm_step_then_cancelled_capacity_freed_and_audited(
     assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CANCELLED, booking=booking).exists()
 
 
+def test_cancel__audit_event_fails__booking_stays_confirmed_and_no_message(
+    client, partner, customer, line, monkeypatch
+) -> None:
+    open_customer(client)
+    book(client, line, slot_at(line))
+    booking = Booking.objects.get()
+    messages_before = Message.objects.count()
+
+    def refuse(**_kwargs):
+        raise RuntimeError("the audit trail could not be written")
+
+    monkeypatch.setattr("bookings.views.audit_event_record", refuse)
+    with pytest.raises(RuntimeError):
+        client.post(url("bookings:cancel", reference=booking.reference), {"reason": ""})
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
+    assert Message.objects.count() == messages_before
+
+
 def test_cancel__another_customers_booking__404_whatever_the_reference(client, partner, customer, line) -> None:
     other = Customer.objects.create(identity_code="110390Y933U")
     booking = Booking.objects.create(

@@ -370,6 +370,45 @@ def test_booking__confirm__succeeds_back_to_back_with_booking_on_another_line(no
     assert booking.status == Booking.Status.CONFIRMED
 
 
+def test_booking__confirm__record_runs_in_the_booking_transaction(now) -> None:
+    held = hold(SlotFactory(), now=now)
+    recorded = []
+
+    booking = booking_confirm(
+        booking_id=held.pk,
+        partner=held.booked_by,
+        contact=ContactDetails(phone=PHONE),
+        idempotency_key=uuid.uuid4(),
+        now=now,
+        record=lambda booking: recorded.append(
+            (booking.pk, booking.status, transaction.get_connection().in_atomic_block)
+        ),
+    )
+
+    assert recorded == [(booking.pk, Booking.Status.CONFIRMED, True)]
+
+
+def test_booking__confirm__failing_record_leaves_the_hold_held_and_no_messages(now) -> None:
+    held = hold(SlotFactory(), now=now)
+
+    def record(booking: Booking) -> None:
+        raise RuntimeError("the audit trail could not be written")
+
+    with pytest.raises(RuntimeError):
+        booking_confirm(
+            booking_id=held.pk,
+            partner=held.booked_by,
+            contact=ContactDetails(phone=PHONE),
+            idempotency_key=uuid.uuid4(),
+            now=now,
+            record=record,
+        )
+
+    held.refresh_from_db()
+    assert held.status == Booking.Status.HELD
+    assert not Message.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("other", "conflicts"),
     [
