@@ -60,7 +60,7 @@ def _nudge(message_ids: list[int]) -> None:
 
 @transaction.atomic(savepoint=False)
 def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
-    """Write messages to the outbox in the caller's transaction, in one INSERT; after commit one task sends them.
+    """Write messages to the outbox in the caller's transaction, in one INSERT; after commit a worker is nudged.
 
     A key already in the outbox keeps its row (`ON CONFLICT (key)` touches only the key, to return that row's id):
     the returned message carries the existing id, so a retried caller cannot produce a second message.
