@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -351,15 +350,17 @@ def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     booking = _customer_booking(request, reference)
     form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+
+        def record(cancelled: Booking) -> None:  # in the cancellation's transaction, as for a confirm
+            audit_event_record(
+                request=request,
+                action=AuditEvent.Action.BOOKING_CANCELLED,
+                customer=cancelled.customer,
+                booking=cancelled,
+            )
+
         try:
-            with transaction.atomic():  # the cancellation and its audit event commit together, or neither does
-                booking_cancel(booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"])
-                audit_event_record(
-                    request=request,
-                    action=AuditEvent.Action.BOOKING_CANCELLED,
-                    customer=booking.customer,
-                    booking=booking,
-                )
+            booking_cancel(booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"], record=record)
         except BookingError as error:
             messages.error(request, error.message)
         else:

@@ -281,8 +281,16 @@ def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, e
 
 
 @transaction.atomic
-def booking_cancel(*, booking_id: int, actor: User, reason: str = "", now: dt.datetime | None = None) -> Booking:
-    """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept."""
+def booking_cancel(
+    *,
+    booking_id: int,
+    actor: User,
+    reason: str = "",
+    now: dt.datetime | None = None,
+    record: Callable[[Booking], object] | None = None,
+) -> Booking:
+    """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept.
+    `record(booking)` runs in this transaction too (the view writes its audit event there)."""
     now = now or clock.now()
     booking = Booking.objects.select_for_update(of=("self",)).select_related("slot__service_line").get(pk=booking_id)
     if booking.status != Booking.Status.CONFIRMED or booking.slot.starts_at <= now:
@@ -293,6 +301,8 @@ def booking_cancel(*, booking_id: int, actor: User, reason: str = "", now: dt.da
     booking.cancellation_reason = reason.strip()[:200]
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason"])
     _enqueue_booking_message(booking, kind=Message.Kind.CANCELLATION)
+    if record is not None:
+        record(booking)
     return booking
 
 
