@@ -139,8 +139,12 @@ def prepare(*, workdir: Path, users: int, confirms: int, rounds: int) -> dict[st
     for round_ in range(rounds):
         files[f"confirm-{round_}"] = workdir / f"confirm-{round_}.json"
         files[f"confirm-{round_}"].write_text(json.dumps(confirm_sessions[round_::rounds]))
-    from django.db import connections
+    from django.db import connection, connections
 
+    # As bench/growth.py does: otherwise autovacuum wakes up for the rows written here (thousands of users, sessions
+    # and holds) in the middle of the measured phases, and its CPU falls on whichever phase runs then.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
     connections.close_all()
     return files
 
