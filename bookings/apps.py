@@ -7,3 +7,7 @@ from django.utils.translation import gettext_lazy as _
 class BookingsConfig(AppConfig):
     name = "bookings"
     verbose_name = _("Bookings")
+
+    def ready(self) -> None:
+        # Registers the renderer of the booking messages, which the worker calls before it sends one.
+        from bookings import messages  # noqa: F401

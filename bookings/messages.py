@@ -26,7 +26,7 @@ from bookings.models import Booking
 from kelabooking import clock
 from kelabooking.models import Message
 from kelabooking.phone import format_phone
-from kelabooking.services import messages_enqueue
+from kelabooking.services import RenderedMessage, message_renderer, messages_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -137,42 +137,49 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
     transaction: an SMS to the booking's contact phone always, an e-mail with the calendar entry when an address
     was given for this booking. Each has the outbox key `booking:<pk>:<kind>:<channel>`, so it is queued once.
 
-    Only what was typed for the booking is used: never the register's phone or address (non-disclosure), never an
-    identity code.
+    The texts are not written here but by the worker, before the first send (`booking_message_render`): the
+    booking request does not pay for templates and the calendar entry, and what they are built from (the slot, the
+    contact details typed for the booking) does not change after it is booked.
     """
     if kind not in KINDS:
         raise ValueError(f"No booking message of kind {kind!r}")
     language = booking.slot.language
+    recipients = [(Message.Channel.SMS, booking.contact_phone)]
+    if booking.contact_email:
+        recipients.append((Message.Channel.EMAIL, booking.contact_email))
+    return messages_enqueue(
+        messages=[
+            Message(
+                key=f"booking:{booking.pk}:{kind}:{channel}",
+                kind=kind,
+                channel=channel,
+                recipient=recipient,
+                language=language,
+                context={"booking": booking.pk},
+            )
+            for channel, recipient in recipients
+        ]
+    )
+
+
+@message_renderer(*KINDS)
+def booking_message_render(message: Message) -> RenderedMessage:
+    """The texts of a queued booking message, in the booking's service language.
+
+    Only what was typed for the booking is used: never the register's phone or address (non-disclosure), never an
+    identity code.
+    """
+    booking = Booking.objects.select_related("slot__service_line").get(pk=message.context["booking"])
+    kind, language = message.kind, booking.slot.language
     with translation.override(language):
         context = _context(booking, language=language)
-        sms_body = _sms_text(kind, context)
-        if booking.contact_email:
-            subject = " ".join(render_to_string(f"bookings/messages/{kind}_subject.txt", context).split())
-            email_context = context | {"subject": subject}
-            body = _tidy(render_to_string(f"bookings/messages/{kind}_email.txt", email_context))
-            body_html = render_to_string(f"bookings/messages/{kind}_email.html", email_context).strip()
-    messages = [
-        Message(
-            key=f"booking:{booking.pk}:{kind}:{Message.Channel.SMS}",
-            kind=kind,
-            channel=Message.Channel.SMS,
-            recipient=booking.contact_phone,
-            language=language,
-            body=sms_body,
+        if message.channel == Message.Channel.SMS:
+            return RenderedMessage(body=_sms_text(kind, context))
+        subject = " ".join(render_to_string(f"bookings/messages/{kind}_subject.txt", context).split())
+        email_context = context | {"subject": subject}
+        return RenderedMessage(
+            subject=subject,
+            body=_tidy(render_to_string(f"bookings/messages/{kind}_email.txt", email_context)),
+            body_html=render_to_string(f"bookings/messages/{kind}_email.html", email_context).strip(),
+            calendar=booking_calendar(booking=booking, kind=kind),
         )
-    ]
-    if booking.contact_email:
-        messages.append(
-            Message(
-                key=f"booking:{booking.pk}:{kind}:{Message.Channel.EMAIL}",
-                kind=kind,
-                channel=Message.Channel.EMAIL,
-                recipient=booking.contact_email,
-                language=language,
-                subject=subject,
-                body=body,
-                body_html=body_html,
-                calendar=booking_calendar(booking=booking, kind=kind),
-            )
-        )
-    return messages_enqueue(messages=messages)

@@ -44,8 +44,15 @@ class Message(models.Model):
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
     recipient = models.CharField(_("recipient"), max_length=254)
     language = models.CharField(_("language"), max_length=8)
+    # What the sender renders the texts from (e.g. the booking's id), for a kind with a renderer: the texts are then
+    # written by the worker when it first sends the message (services.message_render), not in the caller's request.
+    context = models.JSONField(_("context"), default=dict, blank=True)
     subject = models.CharField(_("subject"), max_length=200, blank=True)
-    body = models.TextField(_("body"))
+    body = models.TextField(
+        _("body"),
+        blank=True,
+        help_text=_("Written when the message is queued, or by the worker before it is first sent."),
+    )
     body_html = models.TextField(_("HTML body"), blank=True)
     calendar = models.TextField(_("calendar attachment"), blank=True, help_text=_("An iCalendar (.ics) event."))
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import make_msgid
 
@@ -31,6 +31,43 @@ logger = logging.getLogger(__name__)
 class SendResult:
     sent: bool
     retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    body: str
+    subject: str = ""
+    body_html: str = ""
+    calendar: str = ""
+
+
+Renderer = Callable[[Message], RenderedMessage]
+_renderers: dict[str, Renderer] = {}
+
+
+def message_renderer(*kinds: str) -> Callable[[Renderer], Renderer]:
+    """Register the function that writes the texts of messages of these kinds from their `context` (the app that
+    owns the kinds does it when it is ready). Such a message is queued without texts and rendered by the worker."""
+
+    def register(render: Renderer) -> Renderer:
+        for kind in kinds:
+            _renderers[kind] = render
+        return render
+
+    return register
+
+
+def message_render(message: Message) -> Message:
+    """Write the texts of a message that was queued without them, once: a later attempt sends the same texts."""
+    if message.body:
+        return message
+    rendered = _renderers[message.kind](message)
+    for field in ("subject", "body", "body_html", "calendar"):
+        setattr(message, field, getattr(rendered, field))
+    Message.objects.filter(pk=message.pk).update(
+        subject=message.subject, body=message.body, body_html=message.body_html, calendar=message.calendar
+    )
+    return message
 
 
 # How many messages one send task takes from a dispatch: a burst spreads over the workers, a few at a time.
@@ -58,19 +95,25 @@ def _nudge(message_ids: list[int]) -> None:
         logger.warning("Could not queue messages %s; the sweep will retry them", message_ids, exc_info=True)
 
 
-@transaction.atomic(savepoint=False)
 def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
     """Write messages to the outbox in the caller's transaction, in one INSERT; after commit a worker is nudged.
 
     A key already in the outbox keeps its row (`ON CONFLICT (key)` touches only the key, to return that row's id):
-    the returned message carries the existing id, so a retried caller cannot produce a second message.
+    the returned message carries the existing id, so a retried caller cannot produce a second message. A message
+    without texts is refused unless its kind has a renderer (`message_renderer`).
     """
+    for message in messages:
+        if not message.body and message.kind not in _renderers:
+            raise ValueError(f"A {message.kind} message needs its texts: no renderer is registered for the kind")
     now = clock.now()
     for message in messages:
         message.next_attempt_at = now
-    rows = Message.objects.bulk_create(messages, update_conflicts=True, unique_fields=["key"], update_fields=["key"])
-    ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: _nudge(ids))
+    with transaction.atomic(savepoint=False):
+        rows = Message.objects.bulk_create(
+            messages, update_conflicts=True, unique_fields=["key"], update_fields=["key"]
+        )
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: _nudge(ids))
     return rows
 
 
@@ -140,7 +183,7 @@ def message_send(*, message_id: int) -> SendResult:
     if message is None:
         return SendResult(sent=False)
     try:
-        _deliver(message)
+        _deliver(message_render(message))
     except Exception as error:
         permanent = isinstance(error, sms.SmsError) and error.permanent
         now = clock.now()

@@ -24,7 +24,7 @@ from bookings.services.booking import ContactDetails
 from bookings.tasks import remind_bookings_task
 from kelabooking import clock
 from kelabooking.models import Message
-from kelabooking.services import message_enqueue, message_send
+from kelabooking.services import message_enqueue, message_render, message_send
 from kelabooking.sms import LocmemBackend
 from tests.factories import (
     BookingFactory,
@@ -41,6 +41,7 @@ HELSINKI = ZoneInfo("Europe/Helsinki")
 PHONE = "+358401234567"
 EMAIL = "aino@example.org"
 TEXT_FIELDS = ("recipient", "subject", "body", "body_html", "calendar")
+CLOSED_PORT = 9  # discard: nothing listens there on the test machine
 
 
 def local(year: int, month: int, day: int, hour: int, minute: int = 0) -> dt.datetime:
@@ -82,13 +83,16 @@ def book(
 
 
 def messages_of(booking: Booking, kind: str) -> dict[str, Message]:
+    """The booking's queued messages of `kind`, with the texts the worker writes before it sends them."""
     return {
-        message.channel: message for message in Message.objects.filter(key__startswith=f"booking:{booking.pk}:{kind}:")
+        message.channel: message_render(message)
+        for message in Message.objects.filter(key__startswith=f"booking:{booking.pk}:{kind}:")
     }
 
 
 def all_text() -> str:
-    return "\n".join(str(getattr(message, field)) for message in Message.objects.all() for field in TEXT_FIELDS)
+    messages = [message_render(message) for message in Message.objects.all()]
+    return "\n".join(str(getattr(message, field)) for message in messages for field in TEXT_FIELDS)
 
 
 def parse(calendar: str) -> tuple[icalendar.Calendar, icalendar.Event]:
@@ -157,7 +161,7 @@ def test_booking_messages__longest_sms__fits_320_characters(traveller, language,
 
     booking_messages_enqueue(booking=booking, kind=kind)
 
-    sms = Message.objects.get(channel=Message.Channel.SMS)
+    sms = message_render(Message.objects.get(channel=Message.Channel.SMS))
     assert booking.reference in sms.body
     assert len(sms.body) <= SMS_MAX_LENGTH, len(sms.body)
 
@@ -253,6 +257,51 @@ def test_booking__confirm__email_is_sent_with_html_alternative_and_calendar(
         assert parts["text/calendar"]["Content-Type"].count("charset=") == 1
         assert parts["text/calendar"].get_filename() == "kela.ics"
     assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.SENT}
+
+
+def test_booking_messages__queued_without_texts__sender_writes_them_once(traveller, smtp_sink, settings) -> None:
+    """The booking's request queues who and what for; the worker writes the texts before its first attempt and
+    keeps them, so a retry sends what the first attempt tried to send."""
+    booking = book(language="sv")
+    queued = Message.objects.filter(key__startswith=f"booking:{booking.pk}:")
+    assert {(message.channel, message.body, message.calendar) for message in queued} == {
+        (Message.Channel.SMS, "", ""),
+        (Message.Channel.EMAIL, "", ""),
+    }
+    assert {message.context["booking"] for message in queued} == {booking.pk}
+    email = queued.get(channel=Message.Channel.EMAIL)
+
+    settings.EMAIL_PORT = CLOSED_PORT  # the relay is down at the first attempt
+    first = message_send(message_id=email.pk)
+    assert first.retry_in is not None
+    email.refresh_from_db()
+    assert booking.reference in email.subject
+    assert "DTSTAMP:20260320T100000Z" in email.calendar  # written at the first attempt, 12.00 in Helsinki
+    written = {field: getattr(email, field) for field in TEXT_FIELDS}
+
+    traveller.shift(dt.timedelta(seconds=first.retry_in + 60))
+    settings.EMAIL_PORT = smtp_sink.port
+    assert message_send(message_id=email.pk).sent is True
+    email.refresh_from_db()
+    assert {field: getattr(email, field) for field in TEXT_FIELDS} == written
+    [delivered] = smtp_sink.messages
+    assert str(delivered["Subject"]).strip() == written["subject"]
+    calendar = next(part for part in delivered.walk() if part.get_content_type() == "text/calendar")
+    assert calendar.get_content().replace("\r\n", "\n") == written["calendar"].replace("\r\n", "\n")
+
+
+def test_booking_message__booking_gone__fails_with_the_reason(traveller, settings) -> None:
+    settings.MESSAGE_MAX_ATTEMPTS = 1
+    booking = book(email="")
+    sms = Message.objects.get(channel=Message.Channel.SMS)
+    booking.delete()
+
+    assert message_send(message_id=sms.pk).sent is False
+
+    sms.refresh_from_db()
+    assert sms.status == Message.Status.FAILED
+    assert "does not exist" in sms.last_error
+    assert LocmemBackend.outbox == []
 
 
 # --- reminders ------------------------------------------------------------------------------------------------------

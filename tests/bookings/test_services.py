@@ -26,6 +26,7 @@ from bookings.services import (
 from bookings.services.booking import ContactDetails, _conflicting_bookings, new_reference
 from kelabooking import clock
 from kelabooking.models import Message
+from kelabooking.services import message_render
 from partners.models import User
 from registry.models import Organisation
 from tests.factories import (
@@ -484,7 +485,7 @@ def test_booking__confirm__queues_email_in_slot_language(now, language) -> None:
     with translation.override("fi" if language != "fi" else "sv"):  # the partner's UI language does not matter
         booking = confirm(hold(slot, now=now), now=now, email="aino@example.org")
 
-    message = Message.objects.get(channel=Message.Channel.EMAIL)
+    message = message_render(Message.objects.get(channel=Message.Channel.EMAIL))
     assert (message.kind, message.channel) == (Message.Kind.CONFIRMATION, Message.Channel.EMAIL)
     assert (message.recipient, message.language) == ("aino@example.org", language)
     assert booking.reference in message.subject
@@ -561,7 +562,7 @@ def test_booking__cancel__queues_cancellation_message_in_slot_language(now) -> N
 
     booking_cancel(booking_id=booking.pk, actor=booking.booked_by, now=now)
 
-    message = Message.objects.get(channel=Message.Channel.EMAIL)
+    message = message_render(Message.objects.get(channel=Message.Channel.EMAIL))
     assert (message.kind, message.channel) == (Message.Kind.CANCELLATION, Message.Channel.EMAIL)
     assert (message.recipient, message.language) == ("aino@example.org", "sv")
     assert booking.reference in message.subject

@@ -50,6 +50,12 @@ def test_message__enqueue__is_sent_after_commit_only(django_capture_on_commit_ca
     assert f"kelabooking-{message.pk}" in mail.outbox[0].extra_headers["Message-ID"]
 
 
+def test_message__enqueue_without_texts_of_a_kind_nobody_renders__refused() -> None:
+    with pytest.raises(ValueError, match="no renderer"):
+        enqueue(subject="", body="")
+    assert not Message.objects.exists()
+
+
 def test_message__enqueue_in_rolled_back_transaction__leaves_nothing(django_capture_on_commit_callbacks) -> None:
     def enqueue_then_fail() -> None:
         with transaction.atomic():
