@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import redis
+import time_machine
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from kombu import pools
 
-from kelabooking import celery_app
+from kelabooking import celery_app, services
 from kelabooking.models import Message
 from kelabooking.services import NUDGE_KEY, messages_dispatch, messages_enqueue, messages_sweep
 from tests.kelabooking.test_outbox import enqueue, fields
@@ -47,11 +48,13 @@ def _use_broker(url: str) -> None:
 
 
 @pytest.fixture
-def broker(redis_url: str) -> Iterator[callable]:
+def broker(redis_url: str, monkeypatch) -> Iterator[callable]:
     """Switch this process's Celery app to a real broker (or a dead one); restore eager mode afterwards."""
     test_broker = redis_url.rsplit("/", 1)[0] + "/15"
     redis.Redis.from_url(test_broker).flushdb()
-    cache.delete(NUDGE_KEY)  # an earlier test's coalescing mark would swallow this test's first nudge
+    # An earlier test's coalescing mark, or this process's memory of its dispatch, would swallow the first nudge.
+    cache.delete(NUDGE_KEY)
+    monkeypatch.setattr(services, "_dispatch_due", 0.0)
     saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_connection_retry")}
     yield lambda up=True: _use_broker(test_broker if up else DOWN_BROKER) or test_broker
     celery_app.conf.update(saved)
@@ -155,6 +158,10 @@ def test_message__enqueue_while_broker_down__change_commits_and_message_waits(br
     assert message.attempts == 0
 
 
+def _queued_tasks(broker_url: str) -> list[str]:
+    return [json.loads(raw)["headers"]["task"] for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1)]
+
+
 @pytest.mark.redis
 def test_message__nudges_after_commit__one_dispatch_task_due_when_the_mark_runs_out(broker, settings) -> None:
     settings.MESSAGE_NUDGE_SECONDS = 30  # a slow machine must not let the mark run out between the two messages
@@ -171,12 +178,49 @@ def test_message__nudges_after_commit__one_dispatch_task_due_when_the_mark_runs_
     # Due when the coalescing mark runs out, so it runs after both commits; the message waits for it.
     eta = dt.datetime.fromisoformat(queued[0]["headers"]["eta"])
     assert 0 < (eta - first.next_attempt_at).total_seconds() <= settings.MESSAGE_NUDGE_SECONDS + 1
+    assert float(cache.get(NUDGE_KEY)) == pytest.approx(eta.timestamp())
     assert Message.objects.get(pk=first.pk).status == Message.Status.PENDING
 
-    cache.delete(NUDGE_KEY)  # the mark ran out: the next message is nudged again
-    with transaction.atomic():
+    # The mark runs out and the time of the queued task comes: the next message is nudged again.
+    cache.delete(NUDGE_KEY)
+    with time_machine.travel(eta + dt.timedelta(seconds=1)), transaction.atomic():
         enqueue(key="test:3:confirmation:email")
-    assert redis.Redis.from_url(broker_url).llen("celery") == 2
+    assert _queued_tasks(broker_url) == ["kelabooking.tasks.dispatch_messages_task"] * 2
+
+
+@pytest.mark.redis
+def test_message__nudge__process_that_knows_a_dispatch_is_due__asks_nobody(broker, settings) -> None:
+    """Until shortly before the dispatch it queued is due, a process neither publishes nor calls the cache."""
+    settings.MESSAGE_NUDGE_SECONDS = 30
+    broker_url = broker(True)
+    with transaction.atomic():
+        enqueue(key="test:1:confirmation:email")
+    cache.delete(NUDGE_KEY)  # were the cache asked, the mark would be set again and a second task queued
+
+    with transaction.atomic():
+        enqueue(key="test:2:confirmation:email")
+
+    assert _queued_tasks(broker_url) == ["kelabooking.tasks.dispatch_messages_task"]
+    assert cache.get(NUDGE_KEY) is None
+
+
+@pytest.mark.redis
+def test_message__nudge__another_process_queued_the_dispatch__remembered_until_it_is_due(broker, settings) -> None:
+    settings.MESSAGE_NUDGE_SECONDS = 30
+    broker_url = broker(True)
+    due = time.time() + 20
+    cache.add(NUDGE_KEY, due, timeout=20)  # another worker's mark: its dispatch is due in 20 s
+    with transaction.atomic():
+        enqueue(key="test:1:confirmation:email")
+    assert services._dispatch_due == pytest.approx(due)
+    cache.delete(NUDGE_KEY)
+    with transaction.atomic():
+        enqueue(key="test:2:confirmation:email")  # that dispatch starts after this commit: no nudge
+    assert _queued_tasks(broker_url) == []
+
+    with time_machine.travel(due - services.NUDGE_CLOCK_MARGIN + 0.1), transaction.atomic():
+        enqueue(key="test:3:confirmation:email")  # too close to its start to be sure of it
+    assert _queued_tasks(broker_url) == ["kelabooking.tasks.dispatch_messages_task"]
 
 
 @pytest.mark.redis
