@@ -22,7 +22,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
 
-from kelabooking import clock, sms
+from kelabooking import clock, sms, sql
 from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
@@ -124,9 +124,7 @@ def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
     for message in messages:
         message.next_attempt_at = now
     with transaction.atomic(savepoint=False):
-        rows = Message.objects.bulk_create(
-            messages, update_conflicts=True, unique_fields=["key"], update_fields=["key"]
-        )
+        rows = sql.insert(messages, conflict_key="key")  # a booking's hot path: bulk_create costs three times this
         ids = [row.pk for row in rows]
         transaction.on_commit(lambda: _nudge(ids))
     return rows

@@ -129,9 +129,12 @@ class AuditEvent(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnlyError("audit events cannot be updated")
+        self.check_details()
+        super().save(*args, **kwargs)
+
+    def check_details(self) -> None:
         if IDENTITY_CODE_RE.search(json.dumps(self.details, ensure_ascii=False)):
             raise ValueError("identity codes never go into audit details")
-        super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit events cannot be deleted")

@@ -4,9 +4,9 @@ A confirm is the hottest write of the service, and building these two statements
 with row locks, and an UPDATE with a correlated NOT EXISTS) cost more CPU than running them: about 1.4 ms a confirm
 against 0.1 ms for the same SQL written out (docs/benchmarks.md §3). Everything else keeps using the ORM.
 
-The column lists come from the models, so a new field needs no change here. The customer's rules in `confirm_hold`
-are the same as `booking._conflicting_bookings` (the ORM form, which explains a refusal); a test runs both over the
-same bookings so that they cannot drift apart.
+The column lists come from the models (`kelabooking.sql`), so a new field needs no change here. The customer's rules
+in `confirm_hold` are the same as `booking._conflicting_bookings` (the ORM form, which explains a refusal); a test
+runs both over the same bookings so that they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -14,30 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
 
 from bookings.models import Booking, Customer, ServiceLine, Slot
+from kelabooking import sql
 
 # The models the locking read returns a row of, in its column order, with their table aliases.
 _LOCKED = ((Booking, "b"), (Customer, "c"), (Slot, "s"), (ServiceLine, "l"))
 
 
-def _prepare(model: type[Model], name: str, value: Any) -> Any:
-    """A value as the database takes it for this field (on SQLite a UUID is 32 hex digits, a datetime a string)."""
-    return model._meta.get_field(name).get_db_prep_value(value, connection, prepared=False)
-
-
 @functools.cache
 def _lock_hold_sql(vendor: str) -> str:
-    columns = ", ".join(
-        f"{alias}.{connection.ops.quote_name(field.column)}"
-        for model, alias in _LOCKED
-        for field in model._meta.concrete_fields
-    )
+    columns = ", ".join(sql.columns(model, alias) for model, alias in _LOCKED)
     # NO KEY UPDATE of the customer and the slot: see booking._booking_confirm. SQLite has no row locks: its
     # IMMEDIATE transaction serialises every writer instead.
     lock = "FOR NO KEY UPDATE OF c, s" if connection.features.has_select_for_no_key_update else ""
@@ -52,21 +42,10 @@ def _lock_hold_sql(vendor: str) -> str:
     """  # noqa: S608 - the columns are the models' own, never input
 
 
-def _instance(model: type[Model], values: Sequence[Any]) -> Model:
-    """A model instance from its columns, with Django's conversions of database values (on SQLite: aware datetimes,
-    UUIDs; on PostgreSQL none of these models' fields needs one), as its compiler applies them."""
-    values = list(values)
-    for index, field in enumerate(model._meta.concrete_fields):
-        column = field.cached_col
-        for function in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-            values[index] = function(values[index], column, connection)
-    return model.from_db(connection.alias, [field.attname for field in model._meta.concrete_fields], values)
-
-
 def lock_hold(*, idempotency_key: uuid.UUID, booking_id: int, partner_id: int) -> list[Booking]:
     """The booking this key already made and the partner's hold `booking_id`, with their customer, slot and service
     line; locks the customer and the slot (PostgreSQL). Must run in a transaction."""
-    params = [_prepare(Booking, "idempotency_key", idempotency_key), booking_id, partner_id]
+    params = [sql.prepare(Booking, "idempotency_key", idempotency_key), booking_id, partner_id]
     with connection.cursor() as cursor:
         cursor.execute(_lock_hold_sql(connection.vendor), params)
         rows = cursor.fetchall()
@@ -75,7 +54,7 @@ def lock_hold(*, idempotency_key: uuid.UUID, booking_id: int, partner_id: int) -
         parts, start = [], 0
         for model, _alias in _LOCKED:
             end = start + len(model._meta.concrete_fields)
-            parts.append(_instance(model, row[start:end]))
+            parts.append(sql.instance(model, row[start:end]))
             start = end
         booking, customer, slot, service_line = parts
         slot.service_line = service_line
@@ -119,13 +98,13 @@ def confirm_hold(*, hold: Booking, values: dict[str, Any], now: dt.datetime) -> 
     """Compare-and-swap: set `values` (the CONFIRMED_FIELDS) on the hold if it is still held and the customer has no
     other upcoming confirmed booking on the slot's service line or overlapping the slot. Returns whether it did."""
     slot = hold.slot
-    params = [_prepare(Booking, name, values[name]) for name in CONFIRMED_FIELDS]
+    params = [sql.prepare(Booking, name, values[name]) for name in CONFIRMED_FIELDS]
     params += [hold.pk, Booking.Status.HELD]
-    params += [hold.customer_id, hold.pk, Booking.Status.CONFIRMED, _prepare(Slot, "starts_at", now)]
+    params += [hold.customer_id, hold.pk, Booking.Status.CONFIRMED, sql.prepare(Slot, "starts_at", now)]
     params += [
         slot.service_line_id,
-        _prepare(Slot, "starts_at", slot.ends_at),
-        _prepare(Slot, "ends_at", slot.starts_at),
+        sql.prepare(Slot, "starts_at", slot.ends_at),
+        sql.prepare(Slot, "ends_at", slot.starts_at),
     ]
     with connection.cursor() as cursor:
         cursor.execute(_confirm_hold_sql(connection.vendor), params)

@@ -175,3 +175,19 @@ def test_notice_admin__end_before_start__refused(client) -> None:
     )
     assert response.status_code == 200
     assert not Notice.objects.exists()
+
+
+def test_audit_event_record__identity_code_in_details__refused_and_nothing_written(rf) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    from partners.services import audit_event_record
+
+    request = rf.get("/")
+    request.user, request.session = AnonymousUser(), {}
+    with pytest.raises(ValueError, match="identity codes"):
+        audit_event_record(request=request, action=AuditEvent.Action.LOGIN, details={"typed": OTHER_TEST_CODE})
+    assert not AuditEvent.objects.exists()
+
+    recorded = audit_event_record(request=request, action=AuditEvent.Action.LOGIN, details={"step": "start"})
+    assert AuditEvent.objects.get().pk == recorded.pk
+    assert AuditEvent.objects.get().details == {"step": "start"}
