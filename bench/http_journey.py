@@ -1,6 +1,6 @@
 """The HTTP booking journey under load, the floor, the confirm throughput and gunicorn worker memory, in one run.
 
-Run: .venv/bin/python bench/http_journey.py [--users 16] [--journey-seconds 60] [--saturation-seconds 30] [--rounds 2]
+Run: .venv/bin/python bench/http_journey.py [--users 16] [--journey-seconds 60] [--saturation-seconds 45] [--rounds 3]
 
 gunicorn (kelabooking/gunicorn.conf.py, DEBUG off) serves the app and the Suomi.fi sandbox on a free port of
 127.0.0.1, on a throw-away PostgreSQL database and Redis database 13 (cache and Celery broker; no worker runs, so
@@ -447,10 +447,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (kelabooking/gunicorn.conf.py: 3)")
     parser.add_argument("--journey-seconds", type=float, default=60)
     parser.add_argument(
-        "--saturation-seconds", type=float, default=30, help="the floor phase, and the confirm at most, in all rounds"
+        "--saturation-seconds", type=float, default=45, help="the floor phase, and the confirm at most, in all rounds"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="floor and confirm phases take turns this many times")
-    parser.add_argument("--confirms", type=int, default=5000, help="prepared sessions for the confirm phases")
+    parser.add_argument("--rounds", type=int, default=3, help="floor and confirm phases take turns this many times")
+    parser.add_argument("--confirms", type=int, default=15000, help="prepared sessions for the confirm phases")
     parser.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), metavar=("MIN", "MAX"))
     args = parser.parse_args()
 
