@@ -59,7 +59,8 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
 
 
 def _inserted_fields(model: type[Model]) -> list[Field]:
-    return [field for field in model._meta.concrete_fields if not field.primary_key]
+    """What an INSERT writes: not the primary key (the database numbers it), not a column the database computes."""
+    return [field for field in model._meta.concrete_fields if not field.primary_key and not field.generated]
 
 
 @functools.cache
