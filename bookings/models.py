@@ -191,7 +191,7 @@ class Booking(models.Model):
         CUSTOMER_ONLINE = "customer_online", _("The customer online")
         KELA_PHONE_SERVICE = "kela_phone_service", _("Kela's phone service")
 
-    reference = models.CharField(_("reference"), max_length=8, unique=True)
+    reference = models.CharField(_("reference"), max_length=8)  # unique: booking_reference_unique
     # No index of their own: booking_slot_status_idx and booking_customer_status_idx lead with these columns, and
     # every index more is one more write on each hold, confirm and cancel.
     slot = models.ForeignKey(
@@ -269,6 +269,9 @@ class Booking(models.Model):
                 condition=~Q(channel="partner") | Q(organisation__isnull=False, booked_by__isnull=False),
                 name="booking_partner_has_organisation",
             ),
+            # A constraint, not unique=True: on PostgreSQL that also builds a LIKE index (varchar_pattern_ops) that no
+            # query uses and that every confirm's UPDATE would write.
+            models.UniqueConstraint(fields=["reference"], name="booking_reference_unique"),
             # One hold per partner: a new pick releases the old one first.
             models.UniqueConstraint(
                 fields=["booked_by"], condition=Q(status="held"), name="booking_one_hold_per_partner"
