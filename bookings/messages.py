@@ -15,7 +15,6 @@ from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import dateformat, translation
 from django.utils.translation import gettext
@@ -131,7 +130,6 @@ def booking_calendar(*, booking: Booking, kind: str) -> str:
     return calendar.to_ical().decode()
 
 
-@transaction.atomic(savepoint=False)
 def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
     """Queue what the customer is told about `kind` (confirmation, cancellation or reminder) in the caller's
     transaction: an SMS to the booking's contact phone always, an e-mail with the calendar entry when an address
