@@ -316,6 +316,9 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
+CORES = os.cpu_count() or 1
+
+
 def _busy_seconds() -> float:
     """CPU time spent by the whole machine, all cores (/proc/stat: everything but idle and iowait)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
@@ -508,16 +511,18 @@ def run(args: argparse.Namespace, *, server: Server, files: dict[str, Path], wor
         phases.append(("confirm", "ConfirmUser", seconds, confirm_env, users))
     results: dict[str, list[dict]] = {}
     cpu: dict[str, dict[str, float]] = {}
+    turns: dict[str, list[tuple[float, float]]] = {}  # per phase and turn: machine CPU seconds, wall seconds
     for phase, user_class, seconds, env, spawn_rate in phases:
-        before = cpu_snapshot(server)
+        before, started = cpu_snapshot(server), time.monotonic()
         result = locust(
             user_class, url=server.url, users=users, seconds=seconds, env=env, workdir=workdir, spawn_rate=spawn_rate
         )
         results.setdefault(phase, []).append(result)
-        after = cpu_snapshot(server)
+        after, wall = cpu_snapshot(server), time.monotonic() - started
         spent = cpu.setdefault(phase, dict.fromkeys(after, 0.0))
         for part in after:
             spent[part] += after[part] - before[part]
+        turns.setdefault(phase, []).append((after["machine"] - before["machine"], wall))
     time.sleep(1)  # one more memory sample after the load
     peaks_mb = {pid: kib * 1024 / 1e6 for pid, kib in server.peak_rss.items()}
     over_capacity, confirmed_in_phase = check_database()
@@ -539,6 +544,13 @@ def run(args: argparse.Namespace, *, server: Server, files: dict[str, Path], wor
     print_table(title, [floor_row, confirm_row])
     for row in (floor_row, confirm_row):
         print(f"  {row['name'].lower()} requests/s in each turn: " + ", ".join(f"{v:.1f}" for v in row["turns_rps"]))
+    # Whether a slower turn did more work per request or left the machine idle (waiting on locks or the disk).
+    for phase, name in (("floor", "FLOOR"), ("confirm", "CONFIRM")):
+        cells = []
+        for (machine, wall), result in zip(turns[phase], results[phase], strict=True):
+            requests = max(summarise(name, result[name])["ok"], 1)
+            cells.append(f"{machine / requests * 1000:.2f} ms ({machine / (wall * CORES):.0%} busy)")
+        print(f"  {phase} machine CPU per request in each turn: " + ", ".join(cells))
     print(f"\n  confirm / floor throughput: {ratio:.2f}")
     print(f"  slots over capacity: {over_capacity}; confirm phase: {confirm_row['ok']} confirms answered, ", end="")
     print(f"{confirmed_in_phase} bookings confirmed in the database")
