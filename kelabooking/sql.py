@@ -5,6 +5,10 @@ compare-and-swap of `bookings.services.statements`, the session's save) building
 than running it (docs/benchmarks.md §3). What is written here still comes from the models: the columns are the
 models' own and the values go through each field's own conversion to and from the database, so a new field needs no
 change here and the same SQL runs on PostgreSQL and SQLite. Everything else uses the ORM.
+
+Two limits, on purpose: it runs on the default database connection (the only one here), and it reads
+`Field.cached_col`, the column expression Django's compiler hands to converters, which is not a public API: recheck
+`instance` when upgrading Django (tests/kelabooking/test_sql.py compares it with the ORM's reading).
 """
 
 from __future__ import annotations
