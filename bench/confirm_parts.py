@@ -37,7 +37,7 @@ PARTS = [
     ("session and user (as for the floor)", "django.contrib.auth", "get_user"),
     ("booking transaction: lock, compare-and-swap, commit", "bookings.views", "booking_confirm"),
     ("messages: the outbox rows, one INSERT", "bookings.services.booking", "booking_messages_enqueue"),
-    ("the nudge after commit (a SET NX in Redis)", "kelabooking.services", "_nudge"),
+    ("the nudge after commit (Redis about once a second)", "kelabooking.services", "_nudge"),
     ("audit event booking_confirmed", "bookings.views", "audit_event_record"),
     ("session saved without the draft", "kelabooking.sessions", "SessionStore.save"),
 ]

@@ -260,8 +260,9 @@ MESSAGE_RETRY_BASE_SECONDS = env_int("MESSAGE_RETRY_BASE_SECONDS", 30)
 MESSAGE_RETRY_MAX_SECONDS = env_int("MESSAGE_RETRY_MAX_SECONDS", 60 * 60)
 MESSAGE_CLAIM_SECONDS = env_int("MESSAGE_CLAIM_SECONDS", 5 * 60)
 MESSAGE_SWEEP_AGE_SECONDS = env_int("MESSAGE_SWEEP_AGE_SECONDS", 60)
-# With a broker, the nudges after commit are coalesced: at most one dispatch task in this many seconds per web
-# process's cache (kelabooking.services._nudge), so a message waits at most this long for its worker.
+# With a broker, the nudges after commit are coalesced: at most one dispatch task in this many seconds, through the
+# cache, and each web process remembers when that task is due (kelabooking.services._nudge); a message waits at most
+# this long for its worker.
 MESSAGE_NUDGE_SECONDS = env_int("MESSAGE_NUDGE_SECONDS", 1)
 SMS_BACKEND = env_str(
     "SMS_BACKEND",

@@ -79,9 +79,7 @@ CONFIRMED_FIELDS = (
 
 @functools.cache
 def _confirm_hold_sql(vendor: str) -> str:
-    assignments = ", ".join(
-        f"{connection.ops.quote_name(Booking._meta.get_field(name).column)} = %s" for name in CONFIRMED_FIELDS
-    )
+    assignments = ", ".join(f"{sql.column(Booking, name)} = %s" for name in CONFIRMED_FIELDS)
     # The hold, if still held, unless the customer has another upcoming confirmed booking on the slot's service line
     # or overlapping the slot (booking._conflicting_bookings).
     return f"""
