@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 # The embedded default: SQLite, tasks in-process, e-mail and SMS on the console, the local Suomi.fi sandbox.
 RUN_ENV := DEBUG=1 SUOMIFI_SANDBOX=1
 
-.PHONY: help install run test lint format migrations messages worker beat clean bench
+.PHONY: help install run test fuzz lint format migrations messages worker beat clean bench
 
 help:
 	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:8000/"
 	@echo "make test   - run the whole test suite"
+	@echo "make fuzz   - the property tests with many more generated inputs"
 	@echo "make lint   - ruff check, ruff format --check, makemigrations --check"
 
 $(BIN)/python:
@@ -33,6 +34,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The property tests with many more generated inputs than `make test` runs (tests/conftest.py's `fuzz` profile).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_properties.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -20,9 +20,9 @@ from django.views.decorators.http import require_GET
 from bookings import services
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
 from kelabooking import clock
-from kelabooking.admin import ReadOnlyAdminMixin
-from partners.models import AuditEvent
-from partners.services import audit_event_record
+from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
+from kelabooking.forms import BoundedDateField
+from partners.context import ActingRefusedError, acting_context
 from registry.admin import _csv_safe
 
 E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -51,7 +51,7 @@ class OpeningRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ClosedDay)
-class ClosedDayAdmin(admin.ModelAdmin):
+class ClosedDayAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
     list_display = ["date_from", "date_until", "reason"]
     date_hierarchy = "date_from"
 
@@ -62,24 +62,20 @@ class SlotForm(forms.ModelForm):
         fields = ["service_line", "language", "starts_at", "ends_at", "capacity"]
 
     def clean_capacity(self) -> int:
-        """Never below what is taken now. The admin saves in one transaction, so the lock lasts until saved."""
+        """The service's floor (`slot_capacity_check`); the admin saves in the same transaction, under its lock."""
         capacity = self.cleaned_data["capacity"]
         if self.instance.pk is not None:
-            slot = Slot.objects.select_for_update().get(pk=self.instance.pk)
-            taken = Booking.objects.filter(slot=slot).taking_capacity(now=clock.now()).count()
-            if capacity < taken:
-                raise ValidationError(
-                    _("Bookings and unexpired holds take %(taken)d places at this time: the capacity cannot be lower."),
-                    params={"taken": taken},
-                )
+            try:
+                services.slot_capacity_check(slot_id=self.instance.pk, capacity=capacity)
+            except services.BookingError as error:
+                raise ValidationError(error.message) from None
         return capacity
 
 
 @admin.register(Slot)
-class SlotAdmin(admin.ModelAdmin):
+class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
     form = SlotForm
-    list_display = ["starts_at", "ends_at", "service_line", "language", "capacity", "confirmed_display"]
-    list_display += ["held_display", "set_by_hand"]
+    list_display = ["starts_at", "ends_at", "service_line", "language", "capacity", "taken_display", "set_by_hand"]
     list_filter = ["service_line", "language", "set_by_hand"]
     date_hierarchy = "starts_at"
 
@@ -88,13 +84,7 @@ class SlotAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .select_related("service_line")
-            .annotate(
-                confirmed_count=Count("bookings", filter=Q(bookings__status=Booking.Status.CONFIRMED)),
-                held_count=Count(
-                    "bookings",
-                    filter=Q(bookings__status=Booking.Status.HELD, bookings__hold_expires_at__gt=clock.now()),
-                ),
-            )
+            .with_taken(now=clock.now())
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Slot | None = None) -> list[str]:
@@ -106,13 +96,10 @@ class SlotAdmin(admin.ModelAdmin):
         obj.set_by_hand = True
         super().save_model(request, obj, form, change)
 
-    @admin.display(description=_("confirmed bookings"), ordering="confirmed_count")
-    def confirmed_display(self, obj: Slot) -> int:
-        return obj.confirmed_count
-
-    @admin.display(description=_("active holds"), ordering="held_count")
-    def held_display(self, obj: Slot) -> int:
-        return obj.held_count
+    @admin.display(description=_("places taken"), ordering="taken")
+    def taken_display(self, obj: Slot) -> int:
+        """Confirmed bookings and unexpired holds: what the booking services count against the capacity."""
+        return obj.taken
 
 
 @admin.register(Customer)
@@ -136,11 +123,11 @@ class CancelForm(forms.Form):
 
 
 class CallListForm(forms.Form):
-    date = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    date = BoundedDateField(required=False)
 
 
 @admin.register(Booking)
-class BookingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: bookings change only through the booking services (here, the cancel action).
 
     The customer's identity code is in no list, page or search: bookings are found by reference.
@@ -240,21 +227,14 @@ class BookingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         form = CancelForm(request.POST if "confirm" in request.POST else None)
         if form.is_bound and form.is_valid():
             cancelled = 0
+            acting = acting_context(request)
             for booking in selected:
                 try:
-                    services.booking_cancel(
-                        booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"]
-                    )
-                except services.BookingError as error:
-                    self.message_user(request, f"{booking.reference}: {error.message}", messages.ERROR)
+                    services.booking_cancel(acting=acting, booking_id=booking.pk, reason=form.cleaned_data["reason"])
+                except (services.BookingError, ActingRefusedError) as error:
+                    message = getattr(error, "message", _("You may not cancel bookings."))
+                    self.message_user(request, f"{booking.reference}: {message}", messages.ERROR)
                 else:
-                    audit_event_record(
-                        request=request,
-                        action=AuditEvent.Action.BOOKING_CANCELLED,
-                        customer=booking.customer,
-                        booking=booking,
-                        details={"by": "admin"},
-                    )
                     cancelled += 1
             self.message_user(
                 request,
@@ -280,7 +260,7 @@ class BookingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponse(status=403)
         form = CallListForm(request.GET)
         if not form.is_valid():
-            return HttpResponseBadRequest(_("Give the date in the form YYYY-MM-DD."))
+            return HttpResponseBadRequest(" ".join(form.errors["date"]))
         day = form.cleaned_data["date"] or clock.localnow().date()
         start = timezone.make_aware(dt.datetime.combine(day, dt.time()))  # noqa: DTZ001 - made aware here
         end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))  # noqa: DTZ001
@@ -325,5 +305,5 @@ def _drilled_date(request: HttpRequest) -> dt.date:
             int(request.GET["slot__starts_at__month"]),
             int(request.GET["slot__starts_at__day"]),
         )
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         return clock.localnow().date()

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from bookings.languages import interpreter_language_choices
 from bookings.models import SERVICE_LANGUAGES, ServiceLine
+from kelabooking.forms import BoundedDateField
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from kelabooking.phone import normalise_phone
 
@@ -14,6 +15,7 @@ class CustomerForm(forms.Form):
         label=_("Customer's personal identity code"),
         help_text=_("For example 131052-308T."),
         max_length=20,
+        error_messages={"required": _("Enter the customer's personal identity code.")},
         widget=IdentityCodeInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
     )
 
@@ -65,6 +67,12 @@ class MatterForm(forms.Form):
         return cleaned
 
 
+class WeekForm(forms.Form):
+    """The time picker's `?week=`: any day of the week to show."""
+
+    week = BoundedDateField(required=False)
+
+
 class SlotForm(forms.Form):
     slot = forms.IntegerField(
         label=_("Time"),
@@ -73,18 +81,32 @@ class SlotForm(forms.Form):
     )
 
 
+class ConfirmForm(forms.Form):
+    """The check page's form: the hold it shows, and the key that makes a double submit book once."""
+
+    hold = forms.IntegerField(min_value=1)
+    idempotency_key = forms.UUIDField()
+
+
 class ContactForm(forms.Form):
     first_name = forms.CharField(
-        label=_("Customer's first name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"})
+        label=_("Customer's first name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": _("Give the customer's first name.")},
     )
     last_name = forms.CharField(
-        label=_("Customer's last name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"})
+        label=_("Customer's last name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": _("Give the customer's last name.")},
     )
     phone = forms.CharField(
         label=_("Telephone number Kela calls"),
         help_text=_("A Finnish number such as 040 123 4567, or an international number starting with +."),
         max_length=30,
         widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel"}),
+        error_messages={"required": _("Give the telephone number Kela calls.")},
     )
     email = forms.EmailField(
         label=_("Customer's e-mail"),

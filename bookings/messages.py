@@ -35,7 +35,7 @@ SMS_MAX_LENGTH = 320
 # How each service language writes a date and a clock time (Finnish "maanantai 30.3.2026 klo 9.00").
 DATE_FORMATS = {"fi": "l j.n.Y", "sv": "l j F Y", "en": "l j F Y"}
 TIME_FORMATS = {"fi": "G.i", "sv": "G.i", "en": "H:i"}
-KINDS = (Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION, Message.Kind.REMINDER)
+KINDS = (Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION, Message.Kind.REMINDER, Message.Kind.CHANGE)
 
 
 def caller_note(language: str) -> str:
@@ -85,8 +85,9 @@ def _sms_text(kind: str, context: dict[str, str | bool]) -> str:
 def booking_calendar(*, booking: Booking, kind: str) -> str:
     """The booking as an iCalendar invitation: one event whose UID stays the same for the booking's lifetime.
 
-    Confirmation and reminder are `REQUEST` with `SEQUENCE:0` (the same event again changes nothing in a calendar);
-    the cancellation is `CANCEL` with `SEQUENCE:1` and `STATUS:CANCELLED`, which removes it. Times carry the
+    Confirmation, reminder and change are `REQUEST` with the booking's `sequence` (0 until it is first moved: the same
+    event again changes nothing in a calendar, a moved one replaces it); the cancellation is `CANCEL` with one more
+    and `STATUS:CANCELLED`, which removes it. Times carry the
     `Europe/Helsinki` TZID and the calendar its VTIMEZONE, so the call shows at the right hour in any time zone.
     """
     language = booking.slot.language
@@ -107,7 +108,7 @@ def booking_calendar(*, booking: Booking, kind: str) -> str:
     calendar.add("method", "CANCEL" if cancelled else "REQUEST")
     event = Event()
     event.add("uid", f"{booking.reference}@kelabooking")
-    event.add("sequence", 1 if cancelled else 0)
+    event.add("sequence", booking.sequence + 1 if cancelled else booking.sequence)
     event.add("dtstamp", clock.now().astimezone(dt.UTC))
     event.add("dtstart", starts_at)
     event.add("dtend", booking.slot.ends_at.astimezone(HELSINKI))
@@ -130,6 +131,13 @@ def booking_calendar(*, booking: Booking, kind: str) -> str:
     return calendar.to_ical().decode()
 
 
+def booking_message_key(*, booking: Booking, kind: str, channel: str) -> str:
+    """`booking:<pk>:<kind>:<channel>`, with the booking's sequence after the kind once it has been moved: each move
+    sends its own change message, and the reminder of the new time is not taken for the old one's."""
+    version = f"{kind}.{booking.sequence}" if booking.sequence else kind
+    return f"booking:{booking.pk}:{version}:{channel}"
+
+
 def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
     """Queue what the customer is told about `kind` (confirmation, cancellation or reminder) in the caller's
     transaction: an SMS to the booking's contact phone always, an e-mail with the calendar entry when an address
@@ -148,7 +156,7 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
     return messages_enqueue(
         messages=[
             Message(
-                key=f"booking:{booking.pk}:{kind}:{channel}",
+                key=booking_message_key(booking=booking, kind=kind, channel=channel),
                 kind=kind,
                 channel=channel,
                 recipient=recipient,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -107,6 +108,20 @@ class ClosedDay(models.Model):
         return f"{self.date_from}–{self.date_until} {self.reason}".strip()
 
 
+class SlotQuerySet(models.QuerySet["Slot"]):
+    def with_taken(self, *, now) -> SlotQuerySet:
+        """Each slot with `taken`: what `BookingQuerySet.taking_capacity` counts in it, one index lookup a slot."""
+        taken = (
+            Booking.objects.filter(slot=OuterRef("pk"))
+            .taking_capacity(now=now)
+            .order_by()
+            .values("slot")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return self.annotate(taken=Coalesce(Subquery(taken, output_field=models.IntegerField()), 0))
+
+
 class Slot(models.Model):
     """A bookable time of one line in one language; `capacity` agents can take a call then."""
 
@@ -122,6 +137,8 @@ class Slot(models.Model):
         default=False,
         help_text=_("Added or changed in the admin: slot generation leaves it as it is."),
     )
+
+    objects = SlotQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("slot")
@@ -170,6 +187,11 @@ class Customer(models.Model):
     def in_register(self) -> bool:
         return self.source == self.Source.KELA_REGISTER
 
+    @property
+    def masked_identity_code(self) -> str:
+        """The birth date part and the century sign only (`150385-****`): enough to tell whom a page is about."""
+        return f"{self.identity_code[:7]}****"
+
 
 class BookingQuerySet(models.QuerySet["Booking"]):
     def taking_capacity(self, *, now) -> BookingQuerySet:
@@ -177,6 +199,7 @@ class BookingQuerySet(models.QuerySet["Booking"]):
         return self.filter(Q(status=Booking.Status.CONFIRMED) | Q(status=Booking.Status.HELD, hold_expires_at__gt=now))
 
     def upcoming(self, *, now) -> BookingQuerySet:
+        """Confirmed bookings whose call is still ahead (`Booking.is_upcoming` for one booking)."""
         return self.filter(status=Booking.Status.CONFIRMED, slot__starts_at__gt=now)
 
 
@@ -238,6 +261,8 @@ class Booking(models.Model):
     )
     cancellation_reason = models.CharField(_("reason for cancelling"), max_length=200, blank=True)
     reminded_at = models.DateTimeField(_("reminder queued"), null=True, blank=True)
+    # How many times the booking was moved: the calendar entry's SEQUENCE, and part of its messages' outbox keys.
+    sequence = models.PositiveSmallIntegerField(_("times moved"), default=0)
 
     objects = BookingQuerySet.as_manager()
 
@@ -284,3 +309,17 @@ class Booking(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+    def is_upcoming(self, now) -> bool:
+        """The rule of `BookingQuerySet.upcoming`, for a booking already read with its slot."""
+        return self.status == self.Status.CONFIRMED and self.slot.starts_at > now
+
+    def state(self, now) -> tuple[str, str]:
+        """What a person calls the booking now, as (code, label): upcoming, held, cancelled or past."""
+        if self.status == self.Status.HELD:
+            return "held", str(_("Held"))
+        if self.status == self.Status.CANCELLED:
+            return "cancelled", str(_("Cancelled"))
+        if self.is_upcoming(now):
+            return "upcoming", str(_("Upcoming"))
+        return "past", str(_("Past"))

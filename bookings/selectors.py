@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, QuerySet
+from django.http import Http404
 
 from bookings.models import Booking, Customer, ServiceLine, Slot
+from kelabooking import clock
+from partners.context import ActingContext
+from partners.services import acting_organisation
 
 
 def free_slots(
-    *, service_line: ServiceLine, language: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    *,
+    service_line: ServiceLine,
+    language: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    limit: int | None = None,
 ) -> list[Slot]:
     """Slots between `start` and `end` with room left, in one query (`taken` annotated on each).
 
@@ -20,20 +30,13 @@ def free_slots(
     (slot, status) index: the cost follows the slots shown, not the size of the booking history. (A join with
     GROUP BY made PostgreSQL scan every booking once the history grew.)
     """
-    taken = (
-        Booking.objects.filter(slot=OuterRef("pk"))
-        .filter(Q(status=Booking.Status.CONFIRMED) | Q(status=Booking.Status.HELD, hold_expires_at__gt=now))
-        .order_by()
-        .values("slot")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return list(
+    slots = (
         Slot.objects.filter(service_line=service_line, language=language, starts_at__gte=start, starts_at__lt=end)
-        .annotate(taken=Coalesce(Subquery(taken, output_field=IntegerField()), 0))
+        .with_taken(now=now)
         .filter(taken__lt=F("capacity"))
         .order_by("starts_at")
     )
+    return list(slots[:limit] if limit is not None else slots)
 
 
 @dataclass(frozen=True)
@@ -53,22 +56,65 @@ def register_contact(*, customer: Customer) -> RegisterContact | None:
     return RegisterContact(phone=customer.phone, email=customer.email)
 
 
+def upcoming_bookings(*, customer: Customer) -> list[Booking]:
+    """The customer's upcoming bookings, soonest first, with their slots."""
+    return list(
+        Booking.objects.filter(customer=customer)
+        .upcoming(now=clock.now())
+        .select_related("slot")
+        .order_by("slot__starts_at")
+    )
+
+
 def customer_bookings(*, customer: Customer) -> QuerySet[Booking]:
     """The customer's bookings, newest first, with what the overview shows (line, organisation) joined in."""
     return (
         Booking.objects.filter(customer=customer)
         .exclude(status=Booking.Status.HELD)
-        .select_related("slot__service_line", "organisation")
+        .select_related("slot__service_line", "organisation", "cancelled_by")
         .order_by("-slot__starts_at")
     )
 
 
-def partner_hold(*, partner, customer: Customer) -> Booking | None:
-    # A partner holds one time at most, so no ORDER BY: `.first()` would add one (by the bookings' default order or
-    # by id), and PostgreSQL may then walk that order through the whole history instead of the customer's index.
+def acting_customer(*, acting: ActingContext) -> Customer:
+    """The customer this login locked, while the organisation may still book (`acting_organisation`)."""
+    acting_organisation(acting=acting)
+    return Customer.objects.get(pk=acting.customer_id)
+
+
+def customer_booking(*, acting: ActingContext, reference: str) -> Booking:
+    """A booking of the locked customer by its reference; anything else is a 404, whatever reference is sent."""
+    acting_organisation(acting=acting)
+    booking = (
+        Booking.objects.filter(reference=reference, customer_id=acting.customer_id)
+        .exclude(status=Booking.Status.HELD)
+        .select_related("slot__service_line", "organisation", "customer", "cancelled_by")
+        .first()
+    )
+    if booking is None:
+        raise Http404
+    return booking
+
+
+def partner_hold(*, acting: ActingContext) -> Booking | None:
+    """The partner's current hold for the locked customer: a partner holds one time at most (a constraint)."""
     holds = (
-        Booking.objects.filter(booked_by=partner, customer=customer, status=Booking.Status.HELD)
+        Booking.objects.filter(booked_by=acting.user, customer_id=acting.customer_id, status=Booking.Status.HELD)
         .select_related("slot__service_line")
+        # No ORDER BY: `.first()` would add one, and PostgreSQL may then walk that order through the whole history.
         .order_by()[:1]
     )
     return next(iter(holds), None)
+
+
+def booking_by_key(*, acting: ActingContext, idempotency_key: str | None) -> Booking | None:
+    """The locked customer's booking that this partner confirmed with `idempotency_key`, if any."""
+    try:
+        key = uuid.UUID(str(idempotency_key))
+    except ValueError:
+        return None
+    return (
+        Booking.objects.filter(idempotency_key=key, booked_by=acting.user, customer_id=acting.customer_id)
+        .exclude(status=Booking.Status.HELD)
+        .first()
+    )

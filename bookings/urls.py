@@ -15,4 +15,5 @@ urlpatterns = [
     path("book/check/", views.check_view, name="check"),
     path("booking/<str:reference>/", views.done_view, name="done"),
     path("booking/<str:reference>/cancel/", views.cancel_view, name="cancel"),
+    path("booking/<str:reference>/move/", views.move_view, name="move"),
 ]

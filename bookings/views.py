@@ -11,39 +11,46 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from bookings.forms import CancelForm, ContactForm, CustomerForm, MatterForm, SlotForm
+from bookings.forms import CancelForm, ConfirmForm, ContactForm, CustomerForm, MatterForm, SlotForm, WeekForm
 from bookings.languages import language_name
-from bookings.models import SERVICE_LANGUAGES, Booking, Customer, ServiceLine
-from bookings.selectors import customer_bookings, free_slots, partner_hold, register_contact
+from bookings.models import SERVICE_LANGUAGES, Booking, ServiceLine
+from bookings.selectors import (
+    acting_customer,
+    booking_by_key,
+    customer_booking,
+    free_slots,
+    partner_hold,
+    register_contact,
+    upcoming_bookings,
+)
 from bookings.services import (
     BookingError,
+    ContactDetails,
     ExistingBookingError,
+    HoldChangedError,
     SlotFullError,
     booking_cancel,
     booking_confirm,
     booking_hold,
+    booking_move,
     customer_find_or_create,
+    customer_overview,
 )
-from bookings.services.booking import ContactDetails, bookable_window
+from bookings.services.booking import bookable_window
 from kelabooking import clock
 from partners import context
-from partners.context import CustomerLockedError, Step, requires_step
-from partners.models import AuditEvent
-from partners.services import audit_event_record
-from registry.selectors import organisation_by_business_id
+from partners.context import DRAFT_KEY, CustomerLockedError, Step, acting_context, requires_step
 
-DRAFT_KEY = "booking_draft"
-
-
-def _customer(request: HttpRequest) -> Customer:
-    return Customer.objects.get(pk=context.acting_context(request).customer_id)
+# The reference just confirmed in this session: its page is then the confirmation page.
+JUST_BOOKED_KEY = "just_booked"
 
 
 def _draft(request: HttpRequest) -> dict[str, Any]:
@@ -60,15 +67,15 @@ def _save_draft(request: HttpRequest, **values: Any) -> dict[str, Any]:
 
 
 @require_http_methods(["GET", "POST"])
-@requires_step(Step.TERMS_ACCEPTED)
+@requires_step(Step.TERMS_ACCEPTED, before=Step.CUSTOMER_LOCKED)
 def customer_view(request: HttpRequest) -> HttpResponse:
     """Enter the customer's identity code (POST only: it never enters a URL). One customer per session."""
-    if context.acting_context(request).step >= Step.CUSTOMER_LOCKED:
-        return redirect("bookings:overview")
     form = CustomerForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        customer = customer_find_or_create(identity_code=form.cleaned_data["identity_code"])
         try:
+            customer = customer_find_or_create(
+                acting=acting_context(request), identity_code=form.cleaned_data["identity_code"]
+            )
             context.lock_customer(request, customer)
         except CustomerLockedError as error:
             form.add_error(None, error.message)
@@ -81,22 +88,17 @@ def customer_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def overview_view(request: HttpRequest) -> HttpResponse:
-    """The customer's details and bookings. Each view is recorded; contact details never with non-disclosure."""
-    customer = _customer(request)
-    audit_event_record(request=request, action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
-    contact = register_contact(customer=customer)
-    if contact is not None:
-        audit_event_record(request=request, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=customer)
+    """The customer's details and bookings (the service records the opening)."""
+    overview = customer_overview(acting=acting_context(request))
     now = clock.now()
-    bookings = list(customer_bookings(customer=customer))
     return render(
         request,
         "bookings/overview.html",
         {
-            "customer": customer,
-            "contact": contact,
-            "upcoming": [b for b in bookings if b.status == Booking.Status.CONFIRMED and b.slot.starts_at > now],
-            "history": [b for b in bookings if b.status != Booking.Status.CONFIRMED or b.slot.starts_at <= now],
+            "customer": overview.customer,
+            "contact": overview.contact,
+            "upcoming": [(booking, *booking.state(now)) for booking in overview.upcoming],
+            "history": [(booking, *booking.state(now)) for booking in overview.history],
         },
     )
 
@@ -107,6 +109,10 @@ def overview_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @requires_step(Step.CUSTOMER_LOCKED)
 def matter_view(request: HttpRequest) -> HttpResponse:
+    """The matter, the language and the interpreter. A matter the customer already has an upcoming time for is marked,
+    with that time and links to it (the rule itself is the confirm's)."""
+    acting = acting_context(request)
+    customer = acting_customer(acting=acting)
     draft = _draft(request)
     initial = {
         "service_line": draft.get("service_line_id"),
@@ -123,42 +129,75 @@ def matter_view(request: HttpRequest) -> HttpResponse:
             interpreter_language=form.cleaned_data["interpreter_language"],
         )
         return redirect("bookings:time")
-    return render(request, "bookings/matter.html", {"form": form})
+    existing = {booking.slot.service_line_id: booking for booking in upcoming_bookings(customer=customer)}
+    lines = {line.pk: line for line in form.fields["service_line"].queryset}
+    service_lines = []
+    for radio in form["service_line"]:
+        line = lines[int(str(radio.data["value"]))]
+        service_lines.append((radio, line, existing.get(line.pk)))
+    return render(
+        request, "bookings/matter.html", {"form": form, "service_lines": service_lines, "booking_customer": customer}
+    )
 
 
-def _week_start(value: str | None, first_free: dt.datetime | None) -> dt.date:
-    """The Monday of the requested week; by default the week of the first free time."""
-    try:
-        day = dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        day = None
-    if day is None:
+def _week_start(request: HttpRequest, first_free: dt.datetime | None, earliest: dt.datetime, latest: dt.datetime):
+    """The Monday of the requested week (`?week=`, clamped to the bookable weeks); by default the week of the first
+    free time."""
+    form = WeekForm({"week": request.GET.get("week") or request.POST.get("week", "")})
+    day = form.cleaned_data["week"] if form.is_valid() else None
+    if day is not None:
+        day = min(max(day, timezone.localtime(earliest).date()), timezone.localtime(latest).date())
+    else:
         day = timezone.localtime(first_free).date() if first_free else clock.localnow().date()
     return day - dt.timedelta(days=day.weekday())
 
 
 def _time_context(request: HttpRequest, draft: dict[str, Any], *, error: str = "", alternatives=None) -> dict:
-    service_line = ServiceLine.objects.get(pk=draft["service_line_id"])
+    acting = acting_context(request)
+    hold = partner_hold(acting=acting)
+    interpreter = draft.get("interpreter_language")
+    return _week_view(
+        request,
+        service_line=ServiceLine.objects.get(pk=draft["service_line_id"]),
+        language=draft["language"],
+        error=error,
+        alternatives=alternatives,
+    ) | {
+        "held_slot_id": hold.slot_id if hold else None,
+        "action": reverse("bookings:time"),
+        "booking_customer": acting_customer(acting=acting),
+        "interpreter_language_name": language_name(interpreter) if interpreter else "",
+    }
+
+
+def _week_view(
+    request: HttpRequest,
+    *,
+    service_line: ServiceLine,
+    language: str,
+    error: str = "",
+    alternatives=None,
+    excluding: Booking | None = None,
+) -> dict:
+    """The free times of one line and language: the next one, and a week of them (`?week=`, kept across an error)."""
     now = clock.now()
     earliest, latest = bookable_window(now)
-    first = free_slots(service_line=service_line, language=draft["language"], start=earliest, end=latest, now=now)[:1]
-    monday = _week_start(request.GET.get("week"), first[0].starts_at if first else None)
+    def free(start: dt.datetime, end: dt.datetime, limit: int | None = None) -> list:
+        found = free_slots(service_line=service_line, language=language, start=start, end=end, now=now, limit=limit)
+        return [slot for slot in found if excluding is None or slot.pk != excluding.slot_id]
+
+    first = free(earliest, latest, limit=2)[:1]  # two: the booking being moved may be the first
+    monday = _week_start(request, first[0].starts_at if first else None, earliest, latest)
     tz = timezone.get_current_timezone()
     week_start = max(timezone.make_aware(dt.datetime.combine(monday, dt.time()), tz), earliest)
     week_end = min(timezone.make_aware(dt.datetime.combine(monday + dt.timedelta(days=7), dt.time()), tz), latest)
-    slots = (
-        free_slots(service_line=service_line, language=draft["language"], start=week_start, end=week_end, now=now)
-        if week_start < week_end
-        else []
-    )
     days: dict[dt.date, list] = {}
-    for slot in slots:
+    for slot in free(week_start, week_end) if week_start < week_end else []:
         days.setdefault(timezone.localtime(slot.starts_at).date(), []).append(slot)
     previous_monday, next_monday = monday - dt.timedelta(days=7), monday + dt.timedelta(days=7)
-    hold = partner_hold(partner=request.user, customer=_customer(request))
     return {
         "service_line": service_line,
-        "language_name": dict(SERVICE_LANGUAGES)[draft["language"]],
+        "language_name": dict(SERVICE_LANGUAGES)[language],
         "first_free": first[0] if first else None,
         "monday": monday,
         "sunday": monday + dt.timedelta(days=6),
@@ -167,7 +206,7 @@ def _time_context(request: HttpRequest, draft: dict[str, Any], *, error: str = "
         if previous_monday + dt.timedelta(days=7) > earliest.date()
         else "",
         "next_week": next_monday.isoformat() if next_monday <= latest.date() else "",
-        "held_slot_id": hold.slot_id if hold else None,
+        "held_slot_id": None,
         "error": error,
         "alternatives": alternatives or [],
     }
@@ -185,14 +224,8 @@ def time_view(request: HttpRequest) -> HttpResponse:
         form = SlotForm(request.POST)
         if not form.is_valid():
             return render(request, "bookings/time.html", _time_context(request, draft, error=_("Choose a time.")))
-        acting = context.acting_context(request)
         try:
-            hold = booking_hold(
-                slot_id=form.cleaned_data["slot"],
-                customer=_customer(request),
-                partner=request.user,
-                organisation=organisation_by_business_id(business_id=acting.organisation_business_id),
-            )
+            booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
         except SlotFullError as error:
             return render(
                 request,
@@ -201,22 +234,9 @@ def time_view(request: HttpRequest) -> HttpResponse:
             )
         except BookingError as error:
             return render(request, "bookings/time.html", _time_context(request, draft, error=error.message))
-        # A hold is released by deleting it, so its event names it rather than linking to the row.
-        audit_event_record(
-            request=request,
-            action=AuditEvent.Action.BOOKING_HELD,
-            customer=hold.customer,
-            details={"reference": hold.reference, "slot": hold.slot_id},
-        )
-        _save_draft(request, hold_id=hold.pk)
         return redirect("bookings:contact")
     template = "bookings/time.html#slot-list" if request.htmx else "bookings/time.html"
     return render(request, template, _time_context(request, draft))
-
-
-def _current_hold(request: HttpRequest, draft: dict[str, Any]) -> Booking | None:
-    hold = partner_hold(partner=request.user, customer=_customer(request))
-    return hold if hold is not None and hold.pk == draft.get("hold_id") else None
 
 
 @require_http_methods(["GET", "POST"])
@@ -225,7 +245,7 @@ def _current_hold(request: HttpRequest, draft: dict[str, Any]) -> Booking | None
 def contact_view(request: HttpRequest) -> HttpResponse:
     """Contact details for this booking: the register's, pre-filled only without non-disclosure."""
     draft = _draft(request)
-    hold = _current_hold(request, draft)
+    hold = partner_hold(acting=acting_context(request))
     if hold is None:
         return redirect("bookings:time" if "service_line_id" in draft else "bookings:matter")
     customer = hold.customer
@@ -245,15 +265,24 @@ def contact_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def check_view(request: HttpRequest) -> HttpResponse:
-    """Check your answers, then confirm. The form carries an idempotency key: a double submit books once."""
+    """Check your answers, then confirm. The form names the hold it shows and carries an idempotency key: a double
+    submit books once, and a confirm from a tab whose hold was replaced books nothing."""
     draft = _draft(request)
     if request.method == "POST":
         return _confirm(request, draft)
-    hold = _current_hold(request, draft)
+    acting = acting_context(request)
+    if (made := booking_by_key(acting=acting, idempotency_key=draft.get("idempotency_key"))) is not None:
+        # Confirmed, but the session never heard of it (its save failed after the commit): show what was made.
+        request.session.pop(DRAFT_KEY, None)
+        return redirect("bookings:done", reference=made.reference)
+    hold = partner_hold(acting=acting)
     if hold is None or "contact" not in draft:
         return redirect("bookings:contact" if hold else "bookings:time")
-    key = draft.get("idempotency_key") or str(uuid.uuid4())
-    _save_draft(request, idempotency_key=key)
+    # One key per hold: a reload keeps it, a new hold gets a new one.
+    key = draft.get("idempotency_key") if draft.get("idempotency_hold") == hold.pk else None
+    if key is None:
+        key = str(uuid.uuid4())
+        _save_draft(request, idempotency_key=key, idempotency_hold=hold.pk)
     return render(request, "bookings/check.html", _summary(draft, hold) | {"idempotency_key": key})
 
 
@@ -270,40 +299,32 @@ def _summary(draft: dict[str, Any], hold: Booking) -> dict[str, Any]:
 
 
 def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
-    try:
-        key = uuid.UUID(request.POST.get("idempotency_key", ""))
-    except ValueError:
+    form = ConfirmForm(request.POST)
+    if not form.is_valid():
         return redirect("bookings:check")
-    contact = draft.get("contact")
-    if contact is None or "hold_id" not in draft:
-        earlier = Booking.objects.filter(idempotency_key=key, booked_by=request.user).first()
-        return redirect("bookings:done", reference=earlier.reference) if earlier else redirect("bookings:matter")
-
-    def record(booking: Booking) -> None:  # in the booking's transaction: no booking without its audit event
-        audit_event_record(
-            request=request, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=booking.customer, booking=booking
-        )
-
+    acting = acting_context(request)
+    contact = draft.get("contact") or {}
     try:
         booking = booking_confirm(
-            booking_id=draft["hold_id"],
-            partner=request.user,
-            idempotency_key=key,
+            acting=acting,
+            hold_id=form.cleaned_data["hold"],
+            idempotency_key=form.cleaned_data["idempotency_key"],
             contact=ContactDetails(
-                phone=contact["phone"],
+                phone=contact.get("phone", ""),
                 email=contact.get("email", ""),
                 description=contact.get("description", ""),
                 interpreter_language=draft.get("interpreter_language", ""),
                 first_name=contact.get("first_name", ""),
                 last_name=contact.get("last_name", ""),
             ),
-            record=record,
         )
     except SlotFullError as error:
         # The hold ran out and the time was taken meanwhile: back to the times, with everything typed kept.
-        _save_draft(request, hold_id=None)
         context_ = _time_context(request, draft, error=error.message, alternatives=error.alternatives)
         return render(request, "bookings/time.html", context_)
+    except HoldChangedError as error:
+        messages.error(request, error.message)
+        return redirect("bookings:check")
     except ExistingBookingError as error:
         messages.error(request, error.message)
         return redirect("bookings:overview")
@@ -311,32 +332,27 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
         messages.error(request, error.message)
         return redirect("bookings:time")
     request.session.pop(DRAFT_KEY, None)
+    request.session[JUST_BOOKED_KEY] = booking.reference
     return redirect("bookings:done", reference=booking.reference)
 
 
-def _customer_booking(request: HttpRequest, reference: str) -> Booking:
-    """A booking of the locked customer; anything else is a 404, whatever reference is sent."""
-    booking = (
-        Booking.objects.filter(reference=reference, customer_id=context.acting_context(request).customer_id)
-        .exclude(status=Booking.Status.HELD)
-        .select_related("slot__service_line", "organisation")
-        .first()
-    )
-    if booking is None:
-        raise Http404
-    return booking
-
-
 @require_GET
+@never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def done_view(request: HttpRequest, reference: str) -> HttpResponse:
-    booking = _customer_booking(request, reference)
+    """A booking's own page: the confirmation right after booking, later the place to check, move or cancel it."""
+    booking = customer_booking(acting=acting_context(request), reference=reference)
+    state, state_name = booking.state(clock.now())
     return render(
         request,
         "bookings/done.html",
         {
             "booking": booking,
             "slot": booking.slot,
+            "booking_customer": booking.customer,
+            "just_booked": request.session.pop(JUST_BOOKED_KEY, None) == booking.reference,
+            "state": state,
+            "state_name": state_name,
             "language_name": dict(SERVICE_LANGUAGES)[booking.slot.language],
             "interpreter_language_name": language_name(booking.interpreter_language),
         },
@@ -347,23 +363,54 @@ def done_view(request: HttpRequest, reference: str) -> HttpResponse:
 @requires_step(Step.CUSTOMER_LOCKED)
 def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     """Cancel an upcoming booking at the customer's request, after a confirmation step."""
-    booking = _customer_booking(request, reference)
+    acting = acting_context(request)
+    booking = customer_booking(acting=acting, reference=reference)
     form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-
-        def record(cancelled: Booking) -> None:  # in the cancellation's transaction, as for a confirm
-            audit_event_record(
-                request=request,
-                action=AuditEvent.Action.BOOKING_CANCELLED,
-                customer=cancelled.customer,
-                booking=cancelled,
-            )
-
         try:
-            booking_cancel(booking_id=booking.pk, actor=request.user, reason=form.cleaned_data["reason"], record=record)
+            booking_cancel(acting=acting, booking_id=booking.pk, reason=form.cleaned_data["reason"])
         except BookingError as error:
             messages.error(request, error.message)
         else:
             messages.success(request, _("The booking %(reference)s has been cancelled.") % {"reference": reference})
         return redirect("bookings:overview")
     return render(request, "bookings/cancel.html", {"booking": booking, "slot": booking.slot, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+@requires_step(Step.CUSTOMER_LOCKED)
+def move_view(request: HttpRequest, reference: str) -> HttpResponse:
+    """Move an upcoming booking to another time of the same matter, at the customer's request."""
+    acting = acting_context(request)
+    booking = customer_booking(acting=acting, reference=reference)
+    slot = booking.slot
+    error, alternatives = "", None
+    if request.method == "POST":
+        form = SlotForm(request.POST)
+        if not form.is_valid():
+            error = _("Choose a time.")
+        else:
+            try:
+                booking_move(acting=acting, booking_id=booking.pk, slot_id=form.cleaned_data["slot"])
+            except SlotFullError as refused:
+                error, alternatives = refused.message, refused.alternatives
+            except BookingError as refused:
+                error = refused.message
+            else:
+                messages.success(request, _("The booking %(reference)s has a new time.") % {"reference": reference})
+                return redirect("bookings:done", reference=reference)
+    context_ = _week_view(
+        request,
+        service_line=slot.service_line,
+        language=slot.language,
+        error=error,
+        alternatives=alternatives,
+        excluding=booking,
+    ) | {
+        "moving": booking,
+        "action": reverse("bookings:move", kwargs={"reference": reference}),
+        "booking_customer": booking.customer,
+    }
+    template = "bookings/time.html#slot-list" if request.htmx else "bookings/time.html"
+    return render(request, template, context_)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.text import Truncator
@@ -10,6 +12,24 @@ from django.utils.translation import ngettext
 
 from kelabooking import clock, services
 from kelabooking.models import Message
+
+
+class BoundedChangeList(ChangeList):
+    """Django's change list, with a date drill-down too far out for a datetime (`?created_at__year=99999999999`,
+    or the last day of 9999) answered as any other bad lookup (`?e=1`) instead of an OverflowError."""
+
+    def get_filters(self, request: HttpRequest):  # noqa: ANN201 - Django's tuple
+        try:
+            return super().get_filters(request)
+        except OverflowError as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+class DateHierarchyAdminMixin:
+    """For every admin with a `date_hierarchy`."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: object) -> type[ChangeList]:
+        return BoundedChangeList
 
 
 class ReadOnlyAdminMixin:
@@ -26,7 +46,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "channel", "recipient", "language", "status", "attempts", "sent_at"]
     list_display += ["error"]
     list_filter = ["status", "kind", "channel", "language"]

@@ -10,7 +10,12 @@ class KelabookingConfig(AppConfig):
     verbose_name = _("Messages")
 
     def ready(self) -> None:
+        from django.core import checks
+
+        from kelabooking.checks import check_shared_cache
         from kelabooking.permissions import sync_staff_groups
+
+        checks.register(check_shared_cache)
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

@@ -33,3 +33,16 @@ logconfig_dict = {
         "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
     },
 }
+
+
+def on_starting(server) -> None:
+    """Refuse to start on a configuration the system checks reject (e.g. several workers without a shared cache)."""
+    import django
+    from django.core import checks
+
+    os.environ["GUNICORN_WORKERS"] = str(server.cfg.workers)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kelabooking.settings")
+    django.setup()
+    serious = [message for message in checks.run_checks() if message.is_serious()]
+    if serious:
+        raise SystemExit("kelabooking cannot start:\n" + "\n".join(str(message) for message in serious))

@@ -1,11 +1,14 @@
 """Finnish personal identity codes (henkilötunnus) through python-stdnum.
 
 The separator is part of the identity since 2023 (`010190-999W` and `010190Y999W` may be two people), so it is
-kept as given; only case and surrounding space are normalised. Temporary codes (individual number 900–999) are
-refused unless ALLOW_TEST_IDENTITY_CODES is on.
+kept as given; only case and surrounding space are normalised. Only the canonical ASCII form is accepted: python-stdnum
+takes any Unicode digit (`1٥0385-9013` would pass as a second person beside `150385-9013`). Temporary codes
+(individual number 900–999) are refused unless ALLOW_TEST_IDENTITY_CODES is on.
 """
 
 from __future__ import annotations
+
+import re
 
 from django import forms
 from django.conf import settings
@@ -15,10 +18,19 @@ from stdnum import exceptions as stdnum_exceptions
 from stdnum.fi import hetu
 
 
+# Six digits of the birth date, the century sign of the 2023 reform, the individual number and the check character:
+# ASCII only (no `re.ASCII` needed with explicit ranges).
+CANONICAL = re.compile(r"[0-9]{6}[-+A-FU-Y][0-9]{3}[0-9A-Y]")
+
+
 def normalise_identity_code(value: str, *, allow_temporary: bool | None = None) -> str:
     """Return the identity code in canonical form, or raise a translated ValidationError (never echoing it)."""
     allow = settings.ALLOW_TEST_IDENTITY_CODES if allow_temporary is None else allow_temporary
     code = value.strip().upper()
+    if not CANONICAL.fullmatch(code):
+        raise ValidationError(
+            _("Enter the personal identity code in the form 131052-308T."), code="identity_code_format"
+        )
     try:
         return hetu.validate(code, allow_temporary=allow)
     except stdnum_exceptions.InvalidChecksum:
@@ -44,7 +56,5 @@ def _is_temporary(code: str) -> bool:
 
 
 class IdentityCodeInput(forms.TextInput):
-    """A text input that never renders a value back: a re-shown form must not carry the identity code."""
-
-    def format_value(self, value: object) -> None:
-        return None
+    """The identity code's text input. A form shown again after an error keeps what was typed (in the page's body
+    only, answering the POST: never in a URL), so that the partner can correct it."""

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable
 
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers
+
+logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Control characters no address or query parameter of ours takes: NUL, which PostgreSQL refuses in any text, and the
+# rest of C0 but tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class RequestIdMiddleware:
@@ -21,3 +31,60 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
+class InputBoundaryMiddleware:
+    """The one boundary for input that reaches no form: a path or query parameter with a control character (a NUL
+    byte, say) gets the translated "bad request" page before any view or database sees it. Form fields refuse them
+    with Django's own validator (`ProhibitNullCharactersValidator`), with the field's error."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = [text for key, values in request.GET.lists() for text in (key, *values)]
+        if has_control_characters(request.path) or any(has_control_characters(text) for text in query):
+            return render(request, "400.html", status=400)
+        return self.get_response(request)
+
+
+class NoStoreForSignedInMiddleware:
+    """Pages for a signed-in user show customer, booking or registry data: no browser or proxy keeps them
+    (`Cache-Control: no-store`, as `never_cache` sets it) unless the view chose its own caching."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response
+
+
+class ResilientSessionMiddleware(SessionMiddleware):
+    """Django's session middleware, except that a database error while saving the session does not turn a response
+    whose work has committed (a confirmed booking, say) into a 500.
+
+    The save is tried once more on a new connection (the old one may have been cut); if that fails too the response
+    goes out without the session's change, which the next page recovers from (a confirm is found again by its
+    idempotency key).
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        try:
+            return super().process_response(request, response)
+        except DatabaseError:
+            logger.warning("Saving the session failed; trying once more", exc_info=True)
+            if not connection.in_atomic_block:  # a cut connection: the next query opens a new one
+                connection.close()
+        try:
+            return super().process_response(request, response)
+        except DatabaseError:
+            logger.error("Saving the session failed twice; the response goes out without it", exc_info=True)
+            return response

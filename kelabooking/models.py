@@ -19,6 +19,7 @@ class Message(models.Model):
     class Kind(models.TextChoices):
         CONFIRMATION = "confirmation", _("Booking confirmation")
         CANCELLATION = "cancellation", _("Booking cancellation")
+        CHANGE = "change", _("Booking moved to another time")
         REMINDER = "reminder", _("Reminder")
         REGISTRY_DECISION = "registry_decision", _("Registry decision")
 

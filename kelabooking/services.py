@@ -9,20 +9,18 @@ cannot surface as two different messages.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.utils import make_msgid
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
 
-from kelabooking import clock, sms, sql
+from kelabooking import clock, sms
 from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
@@ -73,49 +71,25 @@ def message_render(message: Message) -> Message:
 
 # How many messages one send task takes from a dispatch: a burst spreads over the workers, a few at a time.
 DISPATCH_BATCH = 10
-NUDGE_KEY = "kelabooking:outbox:nudged"
-# How far the clocks of the web and worker machines may disagree (NTP keeps them far closer).
-NUDGE_CLOCK_MARGIN = 0.25
-# When the dispatch task this process last queued or found in the cache is due (time.time()).
-_dispatch_due = 0.0
 
 
 def _nudge(message_ids: list[int]) -> None:
-    """Ask a worker to send newly written messages. A broker or cache outage must not fail the caller: the sweep
-    catches up.
-
-    In-process (no broker) they are sent at once. With a broker the nudges are coalesced: the first one after a quiet
-    MESSAGE_NUDGE_SECONDS marks the cache for that long and queues one dispatch task due when the mark runs out; a
-    message committed before then is found by that task. Each process also remembers when the dispatch it last heard
-    of is due, and until shortly before then asks nobody: under load that is one publish a second in all and a cache
-    call a second per process, instead of both for every booking; each message waits at most that second.
-    """
-    global _dispatch_due
-    from kelabooking.tasks import dispatch_messages_task, send_messages_task
+    """Ask a worker to send newly committed messages (in-process, without a broker, they are sent at once). A broker
+    outage must not fail the caller: the sweep catches up."""
+    from kelabooking.tasks import send_messages_task
 
     try:
-        if send_messages_task.app.conf.task_always_eager:
-            send_messages_task.delay(message_ids)
-            return
-        now = time.time()
-        if now < _dispatch_due - NUDGE_CLOCK_MARGIN:
-            return  # committed before that dispatch starts: it finds these messages
-        due = now + settings.MESSAGE_NUDGE_SECONDS
-        if cache.add(NUDGE_KEY, due, timeout=settings.MESSAGE_NUDGE_SECONDS):
-            dispatch_messages_task.apply_async(eta=dt.datetime.fromtimestamp(due, dt.UTC))
-            _dispatch_due = due
-        else:  # another process's dispatch, due when its mark runs out
-            _dispatch_due = float(cache.get(NUDGE_KEY) or 0)
+        send_messages_task.delay(message_ids)
     except Exception:
         logger.warning("Could not queue messages %s; the sweep will retry them", message_ids, exc_info=True)
 
 
 def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
-    """Write messages to the outbox in the caller's transaction, in one INSERT; after commit a worker is nudged.
+    """Write messages to the outbox in the caller's transaction; after commit their send task is queued.
 
-    A key already in the outbox keeps its row (`ON CONFLICT (key)` touches only the key, to return that row's id):
-    the returned message carries the existing id, so a retried caller cannot produce a second message. A message
-    without texts is refused unless its kind has a renderer (`message_renderer`).
+    A key already in the outbox keeps its row: the conflict on the key updates nothing but returns that row's id, so a
+    retried caller cannot produce a second message. A message without texts is refused unless its kind has a
+    renderer (`message_renderer`).
     """
     for message in messages:
         if not message.body and message.kind not in _renderers:
@@ -123,8 +97,10 @@ def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
     now = clock.now()
     for message in messages:
         message.next_attempt_at = now
-    with transaction.atomic(savepoint=False):
-        rows = sql.insert(messages, conflict_key="key")  # a booking's hot path: bulk_create costs three times this
+    with transaction.atomic():
+        rows = Message.objects.bulk_create(
+            messages, update_conflicts=True, unique_fields=["key"], update_fields=["key"]
+        )
         ids = [row.pk for row in rows]
         transaction.on_commit(lambda: _nudge(ids))
     return rows
@@ -164,6 +140,14 @@ def _claim(message_id: int) -> Message | None:
     return Message.objects.get(pk=message_id) if claimed else None
 
 
+def message_id(message: Message, *, domain: str) -> str:
+    """The e-mail's Message-ID, derived from the outbox key alone: a repeat after a crash (the relay accepted it, we
+    never marked it sent) carries the same one, so mail systems and people can tell it is the same e-mail. The key
+    names a booking by id, never a person, and is hashed anyway."""
+    digest = hashlib.sha256(message.key.encode()).hexdigest()[:40]
+    return f"<{digest}.kelabooking@{domain}>"
+
+
 def _deliver(message: Message) -> None:
     if message.channel == Message.Channel.EMAIL:
         domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">") or "kelabooking.local"
@@ -171,7 +155,7 @@ def _deliver(message: Message) -> None:
             subject=message.subject,
             body=message.body,
             to=[message.recipient],
-            headers={"Message-ID": make_msgid(idstring=f"kelabooking-{message.pk}", domain=domain)},
+            headers={"Message-ID": message_id(message, domain=domain)},
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")

@@ -68,19 +68,45 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kelabooking.middleware.RequestIdMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "kelabooking.middleware.ResilientSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "kelabooking.middleware.InputBoundaryMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "partners.middleware.PartnerSessionTimeoutMiddleware",
+    "kelabooking.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
+
+# Browser features no page of ours uses are turned off for every page (django-permissions-policy).
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
 
 ROOT_URLCONF = "kelabooking.urls"
 WSGI_APPLICATION = "kelabooking.wsgi.application"
@@ -119,18 +145,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Parameters bound by the server, and each query prepared once per connection after its fifth run: PostgreSQL
-    # then plans the hot statements (the booking confirm's compare-and-swap costs more to plan than to run) once,
-    # not on every request. Turn off (DB_PREPARED_STATEMENTS=0) behind a pooler in transaction mode, which cannot
-    # keep prepared statements.
-    if env_bool("DB_PREPARED_STATEMENTS", True):
-        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits); Redis when REDIS_URL is set so every web process shares the counters -----------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "kelabooking.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -197,7 +217,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Personal data lives in the session: keep it server-side and short.
-SESSION_ENGINE = "kelabooking.sessions"
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
@@ -260,10 +280,6 @@ MESSAGE_RETRY_BASE_SECONDS = env_int("MESSAGE_RETRY_BASE_SECONDS", 30)
 MESSAGE_RETRY_MAX_SECONDS = env_int("MESSAGE_RETRY_MAX_SECONDS", 60 * 60)
 MESSAGE_CLAIM_SECONDS = env_int("MESSAGE_CLAIM_SECONDS", 5 * 60)
 MESSAGE_SWEEP_AGE_SECONDS = env_int("MESSAGE_SWEEP_AGE_SECONDS", 60)
-# With a broker, the nudges after commit are coalesced: at most one dispatch task in this many seconds, through the
-# cache, and each web process remembers when that task is due (kelabooking.services._nudge); a message waits at most
-# this long for its worker.
-MESSAGE_NUDGE_SECONDS = env_int("MESSAGE_NUDGE_SECONDS", 1)
 SMS_BACKEND = env_str(
     "SMS_BACKEND",
     "kelabooking.sms.HttpGatewayBackend" if env_str("SMS_GATEWAY_URL") else "kelabooking.sms.ConsoleBackend",

@@ -17,11 +17,5 @@ def send_messages_task(self, message_ids: list[int]) -> int:
 
 
 @shared_task
-def dispatch_messages_task() -> int:
-    """The coalesced nudge (services._nudge): hand every due message to the send task."""
-    return len(services.messages_dispatch())
-
-
-@shared_task
 def sweep_messages_task() -> int:
     return len(services.messages_sweep())

@@ -12,6 +12,8 @@ from partners import views as partner_views
 admin.site.site_header = _("Kela partner booking: administration")
 admin.site.site_title = _("Kela partner booking")
 
+handler500 = "kelabooking.views.server_error_view"
+
 urlpatterns = [
     path("healthz", views.healthz_view, name="healthz"),
     path("admin/", admin.site.urls),

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from bookings.models import Customer
-from kelabooking.admin import ReadOnlyAdminMixin
+from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from partners.models import AuditEvent, Notice, User
 
@@ -68,7 +68,7 @@ class CustomerSearchForm(forms.Form):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only. 'Who handled this customer' is a POST form, so the identity code never enters a URL."""
 
     list_display = ["created_at", "action", "outcome", "actor_name", "organisation_name", "customer", "request_id"]
@@ -126,7 +126,7 @@ class NoticeForm(forms.ModelForm):
 
 
 @admin.register(Notice)
-class NoticeAdmin(admin.ModelAdmin):
+class NoticeAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
     form = NoticeForm
     list_display = ["text_en", "level", "valid_from", "valid_until"]
     list_filter = ["level"]

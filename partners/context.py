@@ -1,26 +1,38 @@
-"""The acting context: who the partner acts for, whether they accepted the terms, and the one customer.
+"""The acting context: who acts, for which organisation, whether they accepted the terms, and the one customer.
 
 It lives in the server-side session only (never in URLs). The steps come in a fixed order:
 authenticated → organisation chosen → terms accepted → customer locked. Each partner view declares the step
 it needs with `@requires_step`; a view reached too early redirects to the page of the missing step.
+
+`acting_context(request)` turns the session into a value, `ActingContext`, that the services take: they check what
+they need of it (the organisation may still book, the customer is the locked one, the hold is this partner's) and
+write their audit events with its request metadata. A service that refuses the context raises `ActingRefusedError`,
+which `requires_step` answers with the refusal page.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from kelabooking import clock
+from kelabooking.ratelimit import client_address
+
+if TYPE_CHECKING:
+    from partners.models import User
 
 SESSION_KEY = "acting"
+# What the partner has chosen so far for a booking (the matter, the contact details): part of the acting state, so
+# that it goes with the organisation and the customer it was typed for.
+DRAFT_KEY = "booking_draft"
 
 
 class Step(IntEnum):
@@ -41,18 +53,44 @@ STEP_PAGES = {
 
 
 class CustomerLockedError(Exception):
-    """The session already belongs to another customer: log out and in again to switch."""
+    """The session already belongs to a customer: log out and in again to switch."""
 
     message = _("You are already handling another customer. Log out and log in again to handle a new customer.")
 
 
+class ActingRefusedError(Exception):
+    """A service refused the acting context (e.g. the organisation left the registry meanwhile). `reason` picks the
+    refusal page's text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """What the audit trail keeps of the request a change came in."""
+
+    request_id: str = ""
+    ip_address: str | None = None
+
+
 @dataclass(frozen=True)
 class ActingContext:
-    authenticated: bool
+    """Who acts and for what, as a value the services take. `user` is the signed-in user (a partner, or FPA staff in
+    the admin); the rest is the partner's session."""
+
+    user: User | None = None
     organisation_business_id: str = ""
     organisation_name: str = ""
     terms_accepted_at: str = ""
     customer_id: int | None = None
+    meta: RequestMeta = field(default_factory=RequestMeta)
+
+    @property
+    def authenticated(self) -> bool:
+        """A partner signed in through Suomi.fi (staff users are not partners)."""
+        return self.user is not None and bool(getattr(self.user, "identity_code", None))
 
     @property
     def step(self) -> Step:
@@ -67,19 +105,24 @@ class ActingContext:
         return Step.CUSTOMER_LOCKED
 
 
-def _is_partner(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    return bool(user and user.is_authenticated and getattr(user, "identity_code", None))
+def request_meta(request: HttpRequest) -> RequestMeta:
+    return RequestMeta(request_id=getattr(request, "request_id", ""), ip_address=client_address(request) or None)
 
 
 def acting_context(request: HttpRequest) -> ActingContext:
-    stored = request.session.get(SESSION_KEY, {}) if _is_partner(request) else {}
+    user = getattr(request, "user", None)
+    user = user if user is not None and user.is_authenticated else None
+    meta = request_meta(request)
+    if user is None or not getattr(user, "identity_code", None):
+        return ActingContext(user=user, meta=meta)
+    stored = request.session.get(SESSION_KEY, {})
     return ActingContext(
-        authenticated=_is_partner(request),
+        user=user,
         organisation_business_id=stored.get("organisation_business_id", ""),
         organisation_name=stored.get("organisation_name", ""),
         terms_accepted_at=stored.get("terms_accepted_at", ""),
         customer_id=stored.get("customer_id"),
+        meta=meta,
     )
 
 
@@ -89,19 +132,26 @@ def _update(request: HttpRequest, **values: Any) -> None:
     request.session[SESSION_KEY] = stored
 
 
+def start_over(request: HttpRequest) -> None:
+    """A new identification: nothing of an earlier login's organisation, terms, customer or draft is kept."""
+    request.session.pop(SESSION_KEY, None)
+    request.session.pop(DRAFT_KEY, None)
+
+
 def choose_organisation(request: HttpRequest, *, business_id: str, name: str) -> None:
-    """A new organisation choice starts the later steps over."""
-    _update(
-        request,
-        organisation_business_id=business_id,
-        organisation_name=name,
-        terms_accepted_at="",
-        customer_id=None,
-    )
+    """A new organisation choice starts the terms over and drops the draft. Once a customer is locked the
+    organisation is part of that customer's handling: only a new identification changes it."""
+    if acting_context(request).step >= Step.CUSTOMER_LOCKED:
+        raise CustomerLockedError
+    request.session.pop(DRAFT_KEY, None)
+    _update(request, organisation_business_id=business_id, organisation_name=name, terms_accepted_at="")
 
 
 def accept_terms(request: HttpRequest) -> None:
-    _update(request, terms_accepted_at=clock.now().isoformat())
+    if acting_context(request).step < Step.ORGANISATION_CHOSEN:
+        raise PermissionError("an organisation must be chosen before the terms are accepted")
+    if not request.session.get(SESSION_KEY, {}).get("terms_accepted_at"):
+        _update(request, terms_accepted_at=clock.now().isoformat())
 
 
 def lock_customer(request: HttpRequest, customer: Any) -> None:
@@ -123,8 +173,17 @@ def redirect_to_step(request: HttpRequest, step: Step) -> HttpResponse:
     return redirect(url)
 
 
-def requires_step(step: Step) -> Callable:
-    """Let the view run only when the session has reached `step`; otherwise send the partner to the missing step."""
+def refusal(request: HttpRequest, reason: str) -> HttpResponse:
+    """The translated page for a refused acting context (partners/refusal.html)."""
+    acting = acting_context(request)
+    chosen = {"name": acting.organisation_name, "business_id": acting.organisation_business_id}
+    return render(request, "partners/refusal.html", {"reason": reason, "chosen": chosen}, status=403)
+
+
+def requires_step(step: Step, *, before: Step | None = None) -> Callable:
+    """Let the view run only when the session has reached `step` (and, with `before`, not yet reached that step);
+    otherwise send the partner to the missing step, or to the customer's page. A service's `ActingRefusedError`
+    becomes the refusal page."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -132,7 +191,12 @@ def requires_step(step: Step) -> Callable:
             reached = acting_context(request).step
             if reached < step:
                 return redirect_to_step(request, Step(reached + 1))
-            return view(request, *args, **kwargs)
+            if before is not None and reached >= before:
+                return redirect("bookings:overview")
+            try:
+                return view(request, *args, **kwargs)
+            except ActingRefusedError as error:
+                return refusal(request, error.reason)
 
         wrapped.required_step = step
         return wrapped

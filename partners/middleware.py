@@ -44,9 +44,10 @@ class PartnerSessionTimeoutMiddleware:
         return self.get_response(request)
 
     def _expire(self, request: HttpRequest) -> HttpResponse:
+        from partners.context import acting_context
         from partners.services import audit_event_record
 
-        audit_event_record(request=request, action=AuditEvent.Action.SESSION_EXPIRED)
+        audit_event_record(acting=acting_context(request), action=AuditEvent.Action.SESSION_EXPIRED)
         logout(request)
         url = reverse("partners:session-expired")
         if getattr(request, "htmx", False):

@@ -66,6 +66,7 @@ class AuditEvent(models.Model):
         BOOKING_HELD = "booking_held", _("Time held")
         BOOKING_CONFIRMED = "booking_confirmed", _("Booking confirmed")
         BOOKING_CANCELLED = "booking_cancelled", _("Booking cancelled")
+        BOOKING_MOVED = "booking_moved", _("Booking moved")
         SESSION_EXPIRED = "session_expired", _("Session expired")
         LOGOUT = "logout", _("Logged out")
 
@@ -127,7 +128,7 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.get_action_display()}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
+        if self.pk is not None:
             raise AppendOnlyError("audit events cannot be updated")
         self.check_details()
         super().save(*args, **kwargs)

@@ -8,13 +8,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
 
-from kelabooking import sql
-from kelabooking.ratelimit import client_address
-from partners.context import acting_context
-from partners.models import AuditEvent, User
+from partners.context import ActingContext, ActingRefusedError, Step
+from partners.models import AuditEvent
 from partners.valtuudet import OrganisationRoles, ValtuudetError
+from registry.models import Organisation
 from registry.selectors import organisation_by_business_id, organisation_may_book
 from registry.validators import normalise_business_id
 
@@ -54,38 +52,50 @@ def organisation_decide(*, chosen: OrganisationRoles) -> OrganisationDecision:
     return OrganisationDecision(decision=decision, business_id=business_id, name=name)
 
 
+def acting_organisation(*, acting: ActingContext, step: Step = Step.CUSTOMER_LOCKED) -> Organisation:
+    """The organisation the partner acts for, once the partner has reached `step`, if it may book at this moment: the
+    registry is asked on every read or write of customer data, not only when the organisation was chosen (DESIGN.md
+    §4 rule 6)."""
+    if acting.step < step:
+        raise ActingRefusedError("step_missing")
+    organisation = (
+        Organisation.objects.active().filter(business_id=acting.organisation_business_id).first()
+        if acting.organisation_business_id
+        else None
+    )
+    if organisation is None:
+        raise ActingRefusedError("not_in_registry")
+    return organisation
+
+
 def audit_event_record(
     *,
-    request: HttpRequest,
+    acting: ActingContext,
     action: str,
     outcome: str = AuditEvent.Outcome.SUCCESS,
-    user: User | None = None,
     customer: Any = None,
     booking: Any = None,
     organisation_business_id: str = "",
     organisation_name: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. The actor and the acting organisation come from the request unless given.
+    """Append one event, in the caller's transaction. The actor, the acting organisation and the request's id and
+    address come from the acting context; an organisation given here (a refused choice) is recorded instead.
 
     `details` carries reason codes and ids only: the model refuses anything that looks like an identity code.
     """
-    actor = user or (request.user if request.user.is_authenticated else None)
-    context = acting_context(request)
-    event = AuditEvent(
+    actor = acting.user
+    return AuditEvent.objects.create(
         actor=actor,
         actor_name=actor.get_full_name() if actor else "",
         actor_identity_code=(actor.identity_code or "") if actor else "",
-        organisation_business_id=organisation_business_id or context.organisation_business_id,
-        organisation_name=organisation_name or context.organisation_name,
+        organisation_business_id=organisation_business_id or acting.organisation_business_id,
+        organisation_name=organisation_name or acting.organisation_name,
         action=action,
         outcome=outcome,
         customer=customer,
         booking=booking,
-        request_id=getattr(request, "request_id", ""),
-        ip_address=client_address(request) or None,
+        request_id=acting.meta.request_id,
+        ip_address=acting.meta.ip_address,
         details=details or {},
     )
-    event.check_details()
-    # Written on every partner page and in a booking's transaction: one INSERT, without the ORM's compiling.
-    return sql.insert([event])[0]

@@ -6,7 +6,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.contrib import auth
+from django.contrib import auth, messages
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
@@ -62,7 +62,7 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
             self.OIDC_OP_AUTH_ENDPOINT = provider_config().authorization_endpoint
         except SuomiFiError as error:
             audit_event_record(
-                request=request,
+                acting=context.acting_context(request),
                 action=AuditEvent.Action.LOGIN_FAILED,
                 outcome=AuditEvent.Outcome.ERROR,
                 details={"reason": error.reason},
@@ -108,7 +108,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
         else:
             details = {"reason": reason}
         audit_event_record(
-            request=self.request,
+            acting=context.acting_context(self.request),
             action=AuditEvent.Action.LOGIN_FAILED,
             outcome=AuditEvent.Outcome.REFUSED if reason == "cancelled" else AuditEvent.Outcome.ERROR,
             details=details,
@@ -117,13 +117,16 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
 
     def login_success(self) -> HttpResponse:
         language = self.request.session.get(LANGUAGE_KEY)
+        # A new identification starts the acting context over, even for the same person (auth.login keeps the
+        # session's data when the user does not change): only this unlocks the customer of the last login.
+        context.start_over(self.request)
         auth.login(self.request, self.user, backend="partners.suomifi.SuomiFiBackend")
         now = time.time()
         self.request.session[LOGIN_AT] = now
         self.request.session[LAST_SEEN] = now
         if language:
             self.request.session[LANGUAGE_KEY] = language
-        audit_event_record(request=self.request, action=AuditEvent.Action.LOGIN, user=self.user)
+        audit_event_record(acting=context.acting_context(self.request), action=AuditEvent.Action.LOGIN)
         return HttpResponseRedirect(reverse("partners:work"))
 
 
@@ -148,7 +151,7 @@ def work_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@requires_step(Step.AUTHENTICATED)
+@requires_step(Step.AUTHENTICATED, before=Step.CUSTOMER_LOCKED)
 def organisation_choose_view(request: HttpRequest) -> HttpResponse:
     """Register a Valtuudet session for this person and send them to choose the organisation."""
     try:
@@ -169,7 +172,7 @@ def organisation_choose_view(request: HttpRequest) -> HttpResponse:
 def _valtuudet_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
     logger.warning("Valtuudet failed: %s", error)
     audit_event_record(
-        request=request,
+        acting=context.acting_context(request),
         action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
         outcome=AuditEvent.Outcome.ERROR,
         details={"reason": "valtuudet_unavailable"},
@@ -188,7 +191,7 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("code", "")
     if not started or request.GET.get("error") or not code:
         audit_event_record(
-            request=request,
+            acting=context.acting_context(request),
             action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
             outcome=AuditEvent.Outcome.REFUSED,
             details={"reason": "no_organisation_chosen"},
@@ -203,7 +206,7 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
     organisation = {"organisation_business_id": outcome.business_id, "organisation_name": outcome.name}
     if outcome.decision is Decision.MANDATE_MISSING:
         audit_event_record(
-            request=request,
+            acting=context.acting_context(request),
             action=AuditEvent.Action.MANDATE_MISSING,
             outcome=AuditEvent.Outcome.REFUSED,
             details={"roles": list(chosen.roles)[:20], "complete": chosen.complete},
@@ -212,14 +215,18 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
         return render(request, "partners/refusal.html", {"reason": "mandate_missing", "chosen": chosen}, status=403)
     if outcome.decision is Decision.NOT_IN_REGISTRY:
         audit_event_record(
-            request=request,
+            acting=context.acting_context(request),
             action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
             outcome=AuditEvent.Outcome.REFUSED,
             **organisation,
         )
         return render(request, "partners/refusal.html", {"reason": "not_in_registry", "chosen": chosen}, status=403)
-    context.choose_organisation(request, business_id=outcome.business_id, name=outcome.name)
-    audit_event_record(request=request, action=AuditEvent.Action.ORGANISATION_CHOSEN)
+    try:
+        context.choose_organisation(request, business_id=outcome.business_id, name=outcome.name)
+    except context.CustomerLockedError as error:
+        messages.error(request, error.message)
+        return redirect("bookings:overview")
+    audit_event_record(acting=context.acting_context(request), action=AuditEvent.Action.ORGANISATION_CHOSEN)
     return redirect("partners:terms")
 
 
@@ -227,12 +234,12 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@requires_step(Step.ORGANISATION_CHOSEN)
+@requires_step(Step.ORGANISATION_CHOSEN, before=Step.CUSTOMER_LOCKED)
 def terms_view(request: HttpRequest) -> HttpResponse:
     form = TermsForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         context.accept_terms(request)
-        audit_event_record(request=request, action=AuditEvent.Action.TERMS_ACCEPTED)
+        audit_event_record(acting=context.acting_context(request), action=AuditEvent.Action.TERMS_ACCEPTED)
         return redirect("bookings:customer")
     return render(request, "partners/terms.html", {"form": form})
 
@@ -244,8 +251,9 @@ def _end_partner_session(request: HttpRequest) -> str:
     """Audit the logout, unregister the Valtuudet session, end ours; return the id token for the provider."""
     id_token = request.session.get("oidc_id_token", "")
     started = request.session.get(VALTUUDET_KEY)
-    if context.acting_context(request).authenticated:
-        audit_event_record(request=request, action=AuditEvent.Action.LOGOUT)
+    acting = context.acting_context(request)
+    if acting.authenticated:
+        audit_event_record(acting=acting, action=AuditEvent.Action.LOGOUT)
     if started:
         try:
             valtuudet.unregister_session(session_id=started["session_id"])

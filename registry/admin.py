@@ -5,16 +5,18 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from kelabooking.admin import ReadOnlyAdminMixin
+from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
 from registry import services
 from registry.models import Organisation, RegistrationRequest, SyncRun
 from registry.validators import normalise_business_id
@@ -74,7 +76,10 @@ class OrganisationAdmin(BusinessIdSearchMixin, admin.ModelAdmin):
         """The list as filtered and searched on the change list page, as CSV."""
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
-        queryset = self.get_changelist_instance(request).get_queryset(request)
+        try:
+            queryset = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:  # a filter the change list does not offer: as the change list answers it
+            return HttpResponseRedirect(f"{reverse('admin:registry_organisation_changelist')}?{ERROR_FLAG}=1")
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="organisations-{timezone.localdate():%Y-%m-%d}.csv"'
         response.write("\ufeff")  # Excel opens UTF-8 correctly only with a BOM
@@ -141,7 +146,7 @@ class DecisionForm(forms.Form):
 
 
 @admin.register(RegistrationRequest)
-class RegistrationRequestAdmin(BusinessIdSearchMixin, admin.ModelAdmin):
+class RegistrationRequestAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "organisation_name", "business_id", "contact_name", "language", "status"]
     list_filter = ["status", "kind", "language"]
     search_fields = ["organisation_name", "business_id", "contact_name"]

@@ -15,15 +15,20 @@ class RegistrationRequestForm(forms.Form):
         choices=RegistrationRequest.Kind.choices,
         widget=forms.RadioSelect,
         initial=RegistrationRequest.Kind.ADD,
+        error_messages={"required": _("Choose what you request."), "invalid_choice": _("Choose what you request.")},
     )
     business_id = forms.CharField(
         label=_("Business ID (Y-tunnus)"),
         help_text=_("For example 1234567-8."),
         max_length=20,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "inputmode": "text"}),
+        error_messages={"required": _("Give the organisation's business ID (Y-tunnus).")},
     )
     organisation_name = forms.CharField(
-        label=_("Organisation name"), max_length=200, widget=forms.TextInput(attrs={"autocomplete": "organization"})
+        label=_("Organisation name"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+        error_messages={"required": _("Give the organisation's name.")},
     )
     justification = forms.CharField(
         label=_("Justification"),
@@ -32,9 +37,13 @@ class RegistrationRequestForm(forms.Form):
         ),
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": _("Tell us why the organisation needs to book telephone times.")},
     )
     contact_name = forms.CharField(
-        label=_("Contact person's name"), max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"})
+        label=_("Contact person's name"),
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+        error_messages={"required": _("Give the contact person's name.")},
     )
     contact_email = forms.EmailField(
         label=_("Contact person's e-mail"),

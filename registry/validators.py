@@ -15,7 +15,8 @@ def normalise_business_id(value: str) -> str:
     number (`FI…`) or anything else that is not digits is refused rather than silently converted.
     """
     compact = "".join(value.split()).replace("-", "")
-    if not compact.isdigit() or len(compact) not in (7, 8):
+    # ASCII digits only: str.isdigit() takes any script's digits, which would name the same organisation twice.
+    if not (compact.isascii() and compact.isdigit()) or len(compact) not in (7, 8):
         raise ValidationError(_("Enter the business ID (Y-tunnus) in the form 1234567-8."), code="business_id_format")
     compact = compact.zfill(8)
     try:

@@ -13,7 +13,9 @@ from registry.services import RegistryError, registration_request_submit
 
 @require_http_methods(["GET", "POST"])
 def registration_request_view(request: HttpRequest) -> HttpResponse:
-    form = RegistrationRequestForm(request.POST if request.method == "POST" else None)
+    # The refusal page for an organisation not in the registry links here with its name and Y-tunnus filled in.
+    initial = {name: request.GET.get(name, "")[:200] for name in ("business_id", "organisation_name")}
+    form = RegistrationRequestForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST":
         if rate_limit_exceeded(
             request,

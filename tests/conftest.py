@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
+import hypothesis
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -16,6 +17,12 @@ from django.utils import translation
 from kelabooking.sms import LocmemBackend
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Property tests (tests/test_properties.py): a bounded, repeatable run by default and in CI; `make fuzz` runs the
+# long one (HYPOTHESIS_PROFILE=fuzz).
+hypothesis.settings.register_profile("ci", max_examples=15, derandomize=True, deadline=None, print_blob=True)
+hypothesis.settings.register_profile("fuzz", max_examples=1500, deadline=None, print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -14,6 +14,7 @@ from bookings.models import Booking, Customer, ServiceLine, Slot
 from bookings.services.booking import new_reference
 from kelabooking import clock
 from kelabooking.permissions import REGISTRY_ADMIN_GROUP
+from partners.context import ActingContext, RequestMeta
 from partners.models import User
 from partners.sandbox.people import temporary_identity_code
 from registry.models import Organisation, RegistrationRequest
@@ -203,3 +204,35 @@ class BookingFactory(factory.django.DjangoModelFactory):
             "cancellation_reason": "The customer asked to cancel.",
         } | kwargs
         return cls(status=Booking.Status.CANCELLED, **fields)
+
+
+def acting_for(
+    partner: User | None = None,
+    *,
+    organisation: Organisation | None = None,
+    customer: Customer | None = None,
+    request_id: str = "test-request-0001",
+    ip_address: str | None = "127.0.0.1",
+) -> ActingContext:
+    """The acting context of a partner's session past the terms, acting for `organisation`, with `customer` locked
+    when given: what the views hand the services. Builds the partner and the organisation when not given."""
+    partner = partner or PartnerFactory()
+    organisation = organisation or OrganisationFactory()
+    return ActingContext(
+        user=partner,
+        organisation_business_id=organisation.business_id,
+        organisation_name=organisation.name,
+        terms_accepted_at=clock.now().isoformat(),
+        customer_id=customer.pk if customer is not None else None,
+        meta=RequestMeta(request_id=request_id, ip_address=ip_address),
+    )
+
+
+def acting_for_hold(hold: Booking) -> ActingContext:
+    """The acting context in which `hold` was taken: its partner, organisation and customer."""
+    return acting_for(hold.booked_by, organisation=hold.organisation, customer=hold.customer)
+
+
+def acting_staff(user: User) -> ActingContext:
+    """FPA staff in the admin: no organisation, no customer."""
+    return ActingContext(user=user, meta=RequestMeta(request_id="test-request-0002", ip_address="127.0.0.1"))

@@ -4,25 +4,36 @@ from __future__ import annotations
 
 from bookings.services.booking import (
     BookingError,
+    ContactDetails,
+    CustomerOverview,
     ExistingBookingError,
+    HoldChangedError,
     SlotFullError,
     booking_cancel,
     booking_confirm,
     booking_hold,
+    booking_move,
     customer_find_or_create,
+    customer_overview,
 )
 from bookings.services.reminders import booking_remind, bookings_remind
-from bookings.services.slots import slots_generate
+from bookings.services.slots import slot_capacity_check, slots_generate
 
 __all__ = [
     "BookingError",
+    "ContactDetails",
+    "CustomerOverview",
     "ExistingBookingError",
+    "HoldChangedError",
     "SlotFullError",
     "booking_cancel",
     "booking_confirm",
     "booking_hold",
+    "booking_move",
     "booking_remind",
     "bookings_remind",
     "customer_find_or_create",
+    "customer_overview",
+    "slot_capacity_check",
     "slots_generate",
 ]

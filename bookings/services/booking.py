@@ -1,8 +1,13 @@
-"""Holding, confirming and cancelling telephone appointments.
+"""Opening a customer, and holding, confirming and cancelling telephone appointments (DESIGN.md §4).
 
-Capacity is never oversold: every write that takes capacity locks the slot row (`select_for_update`; on SQLite
-the IMMEDIATE transaction serialises writers) and counts confirmed bookings plus holds that have not expired.
-Holds stop counting the moment they expire; nothing has to clean them up for the count to be right.
+Every function takes the acting context and checks what it needs of it: the organisation may still book (the
+registry, at that moment), the customer is the one this login locked, the hold or booking is this partner's to touch.
+Each writes its audit event in its own transaction.
+
+Capacity is never oversold: every write that takes capacity locks the slot row first (`select_for_update`; on SQLite
+the IMMEDIATE transaction serialises writers), reads the clock after its locks, and counts what takes capacity with
+`BookingQuerySet.taking_capacity`. Holds stop counting the moment they expire; nothing has to clean them up for the
+count to be right. Locks are always taken in one order: the partner, the slot, the customer, the booking.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,10 +24,12 @@ from django.utils.translation import gettext_lazy as _
 
 from bookings.messages import booking_messages_enqueue
 from bookings.models import Booking, Customer, Slot
-from bookings.services import statements
+from bookings.selectors import RegisterContact, acting_customer, customer_bookings, free_slots, register_contact
 from kelabooking import clock
 from kelabooking.models import Message
-from partners.models import User
+from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
+from partners.models import AuditEvent, User
+from partners.services import acting_organisation, audit_event_record
 from registry.models import Organisation
 
 # Unambiguous characters only: no 0/O, no 1/I.
@@ -46,10 +52,29 @@ class SlotFullError(BookingError):
         self.alternatives = alternatives
 
 
+class HoldChangedError(BookingError):
+    """The hold a confirm names is not the partner's current one (another tab picked a time, or it was released)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            _("The time you checked is no longer the one held for you. Check the booking again before confirming.")
+        )
+
+
 class ExistingBookingError(BookingError):
     def __init__(self, message: str, existing: Booking) -> None:
         super().__init__(message)
         self.existing = existing
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    phone: str
+    email: str = ""
+    description: str = ""
+    interpreter_language: str = ""
+    first_name: str = ""
+    last_name: str = ""
 
 
 def new_reference() -> str:
@@ -67,8 +92,6 @@ def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 
 def nearest_free_slots(*, slot: Slot, now: dt.datetime, count: int = 3) -> list[Slot]:
-    from bookings.selectors import free_slots
-
     earliest, latest = bookable_window(now)
     candidates = free_slots(
         service_line=slot.service_line, language=slot.language, start=max(earliest, slot.starts_at), end=latest, now=now
@@ -76,195 +99,210 @@ def nearest_free_slots(*, slot: Slot, now: dt.datetime, count: int = 3) -> list[
     return [candidate for candidate in candidates if candidate.pk != slot.pk][:count]
 
 
-def _taken(slot: Slot, *, now: dt.datetime, excluding: Booking | None = None) -> int:
-    queryset = Booking.objects.filter(slot=slot).taking_capacity(now=now)
-    if excluding is not None:
-        queryset = queryset.exclude(pk=excluding.pk)
-    return queryset.count()
+# --- The acting context's customer ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerOverview:
+    customer: Customer
+    contact: RegisterContact | None
+    upcoming: list[Booking]
+    history: list[Booking]
 
 
 @transaction.atomic
-def customer_find_or_create(*, identity_code: str) -> Customer:
-    """The register's customer, or a new one the partner will give name and contact details for."""
-    customer, _created = Customer.objects.get_or_create(
-        identity_code=identity_code, defaults={"source": Customer.Source.ENTERED_BY_PARTNER}
-    )
+def customer_overview(*, acting: ActingContext) -> CustomerOverview:
+    """The locked customer's details and bookings, upcoming apart from the rest. Each opening is recorded, and so is
+    each showing of the register's contact details (never with non-disclosure: `register_contact`)."""
+    customer = acting_customer(acting=acting)
+    audit_event_record(acting=acting, action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
+    contact = register_contact(customer=customer)
+    if contact is not None:
+        audit_event_record(acting=acting, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=customer)
+    now = clock.now()
+    bookings = list(customer_bookings(customer=customer))
+    upcoming = [booking for booking in bookings if booking.is_upcoming(now)]
+    history = [booking for booking in bookings if not booking.is_upcoming(now)]
+    return CustomerOverview(customer=customer, contact=contact, upcoming=upcoming, history=history)
+
+
+@transaction.atomic
+def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Customer:
+    """The register's customer, or a new one the partner will give name and contact details for. A login that has
+    locked a customer gets no other (DESIGN.md §4 rule 6): refused before anything is written."""
+    acting_organisation(acting=acting, step=Step.TERMS_ACCEPTED)
+    customer = Customer.objects.filter(identity_code=identity_code).first()
+    if acting.customer_id is not None and (customer is None or customer.pk != acting.customer_id):
+        raise CustomerLockedError
+    if customer is None:
+        customer, _created = Customer.objects.get_or_create(
+            identity_code=identity_code, defaults={"source": Customer.Source.ENTERED_BY_PARTNER}
+        )
     return customer
 
 
+# --- Holding a time -------------------------------------------------------------------------------------------------
+
+
+def _partner_holds(acting: ActingContext) -> QuerySet[Booking]:
+    return Booking.objects.filter(booked_by=acting.user, status=Booking.Status.HELD)
+
+
+def _taken(slot: Slot, *, now: dt.datetime, excluding: Booking | None = None) -> int:
+    taking = slot.bookings.taking_capacity(now=now)
+    return (taking.exclude(pk=excluding.pk) if excluding is not None else taking).count()
+
+
 @transaction.atomic
-def booking_hold(
-    *, slot_id: int, customer: Customer, partner: User, organisation: Organisation, now: dt.datetime | None = None
-) -> Booking:
-    """Hold a time for BOOKING_HOLD_MINUTES. A partner holds one time at most: a new pick releases the old."""
-    now = now or clock.now()
+def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
+    """Hold a time for the locked customer for BOOKING_HOLD_MINUTES, if it is bookable and has room.
+
+    A partner holds one time at most: a new pick releases the old one. The partner's row is locked first, so two
+    picks at once (two tabs, a double click) run one after the other and end in one hold.
+    """
+    organisation = acting_organisation(acting=acting)
+    User.objects.select_for_update(no_key=True).filter(pk=acting.user.pk).first()
     slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").filter(pk=slot_id).first()
-    # Released after the slot is locked: booking_confirm locks slot, then booking, and the opposite order deadlocks.
-    Booking.objects.filter(booked_by=partner, status=Booking.Status.HELD).delete()
+    now = clock.now()
+    _partner_holds(acting).delete()
     earliest, latest = bookable_window(now)
     if slot is None or not slot.service_line.is_active or not earliest <= slot.starts_at <= latest:
         raise BookingError(_("This time cannot be booked. Choose another time."))
     if _taken(slot, now=now) >= slot.capacity:
         raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+    hold = _create_hold(acting=acting, slot=slot, organisation=organisation, now=now)
+    # A released hold is deleted, so the event names the hold rather than only linking to the row.
+    audit_event_record(
+        acting=acting,
+        action=AuditEvent.Action.BOOKING_HELD,
+        customer=hold.customer,
+        details={"reference": hold.reference, "slot": slot.pk},
+    )
+    return hold
+
+
+def _create_hold(*, acting: ActingContext, slot: Slot, organisation: Organisation, now: dt.datetime) -> Booking:
     for _attempt in range(5):
+        reference = new_reference()
+        if Booking.objects.filter(reference=reference).exists():  # about one in 17 billion: draw again
+            continue
         try:
             with transaction.atomic():
                 return Booking.objects.create(
-                    reference=new_reference(),
+                    reference=reference,
                     slot=slot,
-                    customer=customer,
+                    customer_id=acting.customer_id,
                     status=Booking.Status.HELD,
                     hold_expires_at=now + dt.timedelta(minutes=settings.BOOKING_HOLD_MINUTES),
                     channel=Booking.Channel.PARTNER,
                     organisation=organisation,
-                    booked_by=partner,
+                    booked_by=acting.user,
                 )
-        except IntegrityError:  # a reference collision: draw again
+        except IntegrityError:  # the same reference drawn by another request meanwhile
             continue
     raise BookingError(_("The booking could not be saved. Please try again."))
 
 
-@dataclass(frozen=True)
-class ContactDetails:
-    phone: str
-    email: str = ""
-    description: str = ""
-    interpreter_language: str = ""
-    first_name: str = ""
-    last_name: str = ""
+# --- Confirming -----------------------------------------------------------------------------------------------------
 
 
-def booking_confirm(
-    *,
-    booking_id: int,
-    partner: User,
-    contact: ContactDetails,
-    idempotency_key: uuid.UUID,
-    now: dt.datetime | None = None,
-    record: Callable[[Booking], object] | None = None,
-) -> Booking:
-    """Turn the partner's hold into a booking (compare-and-swap from `held`).
-
-    - The same idempotency key again returns the booking it made (a double submit is harmless).
-    - An expired hold is taken again if the slot still has room; otherwise it is released and `SlotFullError`
-      carries nearby times.
-    - A customer has at most one active future booking per service line and never two overlapping ones.
-    - The confirmation message is written to the outbox in this transaction.
-    - `record(booking)` runs in this transaction too (the view writes its audit event there): both commit, or
-      neither does.
-    """
-    outcome = _booking_confirm_and_record(
-        booking_id=booking_id,
-        partner=partner,
-        contact=contact,
-        idempotency_key=idempotency_key,
-        now=now,
-        record=record,
-    )
-    if isinstance(outcome, SlotFullError):
-        # Raised after the commit: an exception inside the transaction would undo the release of the expired hold.
-        raise outcome
-    return outcome
+def _earlier_confirm(acting: ActingContext, idempotency_key: uuid.UUID) -> Booking | None:
+    """The booking this key already made: a double submit returns it. A key from another partner's form was
+    tampered with, and that booking is never theirs to see."""
+    earlier = Booking.objects.filter(idempotency_key=idempotency_key).first()
+    if earlier is not None and earlier.booked_by_id != acting.user.pk:
+        raise BookingError(_("The booking could not be saved. Please try again."))
+    return earlier
 
 
 @transaction.atomic
-def _booking_confirm_and_record(*, record: Callable[[Booking], object] | None, **arguments) -> Booking | SlotFullError:
-    outcome = _booking_confirm(**arguments)
-    if record is not None and isinstance(outcome, Booking):
-        record(outcome)
-    return outcome
+def booking_confirm(
+    *, acting: ActingContext, hold_id: int, contact: ContactDetails, idempotency_key: uuid.UUID
+) -> Booking:
+    """Turn the hold the partner checked into a booking.
 
-
-def _booking_confirm(
-    *,
-    booking_id: int,
-    partner: User,
-    contact: ContactDetails,
-    idempotency_key: uuid.UUID,
-    now: dt.datetime | None,
-) -> Booking | SlotFullError:
-    now = now or clock.now()
-    # One statement finds the booking this key already made (a double submit) and the partner's hold, and locks
-    # their customer and slot (then the compare-and-swap locks the booking). NO KEY UPDATE serialises the confirms
-    # of one customer, and every write that takes the slot's capacity (FOR UPDATE in booking_hold), without
-    # blocking a hold's insert that only refers to the customer or the slot. The bookings' own columns may be older
-    # than the locks: the compare-and-swap below decides.
-    found = statements.lock_hold(idempotency_key=idempotency_key, booking_id=booking_id, partner_id=partner.pk)
-    earlier = next((booking for booking in found if booking.idempotency_key == idempotency_key), None)
-    if earlier is not None:
-        if earlier.booked_by_id != partner.pk:  # a key from another partner's form: tampered, never theirs to see
-            raise BookingError(_("The booking could not be saved. Please try again."))
+    - The same idempotency key again returns the booking it made (a double submit is harmless).
+    - The hold must be this partner's current hold for the locked customer and organisation; otherwise
+      `HoldChangedError` (another tab picked a time meanwhile).
+    - An expired hold is taken again if the slot still has room; otherwise `SlotFullError` with nearby times.
+    - A customer has at most one active future booking per service line and never two overlapping ones.
+    - The confirmation messages and the audit event are written in this transaction.
+    """
+    organisation = acting_organisation(acting=acting)
+    if (earlier := _earlier_confirm(acting, idempotency_key)) is not None:
         return earlier
-    hold = next((booking for booking in found if booking.pk == booking_id), None)
-    if hold is None:
-        raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
-    if hold.status != Booking.Status.HELD:  # a booking never goes back to held: no lock needed to refuse
-        raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
-    customer, slot = hold.customer, hold.slot
+    slot = Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=hold_id).first()
+    customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
+    hold = Booking.objects.select_for_update(of=("self",)).filter(pk=hold_id, booked_by=acting.user).first()
+    now = clock.now()
+    if hold is not None and hold.idempotency_key == idempotency_key:  # the same submit confirmed it while we waited
+        return hold
+    if (
+        slot is None
+        or hold is None
+        or hold.status != Booking.Status.HELD
+        or hold.customer_id != customer.pk
+        or hold.organisation_id != organisation.pk
+    ):
+        raise HoldChangedError
     if slot.starts_at < bookable_window(now)[0]:
         raise SlotFullError(nearest_free_slots(slot=slot, now=now))
     if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
-        if not Booking.objects.filter(pk=hold.pk, status=Booking.Status.HELD).delete()[0]:
-            return _settled_meanwhile(hold, idempotency_key)
-        return SlotFullError(nearest_free_slots(slot=slot, now=now))
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+    _check_customer_rules(customer=customer, slot=slot, now=now, excluding=hold)
+    if not contact.phone:
+        raise BookingError(_("Give the telephone number Kela calls."))
 
-    # Compare-and-swap from held, if the customer's rules allow it (their bookings cannot change meanwhile: the
-    # customer is locked). No row: a request that had the locks first confirmed or released the hold, or a rule
-    # refuses; the slow path below tells which.
-    confirmed = {
-        "status": Booking.Status.CONFIRMED,
-        "hold_expires_at": None,
-        "confirmed_at": now,
-        "contact_phone": contact.phone,
-        "contact_email": contact.email,
-        "description": contact.description,
-        "interpreter_needed": bool(contact.interpreter_language),
-        "interpreter_language": contact.interpreter_language,
-        "idempotency_key": idempotency_key,
-    }
-    if not statements.confirm_hold(hold=hold, values=confirmed, now=now):
-        _check_customer_rules(customer=customer, slot=slot, now=now, excluding=hold)
-        return _settled_meanwhile(hold, idempotency_key)
-    for field, value in confirmed.items():
-        setattr(hold, field, value)
+    hold.status = Booking.Status.CONFIRMED
+    hold.hold_expires_at = None
+    hold.confirmed_at = now
+    hold.contact_phone = contact.phone
+    hold.contact_email = contact.email
+    hold.description = contact.description
+    hold.interpreter_needed = bool(contact.interpreter_language)
+    hold.interpreter_language = contact.interpreter_language
+    hold.idempotency_key = idempotency_key
+    hold.save(update_fields=[*CONFIRMED_FIELDS])
     if not customer.in_register and (contact.first_name or contact.last_name):
         customer.first_name, customer.last_name = contact.first_name, contact.last_name
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
-    _enqueue_booking_message(hold, kind=Message.Kind.CONFIRMATION)
+    hold.slot, hold.customer = slot, customer
+    booking_messages_enqueue(booking=hold, kind=Message.Kind.CONFIRMATION)
+    audit_event_record(acting=acting, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=hold)
     return hold
 
 
-def _settled_meanwhile(hold: Booking, idempotency_key: uuid.UUID) -> Booking:
-    """The hold stopped being held while this request waited for the locks: the same submit confirmed it first
-    (return that booking), or it was released or booked otherwise (refuse)."""
-    now_stored = Booking.objects.filter(pk=hold.pk).first()
-    if now_stored is not None and now_stored.idempotency_key == idempotency_key:
-        return now_stored
-    raise BookingError(_("The time you chose is no longer held for you. Choose a time again."))
+CONFIRMED_FIELDS = (
+    "status",
+    "hold_expires_at",
+    "confirmed_at",
+    "contact_phone",
+    "contact_email",
+    "description",
+    "interpreter_needed",
+    "interpreter_language",
+    "idempotency_key",
+)
 
 
-def _conflicting_bookings(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> QuerySet:
-    """The customer's other future bookings on the slot's service line or overlapping it."""
-    return (
+def conflicting_bookings(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking | None = None):
+    """The customer's upcoming bookings on the slot's service line or overlapping it (DESIGN.md §4 rule 4)."""
+    conflicts = (
         Booking.objects.filter(customer=customer)
         .upcoming(now=now)
-        .exclude(pk=excluding.pk)
         .filter(
             Q(slot__service_line=slot.service_line_id)
             | Q(slot__starts_at__lt=slot.ends_at, slot__ends_at__gt=slot.starts_at)
         )
     )
+    return conflicts.exclude(pk=excluding.pk) if excluding is not None else conflicts
 
 
 def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> None:
     """At most one active future booking per service line, and never two overlapping ones: raise the rule's error.
-
-    Only the refused compare-and-swap calls this, to tell the partner which rule refused; the swap itself checks
-    both rules in its UPDATE. One read through the customer's index (never `.first()`: its ORDER BY … LIMIT 1 can
-    walk the whole table when the customer has no such booking).
-    """
+    The customer's row is locked by the caller, so their bookings cannot change until it commits."""
     conflicts = list(
-        _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding)
+        conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding)
         .select_related("slot__service_line")
         .order_by("slot__starts_at")
     )
@@ -280,32 +318,104 @@ def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, e
         )
 
 
+# --- Cancelling -----------------------------------------------------------------------------------------------------
+
+
+def _may_cancel(acting: ActingContext) -> Q:
+    """Which bookings the acting user may cancel: a partner, the locked customer's (while the organisation may
+    book); FPA staff with the change permission on bookings, any."""
+    if acting.authenticated:
+        acting_organisation(acting=acting)
+        return Q(customer_id=acting.customer_id)
+    if acting.user is not None and acting.user.is_staff and acting.user.has_perm("bookings.change_booking"):
+        return Q()
+    raise ActingRefusedError("step_missing")
+
+
 @transaction.atomic
-def booking_cancel(
-    *,
-    booking_id: int,
-    actor: User,
-    reason: str = "",
-    now: dt.datetime | None = None,
-    record: Callable[[Booking], object] | None = None,
-) -> Booking:
-    """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept.
-    `record(booking)` runs in this transaction too (the view writes its audit event there)."""
-    now = now or clock.now()
-    booking = Booking.objects.select_for_update(of=("self",)).select_related("slot__service_line").get(pk=booking_id)
-    if booking.status != Booking.Status.CONFIRMED or booking.slot.starts_at <= now:
+def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") -> Booking:
+    """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept, the
+    customer is told, and the audit trail records it."""
+    scope = _may_cancel(acting)
+    Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=booking_id).first()
+    booking = (
+        Booking.objects.select_for_update(of=("self",))
+        .select_related("slot__service_line", "customer")
+        .filter(scope, pk=booking_id)
+        .first()
+    )
+    now = clock.now()
+    if booking is None or booking.status != Booking.Status.CONFIRMED or booking.slot.starts_at <= now:
         raise BookingError(_("Only a booked time in the future can be cancelled."))
     booking.status = Booking.Status.CANCELLED
     booking.cancelled_at = now
-    booking.cancelled_by = actor
+    booking.cancelled_by = acting.user
     booking.cancellation_reason = reason.strip()[:200]
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason"])
-    _enqueue_booking_message(booking, kind=Message.Kind.CANCELLATION)
-    if record is not None:
-        record(booking)
+    booking_messages_enqueue(booking=booking, kind=Message.Kind.CANCELLATION)
+    audit_event_record(
+        acting=acting,
+        action=AuditEvent.Action.BOOKING_CANCELLED,
+        customer=booking.customer,
+        booking=booking,
+        details={} if acting.authenticated else {"by": "admin"},
+    )
     return booking
 
 
-def _enqueue_booking_message(booking: Booking, *, kind: str) -> None:
-    """The customer's SMS, and e-mail when an address was given for this booking, in the caller's transaction."""
-    booking_messages_enqueue(booking=booking, kind=kind)
+# --- Moving ---------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Booking:
+    """Move the locked customer's upcoming booking to another time of the same matter and language, at the
+    customer's request: in one transaction the new time is taken and the old one released, or nothing changes.
+
+    The reference stays; the customer gets one "your time has changed" message (its calendar entry keeps the UID
+    with a higher SEQUENCE), and the audit trail records both times. Both slots are locked, in id order, before the
+    customer and the booking, so a move never deadlocks against a hold, a confirm or another move.
+    """
+    acting_organisation(acting=acting)
+    booking = Booking.objects.filter(pk=booking_id, customer_id=acting.customer_id).select_related("slot").first()
+    if booking is None:
+        raise BookingError(_("Only a booked time in the future can be moved."))
+    slots = {
+        slot.pk: slot
+        for slot in Slot.objects.select_for_update(of=("self",))
+        .select_related("service_line")
+        .filter(pk__in={booking.slot_id, slot_id})
+        .order_by("pk")
+    }
+    customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
+    booking = Booking.objects.select_for_update(of=("self",)).get(pk=booking_id)
+    now = clock.now()
+    old_slot, new_slot = slots[booking.slot_id], slots.get(slot_id)
+    if booking.status != Booking.Status.CONFIRMED or old_slot.starts_at <= now:
+        raise BookingError(_("Only a booked time in the future can be moved."))
+    earliest, latest = bookable_window(now)
+    if (
+        new_slot is None
+        or new_slot.pk == old_slot.pk
+        or (new_slot.service_line_id, new_slot.language) != (old_slot.service_line_id, old_slot.language)
+        or not new_slot.service_line.is_active
+        or not earliest <= new_slot.starts_at <= latest
+    ):
+        raise BookingError(_("This time cannot be booked. Choose another time."))
+    if _taken(new_slot, now=now) >= new_slot.capacity:
+        raise SlotFullError(nearest_free_slots(slot=new_slot, now=now))
+    _check_customer_rules(customer=customer, slot=new_slot, now=now, excluding=booking)
+
+    booking.slot = new_slot
+    booking.sequence += 1
+    booking.reminded_at = None  # the reminder goes out the day before the new time
+    booking.save(update_fields=["slot", "sequence", "reminded_at"])
+    booking.customer = customer
+    booking_messages_enqueue(booking=booking, kind=Message.Kind.CHANGE)
+    audit_event_record(
+        acting=acting,
+        action=AuditEvent.Action.BOOKING_MOVED,
+        customer=customer,
+        booking=booking,
+        details={"from_slot": old_slot.pk, "to_slot": new_slot.pk},
+    )
+    return booking

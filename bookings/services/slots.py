@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from bookings.models import Booking, ClosedDay, OpeningRule, Slot
 from kelabooking import clock
@@ -200,3 +201,20 @@ def _lock(pks: list[int]) -> tuple[dict[int, tuple[int, dt.datetime]], set[int]]
 def _batches(items: list[int]) -> Iterable[list[int]]:
     for start in range(0, len(items), BATCH_SIZE):
         yield items[start : start + BATCH_SIZE]
+
+
+def slot_capacity_check(*, slot_id: int, capacity: int) -> None:
+    """A slot's capacity is never set below what takes its capacity now (`taking_capacity`): `BookingError`.
+
+    Locks the slot, so call it in the transaction that then saves the capacity (the admin's change form runs in one):
+    no hold or confirm can take a place between the check and the save.
+    """
+    from bookings.services.booking import BookingError
+
+    slot = Slot.objects.select_for_update().get(pk=slot_id)
+    taken = slot.bookings.taking_capacity(now=clock.now()).count()
+    if capacity < taken:
+        raise BookingError(
+            _("Bookings and unexpired holds take %(taken)d places at this time: the capacity cannot be lower.")
+            % {"taken": taken}
+        )

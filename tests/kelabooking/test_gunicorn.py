@@ -54,3 +54,26 @@ def test_gunicorn__access_log__masks_identity_codes_in_paths(tmp_path) -> None:
     assert status == 404
     assert "/fi/no-such-page/[identity code]/" in output
     assert "010594Y9021" not in output
+
+
+def test_gunicorn__several_workers_without_a_shared_cache__refuses_to_start(tmp_path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "0",
+        "SECRET_KEY": "gunicorn-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{_free_port()}",
+        "GUNICORN_WORKERS": "2",
+    }
+    finished = subprocess.run(  # noqa: S603 - our own server
+        [sys.executable, "-m", "gunicorn", "kelabooking.wsgi:application", "--config", "kelabooking/gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode != 0
+    assert "kelabooking.E001" in finished.stdout + finished.stderr

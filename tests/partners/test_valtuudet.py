@@ -127,7 +127,7 @@ def test_organisation__chosen_with_mandate_and_in_registry__goes_to_terms(client
     response = choose(client, fake)
     assert response.status_code == 302
     assert response["Location"] == url("partners:terms")
-    acting = context.acting_context(type("R", (), {"session": client.session, "user": partner})())
+    acting = context.acting_context(type("R", (), {"session": client.session, "user": partner, "META": {}})())
     assert (acting.organisation_business_id, acting.step) == ("0201256-6", context.Step.ORGANISATION_CHOSEN)
     event = AuditEvent.objects.get(action=AuditEvent.Action.ORGANISATION_CHOSEN)
     assert (event.organisation_business_id, event.actor) == ("0201256-6", partner)

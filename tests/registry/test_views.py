@@ -65,15 +65,15 @@ def test_registration_request_page__phone_only__is_enough(client) -> None:
         ("business_id", "FI02012566", "in the form 1234567-8"),
         ("business_id", "<script>x</script>", "in the form 1234567-8"),
         ("organisation_name", "<script>alert(1)</script>" * 9, "at most 200 characters"),
-        ("business_id", "", "This field is required"),
+        ("business_id", "", "Give the organisation&#x27;s business ID (Y-tunnus)."),
         ("organisation_name", "x" * 201, "at most 200 characters"),
-        ("justification", "", "This field is required"),
+        ("justification", "", "Tell us why the organisation needs to book telephone times."),
         ("justification", "x" * 2001, "at most 2000 characters"),
         ("contact_email", "not-an-email", "valid email address"),
         ("contact_phone", "123", "does not exist"),
         ("contact_phone", "phone me", "Enter a telephone number"),
         ("contact_name", "Maija\x00", "Null characters are not allowed"),
-        ("kind", "delete-everything", "Select a valid choice"),
+        ("kind", "delete-everything", "Choose what you request."),
     ],
 )
 def test_registration_request_page__bad_input__field_error_and_nothing_saved(

@@ -1,0 +1,39 @@
+"""System checks of the production shape (run by `manage.py check`, `migrate` and gunicorn's start)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error
+
+# Cache backends whose counters live in one process only.
+PER_PROCESS_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+}
+
+
+def web_workers() -> int:
+    """How many web processes serve requests: gunicorn's worker count (kelabooking/gunicorn.conf.py)."""
+    try:
+        return int(os.environ.get("GUNICORN_WORKERS", "3"))
+    except ValueError:
+        return 3
+
+
+def check_shared_cache(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """kelabooking.E001: with more than one web process, the rate limits need a cache that all of them share."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    if settings.DEBUG or backend not in PER_PROCESS_CACHES or web_workers() <= 1:
+        return []
+    return [
+        Error(
+            f"{web_workers()} web workers would each keep their own rate-limit counters ({backend}).",
+            hint="Set REDIS_URL so that every web process shares one cache, or run one worker (GUNICORN_WORKERS=1).",
+            id="kelabooking.E001",
+        )
+    ]

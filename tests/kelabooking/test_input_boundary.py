@@ -1,0 +1,173 @@
+"""What outside input and outside faults used to turn into a 500, each at the depth where it arose: the input
+boundary (control characters, out-of-range dates), the admin's lookups, the session saved after a committed confirm,
+and the e-mail a repeat send carries. Plus the headers every page and every page with personal data sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.checks import Error
+from django.db import OperationalError
+from django.urls import reverse
+from django.utils import translation
+
+from bookings.models import Booking
+from kelabooking import services
+from kelabooking.checks import check_shared_cache
+from kelabooking.forms import BoundedDateField
+from kelabooking.models import Message
+from partners.models import AuditEvent
+from tests.bookings.test_journey import book, open_customer, slot_at, url
+from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
+from tests.bookings.test_journey import line as line  # noqa: F401
+from tests.bookings.test_journey import organisation as organisation  # noqa: F401
+from tests.bookings.test_journey import partner as partner  # noqa: F401
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/oidc/callback/?error=%00",
+        "/oidc/callback/?state=%00&code=x",
+        "/en/booking/%00/",
+        "/en/booking/%00/cancel/",
+        "/en/?q=%01",
+        "/en/registry/request/?%00=1",
+    ],
+)
+def test_input__control_character_in_address__translated_400_and_nothing_written(client, address) -> None:
+    events = AuditEvent.objects.count()
+    with translation.override("fi"):
+        response = client.get(address.replace("/en/", "/fi/"))
+    assert response.status_code == 400
+    assert "Osoitetta ei voi käyttää" in response.content.decode()
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("week", ["0001-01-01", "9999-12-31", "2026-02-30", "99999-01-01", "x", ""])
+def test_time_picker__week_outside_any_computation__shows_a_bookable_week(client, partner, customer, line, week):
+    open_customer(client)
+    slot = slot_at(line)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    response = client.get(url("bookings:time"), {"week": week})
+    assert response.status_code == 200
+    assert f'value="{slot.pk}"' in response.content.decode()
+
+
+def test_bounded_date__far_dates__the_fields_error() -> None:
+    field = BoundedDateField()
+    assert field.clean("2026-12-02") == dt.date(2026, 12, 2)
+    for value in ("0001-01-01", "9999-12-31"):
+        with pytest.raises(Exception, match="between 2000 and 2099"):
+            field.clean(value)
+
+
+@pytest.fixture
+def superuser_client(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("admin:registry_organisation_export", {"created_at__year": "2026"}),
+        ("admin:registry_organisation_export", {"is_active__exact": "maybe"}),
+        ("admin:partners_auditevent_changelist", {"actor": "abc"}),
+        ("admin:partners_auditevent_changelist", {"actor": "99999999999999999999999"}),
+        ("admin:bookings_booking_call_list", {"date": "9999-12-31"}),
+        (
+            "admin:bookings_booking_changelist",
+            {
+                "slot__starts_at__year": "99999999999999999999",
+                "slot__starts_at__month": "1",
+                "slot__starts_at__day": "1",
+            },
+        ),
+    ],
+)
+def test_admin__unknown_or_out_of_range_lookup__no_500(superuser_client, name, query) -> None:
+    response = superuser_client.get(reverse(name), query)
+    assert response.status_code < 500
+
+
+def test_pages__signed_in__no_store_and_every_page_has_a_permissions_policy(client, partner, customer, line) -> None:
+    public = client.get("/en/")
+    assert "camera=()" in public["Permissions-Policy"]
+    open_customer(client)
+    response, _key = book(client, line, slot_at(line))
+    booking = Booking.objects.get()
+    for page in (
+        url("bookings:done", reference=booking.reference),
+        url("bookings:cancel", reference=booking.reference),
+    ):
+        shown = client.get(page)
+        assert shown.status_code == 200
+        assert "no-store" in shown["Cache-Control"]
+        assert "geolocation=()" in shown["Permissions-Policy"]
+
+
+def test_confirm__session_save_fails_after_commit__booking_shown_not_500(
+    client, partner, customer, line, monkeypatch
+) -> None:
+    """A database connection cut right after the confirm committed used to answer 500 for a booking that was made."""
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot_at(line).pk})
+    client.post(url("bookings:contact"), {"phone": "040 123 4567"})
+    from tests.bookings.test_journey import confirm_form
+
+    form = confirm_form(client.get(url("bookings:check")))
+    real_save = SessionStore.save
+
+    def cut(self, must_create=False):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(SessionStore, "save", cut)
+    response = client.post(url("bookings:check"), form)
+    monkeypatch.setattr(SessionStore, "save", real_save)
+
+    booking = Booking.objects.get(status=Booking.Status.CONFIRMED)
+    assert response.status_code == 302
+    assert response["Location"] == url("bookings:done", reference=booking.reference)
+    # The session never heard of the confirm (its draft is still there): the check page finds the booking by its key.
+    assert client.get(url("bookings:check"))["Location"] == url("bookings:done", reference=booking.reference)
+
+
+def test_message__sent_twice_after_a_crash__same_message_id(smtp_sink) -> None:
+    """The outbox promised a stable Message-ID, but each attempt built a new one with `make_msgid`."""
+    message = services.message_enqueue(
+        key="booking:41:confirmation:email",
+        kind=Message.Kind.CONFIRMATION,
+        channel=Message.Channel.EMAIL,
+        recipient="aino@example.org",
+        language="fi",
+        subject="Aika varattu",
+        body="Kela soittaa.",
+    )
+    services._deliver(Message.objects.get(pk=message.pk))
+    services._deliver(Message.objects.get(pk=message.pk))  # the relay accepted it, the worker died before marking
+
+    first, second = smtp_sink.messages
+    message_id = str(first["Message-ID"]).strip()
+    assert str(second["Message-ID"]).strip() == message_id
+    assert message_id == services.message_id(message, domain="kela.example")
+    assert services.message_id(Message(key="booking:42:confirmation:email"), domain="kela.example") != message_id
+
+
+def test_check__several_web_workers_without_a_shared_cache__refused(settings, monkeypatch) -> None:
+    settings.DEBUG = False
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    monkeypatch.setenv("GUNICORN_WORKERS", "3")
+    assert [message.id for message in check_shared_cache()] == ["kelabooking.E001"]
+    assert isinstance(check_shared_cache()[0], Error)
+    monkeypatch.setenv("GUNICORN_WORKERS", "1")
+    assert check_shared_cache() == []
+    monkeypatch.setenv("GUNICORN_WORKERS", "3")
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
+    assert check_shared_cache() == []
