@@ -35,7 +35,7 @@ class OpeningRuleInline(admin.TabularInline):
 
 
 @admin.register(ServiceLine)
-class ServiceLineAdmin(admin.ModelAdmin):
+class ServiceLineAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
     list_display = ["name_fi", "name_sv", "name_en", "partner_appointment_minutes", "is_active", "position"]
     list_filter = ["is_active"]
     search_fields = ["name_fi", "name_sv", "name_en"]
@@ -43,7 +43,7 @@ class ServiceLineAdmin(admin.ModelAdmin):
 
 
 @admin.register(OpeningRule)
-class OpeningRuleAdmin(admin.ModelAdmin):
+class OpeningRuleAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
     list_display = ["service_line", "language", "weekday", "opens_at", "closes_at", "agents", "valid_from"]
     list_display += ["valid_until"]
     list_filter = ["service_line", "language", "weekday"]
@@ -80,12 +80,7 @@ class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "starts_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Slot]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("service_line")
-            .with_taken(now=clock.now())
-        )
+        return super().get_queryset(request).select_related("service_line").with_taken(now=clock.now())
 
     def get_readonly_fields(self, request: HttpRequest, obj: Slot | None = None) -> list[str]:
         # Moving a slot would move its bookings silently: only the capacity of an existing slot is editable.
@@ -103,7 +98,7 @@ class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Names only: never the identity code, and no register contact details (a customer may have non-disclosure)."""
 
     list_display = ["first_name", "last_name", "source", "non_disclosure"]

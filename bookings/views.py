@@ -182,6 +182,7 @@ def _week_view(
     """The free times of one line and language: the next one, and a week of them (`?week=`, kept across an error)."""
     now = clock.now()
     earliest, latest = bookable_window(now)
+
     def free(start: dt.datetime, end: dt.datetime, limit: int | None = None) -> list:
         found = free_slots(service_line=service_line, language=language, start=start, end=end, now=now, limit=limit)
         return [slot for slot in found if excluding is None or slot.pk != excluding.slot_id]

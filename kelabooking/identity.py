@@ -17,7 +17,6 @@ from django.utils.translation import gettext_lazy as _
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.fi import hetu
 
-
 # Six digits of the birth date, the century sign of the 2023 reform, the individual number and the check character:
 # ASCII only (no `re.ASCII` needed with explicit ranges).
 CANONICAL = re.compile(r"[0-9]{6}[-+A-FU-Y][0-9]{3}[0-9A-Y]")

@@ -97,7 +97,7 @@ def messages_enqueue(*, messages: Sequence[Message]) -> list[Message]:
     now = clock.now()
     for message in messages:
         message.next_attempt_at = now
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # in the caller's transaction when there is one
         rows = Message.objects.bulk_create(
             messages, update_conflicts=True, unique_fields=["key"], update_fields=["key"]
         )

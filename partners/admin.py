@@ -18,7 +18,7 @@ from partners.models import AuditEvent, Notice, User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DateHierarchyAdminMixin, DjangoUserAdmin):
     list_display = ["username", "first_name", "last_name", "is_staff", "is_partner_display"]
 
     @admin.display(description=_("partner"), boolean=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from partners.suomifi import SuomiFiError, end_session_url, provider_config
 logger = logging.getLogger(__name__)
 
 LANGUAGE_KEY = "partner_language"
+OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 VALTUUDET_KEY = "valtuudet"
 
 
@@ -104,7 +106,10 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
     def login_failure(self) -> HttpResponse:
         reason = getattr(self, "failure_reason", "invalid_response")
         if self.request.GET.get("error") and reason == "cancelled":
-            details = {"reason": reason, "provider_error": self.request.GET["error"][:64]}
+            # Only an OAuth error code (RFC 6749 §4.1.2.1: `access_denied`, …) is kept, never the provider's text:
+            # whatever arrives in the address could be anything, an identity code included.
+            error = self.request.GET["error"]
+            details = {"reason": reason, "provider_error": error if OAUTH_ERROR_CODE.fullmatch(error) else "other"}
         else:
             details = {"reason": reason}
         audit_event_record(

@@ -32,7 +32,7 @@ class BusinessIdSearchMixin:
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(BusinessIdSearchMixin, admin.ModelAdmin):
+class OrganisationAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, admin.ModelAdmin):
     list_display = ["name", "business_id", "kind", "source", "is_active", "added_at", "removed_at"]
     list_filter = ["kind", "source", "is_active"]
     search_fields = ["name", "name_sv", "business_id"]
@@ -207,7 +207,7 @@ class RegistrationRequestAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, a
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SyncRunAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["started_at", "finished_at", "status", "dry_run", "fetched"]
     list_filter = ["status", "dry_run"]
     readonly_fields = [field.name for field in SyncRun._meta.fields]

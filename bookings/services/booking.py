@@ -215,7 +215,6 @@ def _earlier_confirm(acting: ActingContext, idempotency_key: uuid.UUID) -> Booki
     return earlier
 
 
-@transaction.atomic
 def booking_confirm(
     *, acting: ActingContext, hold_id: int, contact: ContactDetails, idempotency_key: uuid.UUID
 ) -> Booking:
@@ -228,6 +227,20 @@ def booking_confirm(
     - A customer has at most one active future booking per service line and never two overlapping ones.
     - The confirmation messages and the audit event are written in this transaction.
     """
+    try:
+        return _booking_confirm(acting=acting, hold_id=hold_id, contact=contact, idempotency_key=idempotency_key)
+    except SlotFullError:
+        # Hygiene after the refusal's rollback: the expired hold no longer counts; released, it is not offered again.
+        Booking.objects.filter(
+            pk=hold_id, booked_by=acting.user, status=Booking.Status.HELD, hold_expires_at__lte=clock.now()
+        ).delete()
+        raise
+
+
+@transaction.atomic
+def _booking_confirm(
+    *, acting: ActingContext, hold_id: int, contact: ContactDetails, idempotency_key: uuid.UUID
+) -> Booking:
     organisation = acting_organisation(acting=acting)
     if (earlier := _earlier_confirm(acting, idempotency_key)) is not None:
         return earlier

@@ -101,9 +101,7 @@ def book(client, line: ServiceLine, slot: Slot, *, interpreter: str = "", contac
 def confirm_form(check) -> dict[str, str]:
     """What the check page's confirm form posts: the hold it shows and its idempotency key."""
     page = check.content.decode()
-    return {
-        name: re.search(rf'name="{name}" value="([^"]+)"', page).group(1) for name in ("hold", "idempotency_key")
-    }
+    return {name: re.search(rf'name="{name}" value="([^"]+)"', page).group(1) for name in ("hold", "idempotency_key")}
 
 
 def test_customer__identity_code__posted_never_in_url_and_locks_the_session(client, partner, customer) -> None:

@@ -7,8 +7,8 @@ import re
 import uuid
 
 import pytest
+import time_machine
 from django.conf import settings
-from django.db import transaction
 from django.utils import dateformat, timezone, translation
 
 from bookings.models import Booking, Customer, Slot
@@ -21,13 +21,12 @@ from bookings.services import (
     booking_confirm,
     booking_hold,
     customer_find_or_create,
-    statements,
 )
-from bookings.services.booking import ContactDetails, _conflicting_bookings, new_reference
+from bookings.services.booking import ContactDetails, new_reference
 from kelabooking import clock
 from kelabooking.models import Message
 from kelabooking.services import message_render
-from partners.models import User
+from partners.models import AuditEvent, User
 from registry.models import Organisation
 from tests.factories import (
     BookingFactory,
@@ -36,6 +35,8 @@ from tests.factories import (
     PartnerFactory,
     ServiceLineFactory,
     SlotFactory,
+    acting_for,
+    acting_for_hold,
 )
 
 pytestmark = pytest.mark.django_db
@@ -58,23 +59,31 @@ def hold(
     partner: User | None = None,
     organisation: Organisation | None = None,
 ) -> Booking:
-    return booking_hold(
-        slot_id=slot.pk,
-        customer=customer or CustomerFactory(),
-        partner=partner or PartnerFactory(),
+    """A partner holds `slot` for `customer`, with the clock at `now` (the service reads it after its locks)."""
+    acting = acting_for(
+        partner or PartnerFactory(),
         organisation=organisation or OrganisationFactory(),
-        now=now,
+        customer=customer or CustomerFactory(),
     )
+    with time_machine.travel(now, tick=False):
+        return booking_hold(acting=acting, slot_id=slot.pk)
 
 
 def confirm(held: Booking, *, now: dt.datetime, key: uuid.UUID | None = None, **contact: str) -> Booking:
-    return booking_confirm(
-        booking_id=held.pk,
-        partner=held.booked_by,
-        contact=ContactDetails(**({"phone": PHONE} | contact)),
-        idempotency_key=key or uuid.uuid4(),
-        now=now,
-    )
+    with time_machine.travel(now, tick=False):
+        return booking_confirm(
+            acting=acting_for_hold(held),
+            hold_id=held.pk,
+            contact=ContactDetails(**({"phone": PHONE} | contact)),
+            idempotency_key=key or uuid.uuid4(),
+        )
+
+
+def cancel(booking: Booking, *, now: dt.datetime, actor: User | None = None, reason: str = "") -> Booking:
+    """The locked customer's booking cancelled by `actor` (by default the partner who booked it)."""
+    acting = acting_for(actor or booking.booked_by, organisation=booking.organisation, customer=booking.customer)
+    with time_machine.travel(now, tick=False):
+        return booking_cancel(acting=acting, booking_id=booking.pk, reason=reason)
 
 
 def later(slot: Slot, steps: int = 1, **kwargs) -> Slot:
@@ -199,9 +208,7 @@ def test_booking__hold__fails_for_unknown_slot(now) -> None:
     unknown_id = SlotFactory().pk + 1000
 
     with pytest.raises(BookingError) as refused:
-        booking_hold(
-            slot_id=unknown_id, customer=CustomerFactory(), partner=PartnerFactory(), organisation=OrganisationFactory()
-        )
+        booking_hold(acting=acting_for(customer=CustomerFactory()), slot_id=unknown_id)
 
     assert type(refused.value) is BookingError
     assert not Booking.objects.exists()
@@ -236,21 +243,6 @@ def test_booking__confirm__turns_hold_into_booking(now) -> None:
     assert booking.description == "Asumistuki"
     assert booking.idempotency_key == key
     assert Booking.objects.filter(slot=held.slot).taking_capacity(now=at).get() == booking
-
-
-def test_booking__confirm__reads_locks_and_writes_in_a_fixed_number_of_statements(
-    now, django_assert_num_queries
-) -> None:
-    held = hold(SlotFactory(), now=now)
-    BookingFactory.create_batch(3, customer=held.customer)  # other bookings of the customer add no statement
-
-    with django_assert_num_queries(5) as captured:  # the test's own transaction turns BEGIN/COMMIT into a savepoint
-        confirm(held, now=now)
-
-    statements = [query["sql"].split()[0] for query in captured.captured_queries]
-    # The hold, the key's earlier booking, and the locks of the customer and the slot; the compare-and-swap with the
-    # customer's rules; the messages in the outbox, in one INSERT.
-    assert statements == ["SAVEPOINT", "SELECT", "UPDATE", "INSERT", "RELEASE"]
 
 
 @pytest.mark.parametrize(("language", "needed"), [("", False), ("ar", True)])
@@ -307,13 +299,12 @@ def test_booking__confirm__fails_when_hold_expired_and_slot_full(now) -> None:
 def test_booking__confirm__fails_for_another_partners_hold(now) -> None:
     held = hold(SlotFactory(), now=now)
 
-    with pytest.raises(BookingError):
+    with pytest.raises(BookingError), time_machine.travel(now, tick=False):
         booking_confirm(
-            booking_id=held.pk,
-            partner=PartnerFactory(),
+            acting=acting_for(PartnerFactory(), organisation=held.organisation, customer=held.customer),
+            hold_id=held.pk,
             contact=ContactDetails(phone=PHONE),
             idempotency_key=uuid.uuid4(),
-            now=now,
         )
 
     held.refresh_from_db()
@@ -371,84 +362,36 @@ def test_booking__confirm__succeeds_back_to_back_with_booking_on_another_line(no
     assert booking.status == Booking.Status.CONFIRMED
 
 
-def test_booking__confirm__record_is_called_once_with_the_confirmed_booking(now) -> None:
-    held = hold(SlotFactory(), now=now)
-    recorded = []
-
-    booking = booking_confirm(
-        booking_id=held.pk,
-        partner=held.booked_by,
-        contact=ContactDetails(phone=PHONE),
-        idempotency_key=uuid.uuid4(),
-        now=now,
-        record=lambda booking: recorded.append((booking.pk, booking.status)),
-    )
-
-    assert recorded == [(booking.pk, Booking.Status.CONFIRMED)]
-
-
-def test_booking__confirm__failing_record_leaves_the_hold_held_and_no_messages(now) -> None:
-    """`record` runs in the booking's transaction: when it fails, nothing of the confirm is kept."""
+def test_booking__confirm__audit_event_written_with_the_booking(now) -> None:
     held = hold(SlotFactory(), now=now)
 
-    def record(booking: Booking) -> None:
+    booking = confirm(held, now=now)
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.BOOKING_CONFIRMED)
+    assert (event.booking, event.customer, event.actor) == (booking, booking.customer, booking.booked_by)
+    assert (event.organisation_business_id, event.request_id) == (booking.organisation.business_id, "test-request-0001")
+
+
+@pytest.mark.parametrize("change", ["hold", "confirm", "cancel"])
+def test_booking__audit_event_fails__nothing_of_the_change_is_kept(now, monkeypatch, change) -> None:
+    """The services write their audit event in the change's own transaction: no change without its event."""
+    slot, held, booked = SlotFactory(), hold(SlotFactory(), now=now), BookingFactory.confirmed()
+    before = {booking.pk: booking.status for booking in Booking.objects.all()}
+    messages_before = Message.objects.count()
+
+    def refuse(**_kwargs):
         raise RuntimeError("the audit trail could not be written")
 
+    monkeypatch.setattr("bookings.services.booking.audit_event_record", refuse)
     with pytest.raises(RuntimeError):
-        booking_confirm(
-            booking_id=held.pk,
-            partner=held.booked_by,
-            contact=ContactDetails(phone=PHONE),
-            idempotency_key=uuid.uuid4(),
-            now=now,
-            record=record,
-        )
+        {
+            "hold": lambda: hold(slot, now=now),
+            "confirm": lambda: confirm(held, now=now),
+            "cancel": lambda: cancel(booked, now=now),
+        }[change]()
 
-    held.refresh_from_db()
-    assert held.status == Booking.Status.HELD
-    assert not Message.objects.exists()
-
-
-@pytest.mark.parametrize(
-    ("other", "conflicts"),
-    [
-        ("same line, later", True),
-        ("same line, later, cancelled", False),
-        ("same line, past", False),
-        ("same line, later, held", False),
-        ("same line, later, another customer's", False),
-        ("another line, overlapping", True),
-        ("another line, back to back", False),
-    ],
-)
-def test_booking__confirm__sql_rules_agree_with_orm_rules(now, other, conflicts) -> None:
-    """The compare-and-swap's SQL (statements.confirm_hold) and the ORM form that explains a refusal
-    (_conflicting_bookings) must refuse the same bookings."""
-    customer = CustomerFactory()
-    slot = SlotFactory()
-    held = hold(slot, now=now, customer=customer)
-    if other.startswith("same line"):
-        other_slot = later(slot, starts_at=now - dt.timedelta(days=1)) if "past" in other else later(slot, 4)
-    elif "overlapping" in other:
-        other_slot = SlotFactory(starts_at=slot.starts_at + dt.timedelta(minutes=15))
-    else:
-        other_slot = SlotFactory(starts_at=slot.ends_at)
-    status = "cancelled" if "cancelled" in other else "held" if "held" in other else "confirmed"
-    owner = CustomerFactory() if "another customer" in other else customer
-    getattr(BookingFactory, status)(customer=owner, slot=other_slot)
-    values = {name: getattr(held, name) for name in statements.CONFIRMED_FIELDS} | {
-        "status": Booking.Status.CONFIRMED,
-        "hold_expires_at": None,
-        "confirmed_at": now,
-        "contact_phone": PHONE,
-        "idempotency_key": uuid.uuid4(),
-    }
-
-    orm_conflicts = _conflicting_bookings(customer=customer, slot=slot, now=now, excluding=held).exists()
-    with transaction.atomic():
-        swapped = statements.confirm_hold(hold=held, values=values, now=now)
-
-    assert (orm_conflicts, swapped) == (conflicts, not conflicts)
+    assert {booking.pk: booking.status for booking in Booking.objects.all()} == before
+    assert Message.objects.count() == messages_before
 
 
 def test_booking__confirm__stores_typed_names_for_customer_not_in_register(now) -> None:
@@ -512,7 +455,7 @@ def test_booking__cancel__frees_capacity_at_once(now) -> None:
     with pytest.raises(SlotFullError):
         hold(slot, now=now)
 
-    booking_cancel(booking_id=booking.pk, actor=booking.booked_by, reason="Asiakas peruutti.", now=now)
+    cancel(booking, now=now, reason="Asiakas peruutti.")
 
     assert hold(slot, now=now).slot == slot
 
@@ -521,7 +464,7 @@ def test_booking__cancel__records_who_when_and_why(now) -> None:
     booking = BookingFactory.confirmed()
     actor = PartnerFactory()
 
-    booking_cancel(booking_id=booking.pk, actor=actor, reason="  The customer got a time elsewhere.  ", now=now)
+    cancel(booking, now=now, actor=actor, reason="  The customer got a time elsewhere.  ")
 
     booking.refresh_from_db()
     assert booking.status == Booking.Status.CANCELLED
@@ -537,7 +480,7 @@ def test_booking__cancel__fails_for_booking_not_in_future(now, starts_in) -> Non
     booking = BookingFactory.confirmed(slot=SlotFactory(starts_at=now + starts_in), contact_email="aino@example.org")
 
     with pytest.raises(BookingError):
-        booking_cancel(booking_id=booking.pk, actor=booking.booked_by, now=now)
+        cancel(booking, now=now)
 
     booking.refresh_from_db()
     assert booking.status == Booking.Status.CONFIRMED
@@ -550,7 +493,7 @@ def test_booking__cancel__fails_for_booking_not_confirmed(now, build) -> None:
     before = (booking.status, booking.cancelled_at, booking.cancelled_by_id)
 
     with pytest.raises(BookingError):
-        booking_cancel(booking_id=booking.pk, actor=PartnerFactory(), reason="Again", now=now)
+        cancel(booking, now=now, actor=PartnerFactory(), reason="Again")
 
     booking.refresh_from_db()
     assert (booking.status, booking.cancelled_at, booking.cancelled_by_id) == before
@@ -560,7 +503,7 @@ def test_booking__cancel__fails_for_booking_not_confirmed(now, build) -> None:
 def test_booking__cancel__queues_cancellation_message_in_slot_language(now) -> None:
     booking = BookingFactory.confirmed(slot=SlotFactory(language="sv"), contact_email="aino@example.org")
 
-    booking_cancel(booking_id=booking.pk, actor=booking.booked_by, now=now)
+    cancel(booking, now=now)
 
     message = message_render(Message.objects.get(channel=Message.Channel.EMAIL))
     assert (message.kind, message.channel) == (Message.Kind.CANCELLATION, Message.Channel.EMAIL)
@@ -587,10 +530,11 @@ def test_booking__reference__is_short_and_unambiguous(now) -> None:
 def test_customer__find_or_create__returns_register_customer_or_creates_one_entered_by_partner() -> None:
     known = CustomerFactory()
 
-    assert customer_find_or_create(identity_code=known.identity_code) == known
-    created = customer_find_or_create(identity_code="010130-999X")
+    acting = acting_for()
+    assert customer_find_or_create(acting=acting, identity_code=known.identity_code) == known
+    created = customer_find_or_create(acting=acting, identity_code="010130-999X")
     assert created.source == Customer.Source.ENTERED_BY_PARTNER
-    assert customer_find_or_create(identity_code="010130-999X") == created
+    assert customer_find_or_create(acting=acting, identity_code="010130-999X") == created
 
 
 # --- selectors ------------------------------------------------------------------------------------------------------
@@ -667,19 +611,14 @@ def test_customer_bookings__lists_where_each_was_made_in_a_fixed_number_of_queri
 def test_booking__confirm__with_another_partners_idempotency_key__refused_not_500() -> None:
     key = uuid.uuid4()
     BookingFactory.confirmed(idempotency_key=key)
-    partner = PartnerFactory()
-    hold = booking_hold(
-        slot_id=SlotFactory().pk,
-        customer=CustomerFactory(),
-        partner=partner,
-        organisation=OrganisationFactory(),
-    )
+    acting = acting_for(customer=CustomerFactory())
+    held = booking_hold(acting=acting, slot_id=SlotFactory().pk)
     with pytest.raises(BookingError):
         booking_confirm(
-            booking_id=hold.pk, partner=partner, contact=ContactDetails(phone="+358401234567"), idempotency_key=key
+            acting=acting, hold_id=held.pk, contact=ContactDetails(phone="+358401234567"), idempotency_key=key
         )
-    hold.refresh_from_db()
-    assert hold.status == Booking.Status.HELD
+    held.refresh_from_db()
+    assert held.status == Booking.Status.HELD
 
 
 @pytest.mark.parametrize(

@@ -18,15 +18,13 @@ from pathlib import Path
 
 import pytest
 import redis
-import time_machine
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from kombu import pools
 
-from kelabooking import celery_app, services
+from kelabooking import celery_app
 from kelabooking.models import Message
-from kelabooking.services import NUDGE_KEY, messages_dispatch, messages_enqueue, messages_sweep
+from kelabooking.services import messages_dispatch, messages_enqueue, messages_sweep
 from tests.kelabooking.test_outbox import enqueue, fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,9 +50,6 @@ def broker(redis_url: str, monkeypatch) -> Iterator[callable]:
     """Switch this process's Celery app to a real broker (or a dead one); restore eager mode afterwards."""
     test_broker = redis_url.rsplit("/", 1)[0] + "/15"
     redis.Redis.from_url(test_broker).flushdb()
-    # An earlier test's coalescing mark, or this process's memory of its dispatch, would swallow the first nudge.
-    cache.delete(NUDGE_KEY)
-    monkeypatch.setattr(services, "_dispatch_due", 0.0)
     saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_connection_retry")}
     yield lambda up=True: _use_broker(test_broker if up else DOWN_BROKER) or test_broker
     celery_app.conf.update(saved)
@@ -162,65 +157,32 @@ def _queued_tasks(broker_url: str) -> list[str]:
     return [json.loads(raw)["headers"]["task"] for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1)]
 
 
+def _queued_task_arguments(broker_url: str) -> list[tuple[str, object]]:
+    queued = [json.loads(raw) for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1)]
+    return [(task["headers"]["task"], task["headers"]["argsrepr"]) for task in queued]
+
+
 @pytest.mark.redis
-def test_message__nudges_after_commit__one_dispatch_task_due_when_the_mark_runs_out(broker, settings) -> None:
-    settings.MESSAGE_NUDGE_SECONDS = 30  # a slow machine must not let the mark run out between the two messages
-    broker_url = broker(True)
+def test_message__committed__its_send_task_is_queued_with_its_ids_and_nothing_on_rollback(broker) -> None:
+    broker_url = broker()
     with transaction.atomic():
         first = enqueue(key="test:1:confirmation:email")
-        assert redis.Redis.from_url(broker_url).llen("celery") == 0  # not before commit
+        assert _queued_tasks(broker_url) == []  # nothing before the commit
     with transaction.atomic():
-        enqueue(key="test:2:confirmation:email")  # rides on the first nudge's task
-    queued = [json.loads(raw) for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1)]
-    assert [(task["headers"]["task"], task["headers"]["argsrepr"]) for task in queued] == [
-        ("kelabooking.tasks.dispatch_messages_task", "()")
+        second = enqueue(key="test:2:confirmation:email")
+
+    def enqueue_then_fail() -> None:
+        with transaction.atomic():
+            enqueue(key="test:3:confirmation:email")
+            raise RuntimeError("the change that caused the message failed")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
+
+    assert list(reversed(_queued_task_arguments(broker_url))) == [
+        ("kelabooking.tasks.send_messages_task", f"([{first.pk}],)"),
+        ("kelabooking.tasks.send_messages_task", f"([{second.pk}],)"),
     ]
-    # Due when the coalescing mark runs out, so it runs after both commits; the message waits for it.
-    eta = dt.datetime.fromisoformat(queued[0]["headers"]["eta"])
-    assert 0 < (eta - first.next_attempt_at).total_seconds() <= settings.MESSAGE_NUDGE_SECONDS + 1
-    assert float(cache.get(NUDGE_KEY)) == pytest.approx(eta.timestamp())
-    assert Message.objects.get(pk=first.pk).status == Message.Status.PENDING
-
-    # The mark runs out and the time of the queued task comes: the next message is nudged again.
-    cache.delete(NUDGE_KEY)
-    with time_machine.travel(eta + dt.timedelta(seconds=1)), transaction.atomic():
-        enqueue(key="test:3:confirmation:email")
-    assert _queued_tasks(broker_url) == ["kelabooking.tasks.dispatch_messages_task"] * 2
-
-
-@pytest.mark.redis
-def test_message__nudge__process_that_knows_a_dispatch_is_due__asks_nobody(broker, settings) -> None:
-    """Until shortly before the dispatch it queued is due, a process neither publishes nor calls the cache."""
-    settings.MESSAGE_NUDGE_SECONDS = 30
-    broker_url = broker(True)
-    with transaction.atomic():
-        enqueue(key="test:1:confirmation:email")
-    cache.delete(NUDGE_KEY)  # were the cache asked, the mark would be set again and a second task queued
-
-    with transaction.atomic():
-        enqueue(key="test:2:confirmation:email")
-
-    assert _queued_tasks(broker_url) == ["kelabooking.tasks.dispatch_messages_task"]
-    assert cache.get(NUDGE_KEY) is None
-
-
-@pytest.mark.redis
-def test_message__nudge__another_process_queued_the_dispatch__remembered_until_it_is_due(broker, settings) -> None:
-    settings.MESSAGE_NUDGE_SECONDS = 30
-    broker_url = broker(True)
-    due = time.time() + 20
-    cache.add(NUDGE_KEY, due, timeout=20)  # another worker's mark: its dispatch is due in 20 s
-    with transaction.atomic():
-        enqueue(key="test:1:confirmation:email")
-    assert services._dispatch_due == pytest.approx(due)
-    cache.delete(NUDGE_KEY)
-    with transaction.atomic():
-        enqueue(key="test:2:confirmation:email")  # that dispatch starts after this commit: no nudge
-    assert _queued_tasks(broker_url) == []
-
-    with time_machine.travel(due - services.NUDGE_CLOCK_MARGIN + 0.1), transaction.atomic():
-        enqueue(key="test:3:confirmation:email")  # too close to its start to be sure of it
-    assert _queued_tasks(broker_url) == ["kelabooking.tasks.dispatch_messages_task"]
 
 
 @pytest.mark.redis
@@ -305,18 +267,13 @@ def _confirmed_booking(*, language: str, email: str = "asiakas@example.org"):
     """Hold and confirm a booking through the services, as the booking pages do."""
     from bookings.services import booking_confirm, booking_hold
     from bookings.services.booking import ContactDetails
-    from tests.factories import CustomerFactory, OrganisationFactory, PartnerFactory, SlotFactory
+    from tests.factories import CustomerFactory, OrganisationFactory, PartnerFactory, SlotFactory, acting_for
 
-    partner = PartnerFactory()
-    hold = booking_hold(
-        slot_id=SlotFactory(language=language).pk,
-        customer=CustomerFactory(),
-        partner=partner,
-        organisation=OrganisationFactory(),
-    )
+    acting = acting_for(PartnerFactory(), organisation=OrganisationFactory(), customer=CustomerFactory())
+    hold = booking_hold(acting=acting, slot_id=SlotFactory(language=language).pk)
     return booking_confirm(
-        booking_id=hold.pk,
-        partner=partner,
+        acting=acting,
+        hold_id=hold.pk,
         contact=ContactDetails(phone="+358401234567", email=email, interpreter_language="so"),
         idempotency_key=__import__("uuid").uuid4(),
     )

@@ -15,6 +15,8 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "ALLOWED_HOSTS": "kelabooking.example",
+    # Several gunicorn workers share the rate limits through Redis (kelabooking.E001 refuses them without it).
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 DUMP = """
 import json, django
@@ -121,7 +123,7 @@ def test_settings__environment__selects_postgres_and_broker() -> None:
         "kelabooking",
     )
     assert values["CELERY_TASK_ALWAYS_EAGER"] is False
-    assert values["CACHES"]["default"]["BACKEND"] == "kelabooking.cache.RedisCache"
+    assert values["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 
 
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"])

@@ -177,17 +177,15 @@ def test_notice_admin__end_before_start__refused(client) -> None:
     assert not Notice.objects.exists()
 
 
-def test_audit_event_record__identity_code_in_details__refused_and_nothing_written(rf) -> None:
-    from django.contrib.auth.models import AnonymousUser
-
+def test_audit_event_record__identity_code_in_details__refused_and_nothing_written() -> None:
+    from partners.context import ActingContext, RequestMeta
     from partners.services import audit_event_record
 
-    request = rf.get("/")
-    request.user, request.session = AnonymousUser(), {}
+    acting = ActingContext(meta=RequestMeta(request_id="audit-test-0001", ip_address="127.0.0.1"))
     with pytest.raises(ValueError, match="identity codes"):
-        audit_event_record(request=request, action=AuditEvent.Action.LOGIN, details={"typed": OTHER_TEST_CODE})
+        audit_event_record(acting=acting, action=AuditEvent.Action.LOGIN, details={"typed": OTHER_TEST_CODE})
     assert not AuditEvent.objects.exists()
 
-    recorded = audit_event_record(request=request, action=AuditEvent.Action.LOGIN, details={"step": "start"})
+    recorded = audit_event_record(acting=acting, action=AuditEvent.Action.LOGIN, details={"step": "start"})
     assert AuditEvent.objects.get().pk == recorded.pk
     assert AuditEvent.objects.get().details == {"step": "start"}

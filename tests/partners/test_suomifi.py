@@ -13,7 +13,7 @@ from django.utils import translation
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
-from partners import keys
+from partners import context, keys
 from partners.models import AuditEvent, User
 from tests.partners.provider import (
     IDENTITY_CLAIM,
@@ -107,6 +107,27 @@ def test_login__second_login__updates_names_and_reuses_the_user(client, op: Fake
     assert User.objects.count() == 1
     existing.refresh_from_db()
     assert (existing.first_name, existing.last_name) == ("Maija Liisa", "Uusinimi")
+
+
+def test_login__same_person_identifies_again__customer_and_organisation_start_over(client, op: FakeProvider) -> None:
+    """Only a new identification unlocks the customer: Django's login keeps the session's data for the same user, so
+    the last login's customer, organisation and draft used to survive it."""
+    finish_login(client, start_login(client, op))
+    session = client.session
+    session[context.SESSION_KEY] = {
+        "organisation_business_id": "0201256-6",
+        "organisation_name": "Helsingin kaupunki",
+        "terms_accepted_at": "2026-12-02T10:00:00+00:00",
+        "customer_id": 7,
+    }
+    session[context.DRAFT_KEY] = {"service_line_id": 1}
+    session.save()
+
+    assert finish_login(client, start_login(client, op))["Location"] == url("partners:work", "fi")
+
+    assert context.SESSION_KEY not in client.session
+    assert context.DRAFT_KEY not in client.session
+    assert len(login_events(AuditEvent.Action.LOGIN)) == 2
 
 
 def test_login__same_email_other_identity_code__is_another_user(client, op: FakeProvider) -> None:
