@@ -19,10 +19,19 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+def _key(request: HttpRequest, scope: str) -> str:
+    digest = hashlib.sha256(f"{settings.SECRET_KEY}:{client_address(request)}".encode()).hexdigest()[:32]
+    return f"ratelimit:{scope}:{digest}"
+
+
+def rate_limit_reached(request: HttpRequest, *, scope: str, limit: int) -> bool:
+    """Whether the client has already made `limit` counted attempts in the window (counts nothing)."""
+    return int(cache.get(_key(request, scope)) or 0) >= limit
+
+
 def rate_limit_exceeded(request: HttpRequest, *, scope: str, limit: int, window_seconds: int) -> bool:
     """Count one attempt and tell whether the client has gone past `limit` attempts in the window."""
-    digest = hashlib.sha256(f"{settings.SECRET_KEY}:{client_address(request)}".encode()).hexdigest()[:32]
-    key = f"ratelimit:{scope}:{digest}"
+    key = _key(request, scope)
     cache.add(key, 0, timeout=window_seconds)
     try:
         count = cache.incr(key)

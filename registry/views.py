@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.views.decorators.http import require_GET, require_http_methods
 
-from kelabooking.ratelimit import rate_limit_exceeded
+from kelabooking.ratelimit import rate_limit_exceeded, rate_limit_reached
 from registry.forms import RegistrationRequestForm
 from registry.services import RegistryError, registration_request_submit
 
@@ -17,14 +17,14 @@ def registration_request_view(request: HttpRequest) -> HttpResponse:
     initial = {name: request.GET.get(name, "")[:200] for name in ("business_id", "organisation_name")}
     form = RegistrationRequestForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST":
-        if rate_limit_exceeded(
-            request,
-            scope="registration-request",
-            limit=settings.REGISTRATION_REQUEST_RATE_LIMIT,
-            window_seconds=settings.REGISTRATION_REQUEST_RATE_WINDOW_SECONDS,
-        ):
+        # Only accepted submissions count towards the limit: someone correcting their mistakes, or colleagues behind
+        # one office address, are not locked out by validation errors.
+        limit = {"scope": "registration-request", "limit": settings.REGISTRATION_REQUEST_RATE_LIMIT}
+        if rate_limit_reached(request, **limit):
             return render(request, "registry/request_rate_limited.html", status=429)
         if form.is_valid():
+            if rate_limit_exceeded(request, **limit, window_seconds=settings.REGISTRATION_REQUEST_RATE_WINDOW_SECONDS):
+                return render(request, "registry/request_rate_limited.html", status=429)
             try:
                 registration_request_submit(**form.cleaned_data, language=get_language())
             except RegistryError as error:
