@@ -160,9 +160,11 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     A partner holds one time at most: a new pick releases the old one. The partner's row is locked first, so two
     picks at once (two tabs, a double click) run one after the other and end in one hold.
     """
-    organisation = acting_organisation(acting=acting)
+    if acting.step < Step.CUSTOMER_LOCKED:
+        raise ActingRefusedError("step_missing")
     User.objects.select_for_update(no_key=True).filter(pk=acting.user.pk).first()
     slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").filter(pk=slot_id).first()
+    organisation = acting_organisation(acting=acting)  # the registry and the clock after the locks
     now = clock.now()
     _partner_holds(acting).delete()
     earliest, latest = bookable_window(now)
@@ -241,12 +243,15 @@ def booking_confirm(
 def _booking_confirm(
     *, acting: ActingContext, hold_id: int, contact: ContactDetails, idempotency_key: uuid.UUID
 ) -> Booking:
-    organisation = acting_organisation(acting=acting)
+    if acting.step < Step.CUSTOMER_LOCKED:
+        raise ActingRefusedError("step_missing")
     if (earlier := _earlier_confirm(acting, idempotency_key)) is not None:
         return earlier
     slot = Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=hold_id).first()
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
     hold = Booking.objects.select_for_update(of=("self",)).filter(pk=hold_id, booked_by=acting.user).first()
+    # The registry and the clock, both after the locks: a deactivation committed while this waited is seen.
+    organisation = acting_organisation(acting=acting)
     now = clock.now()
     if hold is not None and hold.idempotency_key == idempotency_key:  # the same submit confirmed it while we waited
         return hold
@@ -388,7 +393,8 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     with a higher SEQUENCE), and the audit trail records both times. Both slots are locked, in id order, before the
     customer and the booking, so a move never deadlocks against a hold, a confirm or another move.
     """
-    acting_organisation(acting=acting)
+    if acting.step < Step.CUSTOMER_LOCKED:
+        raise ActingRefusedError("step_missing")
     booking = Booking.objects.filter(pk=booking_id, customer_id=acting.customer_id).select_related("slot").first()
     if booking is None:
         raise BookingError(_("Only a booked time in the future can be moved."))
@@ -401,6 +407,7 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     }
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
     booking = Booking.objects.select_for_update(of=("self",)).get(pk=booking_id)
+    acting_organisation(acting=acting)  # the registry and the clock after the locks
     now = clock.now()
     old_slot, new_slot = slots[booking.slot_id], slots.get(slot_id)
     if booking.status != Booking.Status.CONFIRMED or old_slot.starts_at <= now:

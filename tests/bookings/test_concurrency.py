@@ -487,13 +487,9 @@ def test_booking__confirm_after_the_organisation_was_deactivated__refused_and_th
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CONFIRMED).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="booking_confirm asks the registry before its locks: a deactivation committed while it waits is not seen",
-)
 def test_booking__organisation_deactivated_while_the_confirm_waits_for_the_slot__refused() -> None:
-    """The registry is asked at the moment of the confirm, like the clock: after the locks. Today the confirm asks
-    before it locks the slot, so a deactivation that commits while it waits still lets the booking through."""
+    """The registry is asked at the moment of the confirm, like the clock: after the locks. Asked before them, a
+    deactivation that commits while the confirm waits for the slot would let the booking through."""
     held = BookingFactory.held()
     acting = acting_for_hold(held)
 
