@@ -72,5 +72,4 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 bench: install $(VENV)/.bench-installed
 	$(BIN)/python bench/contended_booking.py
 	$(BIN)/python bench/growth.py
-	$(BIN)/python bench/confirm_parts.py
 	$(BIN)/python bench/http_journey.py
