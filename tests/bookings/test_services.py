@@ -1,4 +1,5 @@
-"""The booking rules of DESIGN.md §4 through the services and selectors: capacity, holds, confirm, cancel, messages."""
+"""The booking rules of DESIGN.md §4 through the services and selectors: capacity, holds, confirm, cancel, messages,
+and the acting context each of them checks (rule 6)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,27 @@ import uuid
 import pytest
 import time_machine
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.utils import dateformat, timezone, translation
 
 from bookings.models import Booking, Customer, Slot
-from bookings.selectors import customer_bookings, free_slots
+from bookings.selectors import customer_bookings, free_slots, register_contact
 from bookings.services import (
     BookingError,
     ExistingBookingError,
+    HoldChangedError,
     SlotFullError,
     booking_cancel,
     booking_confirm,
     booking_hold,
     customer_find_or_create,
+    customer_overview,
 )
 from bookings.services.booking import ContactDetails, new_reference
 from kelabooking import clock
 from kelabooking.models import Message
 from kelabooking.services import message_render
+from partners.context import ActingContext, ActingRefusedError, CustomerLockedError
 from partners.models import AuditEvent, User
 from registry.models import Organisation
 from tests.factories import (
@@ -35,8 +40,10 @@ from tests.factories import (
     PartnerFactory,
     ServiceLineFactory,
     SlotFactory,
+    UserFactory,
     acting_for,
     acting_for_hold,
+    acting_staff,
 )
 
 pytestmark = pytest.mark.django_db
@@ -69,19 +76,36 @@ def hold(
         return booking_hold(acting=acting, slot_id=slot.pk)
 
 
-def confirm(held: Booking, *, now: dt.datetime, key: uuid.UUID | None = None, **contact: str) -> Booking:
+def confirm(
+    held: Booking,
+    *,
+    now: dt.datetime,
+    key: uuid.UUID | None = None,
+    acting: ActingContext | None = None,
+    **contact: str,
+) -> Booking:
+    """`held` confirmed in `acting` (by default the context it was held in), with the clock at `now`."""
     with time_machine.travel(now, tick=False):
         return booking_confirm(
-            acting=acting_for_hold(held),
+            acting=acting or acting_for_hold(held),
             hold_id=held.pk,
             contact=ContactDetails(**({"phone": PHONE} | contact)),
             idempotency_key=key or uuid.uuid4(),
         )
 
 
-def cancel(booking: Booking, *, now: dt.datetime, actor: User | None = None, reason: str = "") -> Booking:
-    """The locked customer's booking cancelled by `actor` (by default the partner who booked it)."""
-    acting = acting_for(actor or booking.booked_by, organisation=booking.organisation, customer=booking.customer)
+def cancel(
+    booking: Booking,
+    *,
+    now: dt.datetime,
+    actor: User | None = None,
+    acting: ActingContext | None = None,
+    reason: str = "",
+) -> Booking:
+    """The locked customer's booking cancelled by `actor` (by default the partner who booked it), or in `acting`."""
+    acting = acting or acting_for(
+        actor or booking.booked_by, organisation=booking.organisation, customer=booking.customer
+    )
     with time_machine.travel(now, tick=False):
         return booking_cancel(acting=acting, booking_id=booking.pk, reason=reason)
 
@@ -91,6 +115,25 @@ def later(slot: Slot, steps: int = 1, **kwargs) -> Slot:
     starts_at = slot.starts_at + steps * (slot.ends_at - slot.starts_at)
     fields = {"service_line": slot.service_line, "language": slot.language, "starts_at": starts_at} | kwargs
     return SlotFactory(**fields)
+
+
+def deactivate(organisation: Organisation) -> None:
+    """The organisation leaves the registry while its partner is signed in."""
+    Organisation.objects.filter(pk=organisation.pk).update(is_active=False, removed_at=clock.now())
+
+
+def staff_with(*codenames: str) -> User:
+    """FPA staff with these permissions of the bookings app."""
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="bookings", codename__in=codenames))
+    return user
+
+
+def fail_audit(monkeypatch) -> None:
+    def refuse(**_kwargs):
+        raise RuntimeError("the audit trail could not be written")
+
+    monkeypatch.setattr("bookings.services.booking.audit_event_record", refuse)
 
 
 # --- holding a time -------------------------------------------------------------------------------------------------
@@ -224,6 +267,20 @@ def test_booking__hold__draws_again_when_reference_collides(now, monkeypatch) ->
     assert held.reference == "ABC-2345"
 
 
+def test_booking__hold__audit_event_names_the_held_time(now) -> None:
+    held = hold(SlotFactory(), now=now)
+
+    event = AuditEvent.objects.get()
+    assert (event.action, event.actor, event.customer) == (
+        AuditEvent.Action.BOOKING_HELD,
+        held.booked_by,
+        held.customer,
+    )
+    assert (event.organisation_business_id, event.request_id) == (held.organisation.business_id, "test-request-0001")
+    # A released hold is deleted, so the event names it instead of linking to its row.
+    assert (event.booking, event.details) == (None, {"reference": held.reference, "slot": held.slot_id})
+
+
 # --- confirming -----------------------------------------------------------------------------------------------------
 
 
@@ -299,7 +356,7 @@ def test_booking__confirm__fails_when_hold_expired_and_slot_full(now) -> None:
 def test_booking__confirm__fails_for_another_partners_hold(now) -> None:
     held = hold(SlotFactory(), now=now)
 
-    with pytest.raises(BookingError), time_machine.travel(now, tick=False):
+    with pytest.raises(HoldChangedError), time_machine.travel(now, tick=False):
         booking_confirm(
             acting=acting_for(PartnerFactory(), organisation=held.organisation, customer=held.customer),
             hold_id=held.pk,
@@ -373,25 +430,152 @@ def test_booking__confirm__audit_event_written_with_the_booking(now) -> None:
 
 
 @pytest.mark.parametrize("change", ["hold", "confirm", "cancel"])
-def test_booking__audit_event_fails__nothing_of_the_change_is_kept(now, monkeypatch, change) -> None:
+def test_booking__audit_event_fails__nothing_of_the_change_is_kept(
+    now, monkeypatch, django_capture_on_commit_callbacks, change
+) -> None:
     """The services write their audit event in the change's own transaction: no change without its event."""
-    slot, held, booked = SlotFactory(), hold(SlotFactory(), now=now), BookingFactory.confirmed()
-    before = {booking.pk: booking.status for booking in Booking.objects.all()}
-    messages_before = Message.objects.count()
+    slot, held, booked = SlotFactory(), hold(SlotFactory(), now=now), BookingFactory.confirmed(contact_email="a@b.fi")
+    before = {booking.pk: (booking.status, booking.slot_id) for booking in Booking.objects.all()}
+    fail_audit(monkeypatch)
 
-    def refuse(**_kwargs):
-        raise RuntimeError("the audit trail could not be written")
-
-    monkeypatch.setattr("bookings.services.booking.audit_event_record", refuse)
-    with pytest.raises(RuntimeError):
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError):
         {
-            "hold": lambda: hold(slot, now=now),
-            "confirm": lambda: confirm(held, now=now),
+            # The same partner picks another time: not even the release of the earlier hold is kept.
+            "hold": lambda: hold(slot, now=now, partner=held.booked_by, customer=held.customer),
+            "confirm": lambda: confirm(held, now=now, email="a@b.fi"),
             "cancel": lambda: cancel(booked, now=now),
         }[change]()
 
-    assert {booking.pk: booking.status for booking in Booking.objects.all()} == before
-    assert Message.objects.count() == messages_before
+    assert {booking.pk: (booking.status, booking.slot_id) for booking in Booking.objects.all()} == before
+    assert not Message.objects.exists()
+    assert callbacks == []  # nor is a send task queued after the commit
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_HELD).count() == 1  # the setup's hold
+
+
+@pytest.mark.parametrize("other_bookings", [0, 5])
+def test_booking__confirm__runs_a_fixed_number_of_queries(now, django_assert_num_queries, other_bookings) -> None:
+    held = hold(SlotFactory(), now=now)
+    acting = acting_for_hold(held)
+    BookingFactory.create_batch(other_bookings, customer=held.customer)  # the customer's history adds no query
+    for _ in range(other_bookings):
+        BookingFactory.cancelled(slot=held.slot)  # nor does the slot's
+
+    # The earlier booking of the key, the locks of slot, customer and hold, the registry, the customer's rules, the
+    # UPDATE, the messages in one INSERT, the audit event, and the savepoint around them (in the test's transaction).
+    with django_assert_num_queries(11):
+        confirm(held, now=now, acting=acting, email="aino@example.org")
+
+
+@pytest.mark.parametrize(
+    ("other", "conflicts"),
+    [
+        ("same line, later", True),
+        ("same line, later, cancelled", False),
+        ("same line, past", False),
+        ("same line, later, held", False),
+        ("same line, later, another customer's", False),
+        ("another line, overlapping", True),
+        ("another line, back to back", False),
+    ],
+)
+def test_booking__confirm__refused_only_by_the_customers_upcoming_confirmed_bookings(now, other, conflicts) -> None:
+    """DESIGN.md §4 rule 4, case by case: which of the customer's other bookings stop a confirm."""
+    customer = CustomerFactory()
+    slot = SlotFactory()
+    held = hold(slot, now=now, customer=customer)
+    if other.startswith("same line"):
+        other_slot = later(slot, starts_at=now - dt.timedelta(days=1)) if "past" in other else later(slot, 4)
+    elif "overlapping" in other:
+        other_slot = SlotFactory(starts_at=slot.starts_at + dt.timedelta(minutes=15))
+    else:
+        other_slot = SlotFactory(starts_at=slot.ends_at)
+    status = "cancelled" if "cancelled" in other else "held" if "held" in other else "confirmed"
+    owner = CustomerFactory() if "another customer" in other else customer
+    getattr(BookingFactory, status)(customer=owner, slot=other_slot)
+
+    if conflicts:
+        with pytest.raises(ExistingBookingError):
+            confirm(held, now=now)
+        held.refresh_from_db()
+        assert held.status == Booking.Status.HELD
+    else:
+        assert confirm(held, now=now).status == Booking.Status.CONFIRMED
+
+
+def test_booking__hold__organisation_left_the_registry__refused_and_nothing_written(now) -> None:
+    first = hold(SlotFactory(), now=now)
+    acting = acting_for_hold(first)
+    deactivate(first.organisation)
+
+    with pytest.raises(ActingRefusedError) as refused, time_machine.travel(now, tick=False):
+        booking_hold(acting=acting, slot_id=SlotFactory().pk)
+
+    assert refused.value.reason == "not_in_registry"
+    assert list(Booking.objects.values_list("pk", "status")) == [(first.pk, Booking.Status.HELD)]  # not released
+    assert AuditEvent.objects.count() == 1  # the first hold's
+
+
+def test_booking__hold__organisation_deactivated_before_the_hold__refused(now) -> None:
+    with pytest.raises(ActingRefusedError) as refused:
+        hold(SlotFactory(), now=now, organisation=OrganisationFactory.deactivated())
+
+    assert refused.value.reason == "not_in_registry"
+    assert not Booking.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_booking__confirm__organisation_left_the_registry__refused_and_hold_stays_held(now) -> None:
+    held = hold(SlotFactory(), now=now)
+    deactivate(held.organisation)
+
+    with pytest.raises(ActingRefusedError) as refused:
+        confirm(held, now=now, email="aino@example.org")
+
+    assert refused.value.reason == "not_in_registry"
+    held.refresh_from_db()
+    assert (held.status, held.contact_phone, held.idempotency_key) == (Booking.Status.HELD, "", None)
+    assert not Message.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CONFIRMED).exists()
+
+
+def test_booking__confirm__hold_taken_for_another_organisation__refused_and_stays_held(now) -> None:
+    """A partner with mandates for two organisations: a time held for A is never booked in B's name."""
+    held = hold(SlotFactory(), now=now)
+    acting_for_b = acting_for(held.booked_by, organisation=OrganisationFactory(), customer=held.customer)
+
+    with pytest.raises(HoldChangedError):
+        confirm(held, now=now, acting=acting_for_b)
+
+    organisation_id = held.organisation_id
+    held.refresh_from_db()
+    assert (held.status, held.organisation_id, held.idempotency_key) == (Booking.Status.HELD, organisation_id, None)
+    assert not Message.objects.exists()
+
+
+def test_booking__confirm__hold_released_by_a_later_pick__refused_and_nothing_booked(now) -> None:
+    """Tab 1's check page names hold X; tab 2 then picked Y, which released X. Confirming X books nothing."""
+    checked = hold(SlotFactory(), now=now)
+    acting = acting_for_hold(checked)
+    with time_machine.travel(now, tick=False):
+        current = booking_hold(acting=acting, slot_id=SlotFactory().pk)
+
+    with pytest.raises(HoldChangedError):
+        confirm(checked, now=now, acting=acting)
+
+    assert list(Booking.objects.values_list("pk", "status")) == [(current.pk, Booking.Status.HELD)]
+    assert not Message.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CONFIRMED).exists()
+
+
+def test_booking__confirm__another_partners_current_hold__refused(now) -> None:
+    theirs = hold(SlotFactory(), now=now)
+    mine = hold(SlotFactory(), now=now, organisation=theirs.organisation, customer=theirs.customer)
+
+    with pytest.raises(HoldChangedError):
+        confirm(theirs, now=now, acting=acting_for_hold(mine))
+
+    theirs.refresh_from_db()
+    assert theirs.status == Booking.Status.HELD
 
 
 def test_booking__confirm__stores_typed_names_for_customer_not_in_register(now) -> None:
@@ -470,6 +654,13 @@ def test_booking__cancel__records_who_when_and_why(now) -> None:
     assert booking.status == Booking.Status.CANCELLED
     assert (booking.cancelled_at, booking.cancelled_by) == (now, actor)
     assert booking.cancellation_reason == "The customer got a time elsewhere."
+    event = AuditEvent.objects.get()
+    assert (event.action, event.booking, event.actor, event.details) == (
+        AuditEvent.Action.BOOKING_CANCELLED,
+        booking,
+        actor,
+        {},
+    )
 
 
 @pytest.mark.parametrize(
@@ -498,6 +689,64 @@ def test_booking__cancel__fails_for_booking_not_confirmed(now, build) -> None:
     booking.refresh_from_db()
     assert (booking.status, booking.cancelled_at, booking.cancelled_by_id) == before
     assert not Message.objects.exists()
+
+
+def test_booking__cancel__another_customers_booking__refused_and_nothing_written(now) -> None:
+    booking = BookingFactory.confirmed(contact_email="aino@example.org")
+    acting = acting_for(booking.booked_by, organisation=booking.organisation, customer=CustomerFactory())
+
+    with pytest.raises(BookingError):
+        cancel(booking, now=now, acting=acting)
+
+    booking.refresh_from_db()
+    assert (booking.status, booking.cancelled_at) == (Booking.Status.CONFIRMED, None)
+    assert not Message.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_booking__cancel__organisation_left_the_registry__refused_and_nothing_written(now) -> None:
+    booking = BookingFactory.confirmed(organisation=OrganisationFactory.deactivated())
+
+    with pytest.raises(ActingRefusedError) as refused:
+        cancel(booking, now=now)
+
+    assert refused.value.reason == "not_in_registry"
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
+    assert not Message.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_booking__cancel__by_staff_with_change_permission__cancelled_and_audited_as_admin(now) -> None:
+    booking = BookingFactory.confirmed(contact_email="aino@example.org")
+    staff = staff_with("view_booking", "change_booking")
+
+    cancel(booking, now=now, acting=acting_staff(staff), reason="Agent sick")
+
+    booking.refresh_from_db()
+    assert (booking.status, booking.cancelled_by, booking.cancelled_at) == (Booking.Status.CANCELLED, staff, now)
+    assert booking.cancellation_reason == "Agent sick"
+    assert Message.objects.filter(kind=Message.Kind.CANCELLATION).count() == 2
+    event = AuditEvent.objects.get()
+    assert (event.action, event.booking, event.customer, event.actor, event.details) == (
+        AuditEvent.Action.BOOKING_CANCELLED,
+        booking,
+        booking.customer,
+        staff,
+        {"by": "admin"},
+    )
+
+
+@pytest.mark.parametrize("codenames", [(), ("view_booking",)], ids=["no-permission", "view-only"])
+def test_booking__cancel__by_staff_without_change_permission__refused(now, codenames) -> None:
+    booking = BookingFactory.confirmed()
+
+    with pytest.raises(ActingRefusedError):
+        cancel(booking, now=now, acting=acting_staff(staff_with(*codenames)))
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
+    assert not AuditEvent.objects.exists()
 
 
 def test_booking__cancel__queues_cancellation_message_in_slot_language(now) -> None:
@@ -535,6 +784,79 @@ def test_customer__find_or_create__returns_register_customer_or_creates_one_ente
     created = customer_find_or_create(acting=acting, identity_code="010130-999X")
     assert created.source == Customer.Source.ENTERED_BY_PARTNER
     assert customer_find_or_create(acting=acting, identity_code="010130-999X") == created
+
+
+def test_customer__find_or_create__another_customer_once_locked__refused_and_none_created() -> None:
+    locked, other = CustomerFactory(), CustomerFactory()
+    acting = acting_for(customer=locked)
+
+    for identity_code in (other.identity_code, "010130-999X"):  # in the register, and not
+        with pytest.raises(CustomerLockedError):
+            customer_find_or_create(acting=acting, identity_code=identity_code)
+
+    assert set(Customer.objects.all()) == {locked, other}
+    assert customer_find_or_create(acting=acting, identity_code=locked.identity_code) == locked  # the same is fine
+
+
+def test_customer__find_or_create__organisation_left_the_registry__refused_and_none_created() -> None:
+    acting = acting_for(organisation=OrganisationFactory.deactivated())
+
+    with pytest.raises(ActingRefusedError) as refused:
+        customer_find_or_create(acting=acting, identity_code="010130-999X")
+
+    assert refused.value.reason == "not_in_registry"
+    assert not Customer.objects.exists()
+
+
+def test_customer__overview__records_the_opening_and_the_contact_details_shown(now) -> None:
+    customer = CustomerFactory()
+    upcoming = BookingFactory.confirmed(customer=customer)
+    past = BookingFactory.confirmed(customer=customer, slot=SlotFactory(starts_at=now - dt.timedelta(days=3)))
+    cancelled = BookingFactory.cancelled(customer=customer)
+    BookingFactory.held(customer=customer)  # not a booking yet
+    acting = acting_for(customer=customer)
+
+    with time_machine.travel(now, tick=False):
+        overview = customer_overview(acting=acting)
+
+    assert overview.customer == customer
+    assert overview.contact == register_contact(customer=customer)
+    assert overview.upcoming == [upcoming]
+    assert set(overview.history) == {past, cancelled}
+    events = AuditEvent.objects.order_by("pk")
+    assert [(event.action, event.customer, event.actor, event.request_id) for event in events] == [
+        (AuditEvent.Action.CUSTOMER_OPENED, customer, acting.user, acting.meta.request_id),
+        (AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer, acting.user, acting.meta.request_id),
+    ]
+
+
+def test_customer__overview__non_disclosure__no_contact_details_and_none_recorded_as_shown() -> None:
+    customer = CustomerFactory.non_disclosure()
+
+    overview = customer_overview(acting=acting_for(customer=customer))
+
+    assert overview.contact is None
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == [AuditEvent.Action.CUSTOMER_OPENED]
+
+
+def test_customer__overview__organisation_left_the_registry__refused_and_nothing_recorded() -> None:
+    organisation = OrganisationFactory()
+    acting = acting_for(organisation=organisation, customer=CustomerFactory())
+    deactivate(organisation)
+
+    with pytest.raises(ActingRefusedError) as refused:
+        customer_overview(acting=acting)
+
+    assert refused.value.reason == "not_in_registry"
+    assert not AuditEvent.objects.exists()
+
+
+def test_customer__overview__before_a_customer_is_locked__refused() -> None:
+    with pytest.raises(ActingRefusedError) as refused:
+        customer_overview(acting=acting_for())
+
+    assert refused.value.reason == "step_missing"
+    assert not AuditEvent.objects.exists()
 
 
 # --- selectors ------------------------------------------------------------------------------------------------------
@@ -631,7 +953,5 @@ def test_booking__confirm__with_another_partners_idempotency_key__refused_not_50
     ],
 )
 def test_customer__register_contact__only_what_a_partner_may_see(factory, expected) -> None:
-    from bookings.selectors import register_contact
-
     contact = register_contact(customer=factory())
     assert (None if contact is None else (contact.phone, contact.email)) == expected

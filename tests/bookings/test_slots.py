@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
-from bookings.services import slots_generate
+from bookings.services import BookingError, slot_capacity_check, slots_generate
 from bookings.services.slots import SlotGenerationResult
 from bookings.tasks import generate_slots_task
 
@@ -67,8 +67,9 @@ def make_rules(
     ]
 
 
-def book(slot: Slot, *, status: str = Booking.Status.CONFIRMED) -> Booking:
-    """A booking made by Kela's phone service (no partner needed), consistent for its status."""
+def book(slot: Slot, *, status: str = Booking.Status.CONFIRMED, hold_expires_at: dt.datetime | None = None) -> Booking:
+    """A booking made by Kela's phone service (no partner needed), consistent for its status; a hold lasts ten
+    minutes unless `hold_expires_at` says otherwise."""
     count = Booking.objects.count()
     customer = Customer.objects.create(identity_code=f"010190-9{count:02d}X", first_name="Aino", last_name="Asiakas")
     now = dt.datetime(2027, 2, 7, 12, tzinfo=HELSINKI)
@@ -80,8 +81,19 @@ def book(slot: Slot, *, status: str = Booking.Status.CONFIRMED) -> Booking:
         channel=Booking.Channel.KELA_PHONE_SERVICE,
         contact_phone="+358401234567" if status == Booking.Status.CONFIRMED else "",
         confirmed_at=now if status == Booking.Status.CONFIRMED else None,
-        hold_expires_at=now + dt.timedelta(minutes=10) if status == Booking.Status.HELD else None,
+        hold_expires_at=(hold_expires_at or now + dt.timedelta(minutes=10)) if status == Booking.Status.HELD else None,
         cancelled_at=now if status == Booking.Status.CANCELLED else None,
+    )
+
+
+def make_slot(*, capacity: int) -> Slot:
+    starts_at = dt.datetime.combine(MONDAY, dt.time(9), tzinfo=HELSINKI)
+    return Slot.objects.create(
+        service_line=make_line(),
+        language="fi",
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(minutes=45),
+        capacity=capacity,
     )
 
 
@@ -313,6 +325,36 @@ def test_slots__line_deactivated__removes_its_empty_future_slots() -> None:
 
     assert result.removed == 8
     assert Slot.objects.count() == 1
+
+
+def capacity_refused(slot: Slot, capacity: int) -> bool:
+    try:
+        slot_capacity_check(slot_id=slot.pk, capacity=capacity)
+    except BookingError:
+        return True
+    return False
+
+
+def test_slot__capacity_check__refuses_below_confirmed_and_unexpired_holds() -> None:
+    slot = make_slot(capacity=4)
+    book(slot)
+    book(slot, status=Booking.Status.HELD)
+    book(slot, status=Booking.Status.CANCELLED)  # frees its place
+
+    with pytest.raises(BookingError, match="take 2 places"):
+        slot_capacity_check(slot_id=slot.pk, capacity=1)
+    assert [capacity_refused(slot, capacity) for capacity in (0, 1, 2, 3)] == [True, True, False, False]
+
+
+def test_slot__capacity_check__accepts_once_the_hold_has_expired() -> None:
+    slot = make_slot(capacity=3)
+    book(slot)
+    book(slot, status=Booking.Status.HELD, hold_expires_at=dt.datetime(2027, 2, 7, 12, 5, tzinfo=HELSINKI))
+
+    assert capacity_refused(slot, 1)
+    with time_machine.travel(dt.datetime(2027, 2, 7, 12, 5, tzinfo=HELSINKI), tick=False):  # the hold just ran out
+        assert not capacity_refused(slot, 1)
+    assert Slot.objects.get(pk=slot.pk).capacity == 3  # a check: the caller saves the new capacity
 
 
 def test_generate_slots_command__prints_the_counts(settings) -> None:

@@ -186,6 +186,36 @@ def test_message__committed__its_send_task_is_queued_with_its_ids_and_nothing_on
 
 
 @pytest.mark.redis
+def test_booking__confirmed__one_send_task_with_both_message_ids_after_commit(broker) -> None:
+    broker_url = broker()
+
+    booking = _confirmed_booking(language="fi")
+
+    ids = sorted(Message.objects.filter(key__startswith=f"booking:{booking.pk}:").values_list("pk", flat=True))
+    assert len(ids) == 2  # the SMS and the e-mail
+    assert _queued_task_arguments(broker_url) == [("kelabooking.tasks.send_messages_task", f"({ids},)")]
+
+
+@pytest.mark.redis
+def test_booking__confirmed_while_broker_down__booked_and_the_sweep_queues_its_messages_later(broker, settings) -> None:
+    settings.MESSAGE_SWEEP_AGE_SECONDS = 0
+    broker(False)
+
+    booking = _confirmed_booking(language="fi")  # the publish after commit fails: logged, not raised
+
+    booking.refresh_from_db()
+    assert booking.status == "confirmed"
+    written = Message.objects.filter(key__startswith=f"booking:{booking.pk}:")
+    assert set(written.values_list("status", flat=True)) == {Message.Status.PENDING}
+    broker_url = broker(True)
+    assert _queued_tasks(broker_url) == []  # nothing reached the broker while it was down
+
+    ids = sorted(written.values_list("pk", flat=True))
+    assert messages_sweep() == ids
+    assert _queued_task_arguments(broker_url) == [("kelabooking.tasks.send_messages_task", f"({ids},)")]
+
+
+@pytest.mark.redis
 def test_message__dispatch__hands_due_messages_to_send_tasks_in_batches(broker) -> None:
     broker(False)  # written while the broker is down: no nudge reaches it
     with transaction.atomic():

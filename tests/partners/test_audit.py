@@ -189,3 +189,56 @@ def test_audit_event_record__identity_code_in_details__refused_and_nothing_writt
     recorded = audit_event_record(acting=acting, action=AuditEvent.Action.LOGIN, details={"step": "start"})
     assert AuditEvent.objects.get().pk == recorded.pk
     assert AuditEvent.objects.get().details == {"step": "start"}
+
+
+def test_audit_event_record__from_the_acting_context__actor_organisation_and_request_kept() -> None:
+    from partners.services import audit_event_record
+    from tests.factories import OrganisationFactory, PartnerFactory, acting_for
+
+    partner, organisation = PartnerFactory(first_name="Maija", last_name="Kumppani"), OrganisationFactory()
+    acting = acting_for(partner, organisation=organisation, request_id="req-42", ip_address="192.0.2.7")
+
+    recorded = audit_event_record(acting=acting, action=AuditEvent.Action.TERMS_ACCEPTED)
+    refused = audit_event_record(
+        acting=acting,
+        action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
+        outcome=AuditEvent.Outcome.REFUSED,
+        organisation_business_id="0211675-2",
+        organisation_name="Tampere",
+    )
+
+    recorded.refresh_from_db()
+    assert (recorded.actor, recorded.actor_name, recorded.actor_identity_code) == (
+        partner,
+        "Maija Kumppani",
+        partner.identity_code,
+    )
+    assert (recorded.organisation_business_id, recorded.organisation_name) == (
+        organisation.business_id,
+        organisation.name,
+    )
+    assert (recorded.request_id, recorded.ip_address, recorded.outcome) == ("req-42", "192.0.2.7", "success")
+    # A refused choice records the organisation that was chosen, not the one the session acts for.
+    assert (refused.organisation_business_id, refused.organisation_name, refused.outcome) == (
+        "0211675-2",
+        "Tampere",
+        AuditEvent.Outcome.REFUSED,
+    )
+
+
+def test_audit_event_record__rolled_back_with_the_change_it_records() -> None:
+    """Written in the caller's transaction: a change that fails takes its event with it."""
+    from partners.services import audit_event_record
+    from tests.factories import acting_for
+
+    acting = acting_for()
+
+    def change_that_fails() -> None:
+        with transaction.atomic():
+            audit_event_record(acting=acting, action=AuditEvent.Action.BOOKING_CANCELLED)
+            raise RuntimeError("the change failed after its event was written")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
+
+    assert not AuditEvent.objects.exists()
