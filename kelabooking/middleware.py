@@ -5,6 +5,7 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
@@ -77,14 +78,16 @@ class ResilientSessionMiddleware(SessionMiddleware):
     """
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        # The database backend reports a failed save as UpdateError, which Django's middleware raises as
+        # SessionInterrupted (a 400): that, not the DatabaseError under it, is what usually reaches us.
         try:
             return super().process_response(request, response)
-        except DatabaseError:
+        except (DatabaseError, SessionInterrupted):
             logger.warning("Saving the session failed; trying once more", exc_info=True)
             if not connection.in_atomic_block:  # a cut connection: the next query opens a new one
                 connection.close()
         try:
             return super().process_response(request, response)
-        except DatabaseError:
+        except (DatabaseError, SessionInterrupted):
             logger.error("Saving the session failed twice; the response goes out without it", exc_info=True)
             return response
