@@ -355,8 +355,12 @@ OIDC_RP_SIGNING_KEY = env_str("OIDC_RP_SIGNING_KEY")
 OIDC_RP_ENCRYPTION_KEY = env_str("OIDC_RP_ENCRYPTION_KEY")
 OIDC_RP_KEY_DIR = Path(env_str("OIDC_RP_KEY_DIR", str(BASE_DIR / "var")))
 OIDC_RP_GENERATE_KEYS = env_bool("OIDC_RP_GENERATE_KEYS", DEBUG or SUOMIFI_SANDBOX)
-# Expect ID tokens (and signed userinfo) encrypted to the RP's encryption key (JWE).
+# Expect ID tokens (and signed userinfo) encrypted to the RP's encryption key (JWE). Key management RSA-OAEP-256;
+# RSA-OAEP (SHA-1) only when allowed here; in either case only what the provider advertises in discovery.
 OIDC_RP_ID_TOKEN_ENCRYPTED = env_bool("OIDC_RP_ID_TOKEN_ENCRYPTED", False)
+OIDC_RP_JWE_ALLOW_RSA_OAEP = env_bool("OIDC_RP_JWE_ALLOW_RSA_OAEP", False)
+# Send the authorization request as a signed request object (RFC 9101, `request=`); the sandbox then requires one.
+OIDC_RP_REQUEST_OBJECT = env_bool("OIDC_RP_REQUEST_OBJECT", False)
 OIDC_RP_SIGN_ALGO = "RS256"
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid profile")
 OIDC_ACR_VALUES = env_list("OIDC_ACR_VALUES", "http://ftn.ficora.fi/2017/loa3,http://ftn.ficora.fi/2017/loa2")
@@ -372,6 +376,10 @@ OIDC_USE_NONCE = True
 OIDC_STORE_ID_TOKEN = True
 OIDC_CREATE_USER = True
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+# mozilla-django-oidc's logout view sends the browser to the provider's end_session_endpoint as built here. (Not
+# LOGOUT_REDIRECT_URL: Django's admin logout would follow it too.)
+OIDC_OP_LOGOUT_URL_METHOD = "partners.views.provider_logout_url"
+LOGIN_REDIRECT_URL = "partners:work"
 # Temporary (9xx) identity codes: DVV's test people use them; never accepted in production.
 ALLOW_TEST_IDENTITY_CODES = env_bool("ALLOW_TEST_IDENTITY_CODES", SUOMIFI_SANDBOX)
 AUTHENTICATION_BACKENDS = ["partners.suomifi.SuomiFiBackend", "django.contrib.auth.backends.ModelBackend"]

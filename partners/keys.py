@@ -1,4 +1,5 @@
-"""The relying party's own keys: RS256 for `private_key_jwt` client assertions, RSA-OAEP for encrypted ID tokens.
+"""The relying party's own keys: RSA for signing (`private_key_jwt` client assertions, request objects) and for
+encrypted ID tokens.
 
 Production gives them as PEM (the text, or a file path) in OIDC_RP_SIGNING_KEY and OIDC_RP_ENCRYPTION_KEY. When
 they are empty, a key pair is generated once under OIDC_RP_KEY_DIR (`var/`), so the embedded default and the
@@ -15,7 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from joserfc.jwk import KeySet, RSAKey
 
-SIGNING_ALG = "RS256"
+# What we sign with, best first: RS256 unless the provider advertises only the PSS forms (or stronger hashes).
+SIGNING_ALGS = ("RS256", "PS256", "RS384", "PS384", "RS512", "PS512")
 ENCRYPTION_ALG = "RSA-OAEP-256"
 
 
@@ -50,21 +52,27 @@ def _publish_new_key(path: Path) -> None:
         draft.unlink(missing_ok=True)
 
 
-def with_use(key: RSAKey, *, use: str, alg: str) -> RSAKey:
-    """The key labelled for one use and algorithm, with its RFC 7638 thumbprint as `kid`."""
-    return RSAKey.import_key(key.as_dict(private=True), {"use": use, "alg": alg, "kid": key.thumbprint()})
+def with_use(key: RSAKey, *, use: str, alg: str | None) -> RSAKey:
+    """The key labelled for one use (and one algorithm, when given), with its RFC 7638 thumbprint as `kid`."""
+    parameters = {"use": use, "kid": key.thumbprint()}
+    if alg:
+        parameters["alg"] = alg
+    return RSAKey.import_key(key.as_dict(private=True), parameters)
 
 
 @functools.cache
 def signing_key() -> RSAKey:
+    """No `alg` on the key: the same key signs RS256 or the PSS form the provider advertises."""
     key = load_or_generate_rsa_key(settings.OIDC_RP_SIGNING_KEY, generated_name="rp-signing.pem")
-    return with_use(key, use="sig", alg=SIGNING_ALG)
+    return with_use(key, use="sig", alg=None)
 
 
 @functools.cache
 def encryption_key() -> RSAKey:
+    """Labelled RSA-OAEP-256, unless the operator also allows RSA-OAEP (SHA-1): then the key names no algorithm, so
+    that a provider which reads `alg` from our JWKS may use either."""
     key = load_or_generate_rsa_key(settings.OIDC_RP_ENCRYPTION_KEY, generated_name="rp-encryption.pem")
-    return with_use(key, use="enc", alg=ENCRYPTION_ALG)
+    return with_use(key, use="enc", alg=None if settings.OIDC_RP_JWE_ALLOW_RSA_OAEP else ENCRYPTION_ALG)
 
 
 def public_jwks() -> dict:

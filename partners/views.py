@@ -16,7 +16,11 @@ from django.utils import translation
 from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+from mozilla_django_oidc.views import (
+    OIDCAuthenticationCallbackView,
+    OIDCAuthenticationRequestView,
+    OIDCLogoutView,
+)
 
 from partners import context, keys, valtuudet
 from partners.context import Step, requires_step
@@ -24,11 +28,18 @@ from partners.forms import TermsForm
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
 from partners.services import Decision, audit_event_record, organisation_decide
-from partners.suomifi import SuomiFiError, end_session_url, provider_config
+from partners.suomifi import (
+    SuomiFiError,
+    check_authorization_response_issuer,
+    end_session_url,
+    provider_config,
+    signed_authorization_url,
+)
 
 logger = logging.getLogger(__name__)
 
 LANGUAGE_KEY = "partner_language"
+LOGGED_OUT_LANGUAGE_KEY = "logged_out_language"
 OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 VALTUUDET_KEY = "valtuudet"
 
@@ -53,15 +64,18 @@ def _absolute(request: HttpRequest, url_name: str) -> str:
 
 
 class SuomiFiLoginView(OIDCAuthenticationRequestView):
-    """Starts identification: state, nonce and PKCE by the library, endpoints from discovery, `acr_values`."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super(OIDCAuthenticationRequestView, self).__init__(**kwargs)
-        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+    """Starts identification. mozilla-django-oidc makes state, nonce and PKCE and keeps them in the session; this
+    adds the endpoint from discovery, `acr_values` and `ui_locales`, and with OIDC_RP_REQUEST_OBJECT moves the
+    request into a signed request object."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
-            self.OIDC_OP_AUTH_ENDPOINT = provider_config().authorization_endpoint
+            config = provider_config()
+            self.OIDC_OP_AUTH_ENDPOINT = config.authorization_endpoint
+            _remember_language(request)
+            response = super().get(request)
+            if settings.OIDC_RP_REQUEST_OBJECT:
+                response["Location"] = signed_authorization_url(response["Location"], config=config)
         except SuomiFiError as error:
             audit_event_record(
                 acting=context.acting_context(request),
@@ -71,11 +85,14 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
             )
             logger.warning("Suomi.fi login could not start: %s", error)
             return render(request, "partners/login_failed.html", {"reason": error.reason}, status=503)
-        _remember_language(request)
-        return super().get(request)
+        return response
 
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
-        params = {"acr_values": " ".join(settings.OIDC_ACR_VALUES), "ui_locales": get_language()}
+        params = {
+            **super().get_extra_params(request),
+            "acr_values": " ".join(settings.OIDC_ACR_VALUES),
+            "ui_locales": get_language(),
+        }
         if request.GET.get("prompt") == "login":
             params["prompt"] = "login"
         return params
@@ -87,21 +104,27 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
     def get(self, request: HttpRequest) -> HttpResponse:
         _restore_language(request)
         state = request.GET.get("state", "")
-        if request.GET.get("error"):
-            self.failure_reason = "cancelled"
-        elif state not in request.session.get("oidc_states", {}):
+        if not request.GET.get("error") and state not in request.session.get("oidc_states", {}):
             # Not a login this session started: the back button, another tab, or a replayed callback.
             self.failure_reason = "state_missing"
-        else:
-            self.failure_reason = "invalid_response"
+            return self.login_failure()
+        self.failure_reason = "cancelled" if request.GET.get("error") else "invalid_response"
         try:
+            check_authorization_response_issuer(request.GET, config=provider_config())
             return super().get(request)
         except SuspiciousOperation:
             self.failure_reason = "state_missing"
         except SuomiFiError as error:
             self.failure_reason = error.reason
             logger.warning("Suomi.fi login failed: %s", error)
+            self._forget_state(state)
         return self.login_failure()
+
+    def _forget_state(self, state: str) -> None:
+        """A refused answer uses up its login, as the library does for error answers."""
+        states = self.request.session.get("oidc_states", {})
+        if states.pop(state, None) is not None:
+            self.request.session.modified = True
 
     def login_failure(self) -> HttpResponse:
         reason = getattr(self, "failure_reason", "invalid_response")
@@ -132,7 +155,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
         if language:
             self.request.session[LANGUAGE_KEY] = language
         audit_event_record(acting=context.acting_context(self.request), action=AuditEvent.Action.LOGIN)
-        return HttpResponseRedirect(reverse("partners:work"))
+        return HttpResponseRedirect(self.success_url)
 
 
 login_view = never_cache(SuomiFiLoginView.as_view())
@@ -141,7 +164,8 @@ callback_view = never_cache(SuomiFiCallbackView.as_view())
 
 @require_GET
 def jwks_view(request: HttpRequest) -> JsonResponse:
-    """The RP's public keys: Suomi.fi verifies our client assertions and encrypts ID tokens with them."""
+    """The RP's public keys: Suomi.fi verifies our client assertions and request objects and encrypts ID tokens
+    with them."""
     return JsonResponse(keys.public_jwks())
 
 
@@ -252,9 +276,8 @@ def terms_view(request: HttpRequest) -> HttpResponse:
 # --- Leaving ----------------------------------------------------------------------------------------------------
 
 
-def _end_partner_session(request: HttpRequest) -> str:
-    """Audit the logout, unregister the Valtuudet session, end ours; return the id token for the provider."""
-    id_token = request.session.get("oidc_id_token", "")
+def _leave(request: HttpRequest) -> None:
+    """Audit the logout and unregister the Valtuudet session, while the session still knows who is leaving."""
     started = request.session.get(VALTUUDET_KEY)
     acting = context.acting_context(request)
     if acting.authenticated:
@@ -264,27 +287,59 @@ def _end_partner_session(request: HttpRequest) -> str:
             valtuudet.unregister_session(session_id=started["session_id"])
         except valtuudet.ValtuudetError as error:
             logger.warning("Valtuudet session could not be unregistered: %s", error)
-    auth.logout(request)
-    return id_token
 
 
-@require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
-    """End our session, then the Suomi.fi session (`end_session_endpoint`)."""
-    id_token = _end_partner_session(request)
-    logged_out = request.build_absolute_uri(reverse("partners:logged-out"))
-    return redirect(end_session_url(id_token_hint=id_token, post_logout_redirect_uri=logged_out) or logged_out)
+def post_logout_redirect_uri(request: HttpRequest) -> str:
+    """The one return address registered with the provider: the logged-out page in the default language (the
+    partner's language waits in the session, see `logged_out_view`)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return request.build_absolute_uri(reverse("partners:logged-out"))
+
+
+def provider_logout_url(request: HttpRequest) -> str:
+    """OIDC_OP_LOGOUT_URL_METHOD: the provider's end_session_endpoint with the signed ID token as `id_token_hint`,
+    or our own logged-out page when the provider has none or cannot be reached."""
+    returned = post_logout_redirect_uri(request)
+    hint = request.session.get("oidc_id_token", "")
+    return end_session_url(id_token_hint=hint, post_logout_redirect_uri=returned) or returned
+
+
+class SuomiFiLogoutView(OIDCLogoutView):
+    """Ends our session and then, through the provider's end_session_endpoint, the Suomi.fi session (the library
+    logs out and redirects to `provider_logout_url`). POST only."""
+
+    @property
+    def redirect_url(self) -> str:
+        """Where a logout goes when nobody was signed in (so there is no Suomi.fi session to end)."""
+        return reverse("partners:logged-out")
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        language = get_language()
+        _leave(request)
+        response = super().post(request)
+        request.session[LOGGED_OUT_LANGUAGE_KEY] = language
+        return response
+
+
+logout_view = SuomiFiLogoutView.as_view()
 
 
 @require_POST
 def new_customer_view(request: HttpRequest) -> HttpResponse:
     """One customer per login: log out and identify again (`prompt=login`) for the next customer."""
-    _end_partner_session(request)
+    _leave(request)
+    auth.logout(request)
     return redirect(reverse("partners:login") + "?prompt=login")
 
 
 @require_GET
 def logged_out_view(request: HttpRequest) -> HttpResponse:
+    """Back from the provider's logout, at the one registered address: once, on to the page in the language the
+    partner left in."""
+    language = request.session.pop(LOGGED_OUT_LANGUAGE_KEY, None)
+    if language in dict(settings.LANGUAGES) and language != get_language():
+        with translation.override(language):
+            return redirect("partners:logged-out")
     return render(request, "partners/logged_out.html")
 
 

@@ -4,10 +4,20 @@ It serves one client, settings.OIDC_RP_CLIENT_ID, under settings.OIDC_OP_ISSUER 
 authorize (the code flow with PKCE S256 and a nonce, both required), token, userinfo and end_session (logout).
 Authorization codes (single use, 5 minutes) and access tokens live in Django's cache; the sandbox has no models.
 
-ID tokens are RS256 with a `kid`, signed with the OP key generated once under OIDC_RP_KEY_DIR. With
-OIDC_RP_ID_TOKEN_ENCRYPTED on they are nested: the signed JWT encrypted (RSA-OAEP-256, A256GCM, cty JWT) to the RP's
-`use: enc` key from its published JWKS. `private_key_jwt` assertions are checked against that same JWKS, fetched
-fresh on each use by `fetch_rp_jwks()` (SUOMIFI_SANDBOX_RP_JWKS_URL points it elsewhere).
+What certified providers do, it does too:
+- every authorization response, errors included, carries `iss` (RFC 9207, advertised in discovery);
+- signed request objects (`request=`, RFC 9101) are accepted, verified against the RP's published JWKS, and required
+  when OIDC_RP_REQUEST_OBJECT is on (`require_signed_request_object`); they must carry `iss` (the client), `aud`
+  (the issuer) and `exp`;
+- ID tokens are RS256 with a `kid`, signed with the OP key generated once under OIDC_RP_KEY_DIR. With
+  OIDC_RP_ID_TOKEN_ENCRYPTED on they are nested: the signed JWT encrypted (RSA-OAEP-256, A256GCM, cty JWT) to the
+  RP's `use: enc` key, with `iss` and `aud` replicated into the JWE header (RFC 7519 §5.3).
+`private_key_jwt` assertions and request objects are checked against the RP's JWKS, fetched fresh on each use by
+`fetch_rp_jwks()` (SUOMIFI_SANDBOX_RP_JWKS_URL points it elsewhere).
+
+Any parameter value gets an OAuth error (or the sandbox's error page), never a server error: Authlib repeats some
+values in its error descriptions and refuses to build one with characters such as `ä`, `"` or `\\`, so the grant
+below words those errors without the value.
 
 Sandbox leniencies, where a real client registration would be stricter:
 - a redirect_uri is accepted when it is absolute (http or https), its host:port equals the host of the request that
@@ -38,11 +48,15 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     InvalidScopeError,
     TokenMixin,
+    UnsupportedResponseTypeError,
     grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9101 import JWTAuthenticationRequest
+from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError
+from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
 from django.conf import settings
@@ -51,6 +65,7 @@ from django.http import HttpRequest, HttpResponse
 from joserfc import jwe, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
+from joserfc.registry import HeaderParameter
 
 from kelabooking import clock
 from partners.keys import load_or_generate_rsa_key, with_use
@@ -65,8 +80,25 @@ NONCE_MEMORY_SECONDS = 60 * 60
 ASSERTION_JTI_MEMORY_SECONDS = 10 * 60
 
 SIGNING_ALG = "RS256"
+REQUEST_OBJECT_ALGS = ["RS256", "PS256"]
 ENCRYPTION_ALG = "RSA-OAEP-256"
 ENCRYPTION_ENC = "A256GCM"
+# Claims copied into the JWE protected header of an encrypted ID token, as certified providers do (RFC 7519 §5.3).
+JWE_REPLICATED_CLAIMS = {"iss": HeaderParameter("Issuer", "str"), "aud": HeaderParameter("Audience", "str")}
+# The authorization request's parameters that must be strings (in a request object, any JSON could arrive).
+STRING_PARAMETERS = (
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "acr_values",
+    "ui_locales",
+    "prompt",
+)
 LOA3 = "http://ftn.ficora.fi/2017/loa3"
 LOA2 = "http://ftn.ficora.fi/2017/loa2"
 ACR_VALUES_SUPPORTED = [LOA3, LOA2]
@@ -139,8 +171,11 @@ def discovery_document() -> dict[str, Any]:
         "claims_supported": CLAIMS_SUPPORTED,
         "ui_locales_supported": ["fi", "sv", "en"],
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
+        "request_parameter_supported": True,
         "request_uri_parameter_supported": False,
+        "request_object_signing_alg_values_supported": REQUEST_OBJECT_ALGS,
+        "require_signed_request_object": bool(settings.OIDC_RP_REQUEST_OBJECT),
+        "authorization_response_iss_parameter_supported": True,
     }
 
 
@@ -342,7 +377,32 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # Exactly the configured method, like a real client registration.
         return [settings.OIDC_RP_CLIENT_AUTH_METHOD]
 
+    @classmethod
+    def check_authorization_endpoint(cls, request: OAuth2Request) -> bool:
+        """Every authorization request comes to this grant, so that an unsupported response_type is answered here:
+        Authlib's server would put the value in its error description, and fail on one it cannot put there."""
+        return True
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: ClientMixin) -> str:
+        if request.payload.redirect_uri and not client.check_redirect_uri(request.payload.redirect_uri):
+            raise InvalidRequestError("The redirect_uri is not registered for this client.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+
+    def _redirect_uri_for_errors(self) -> str | None:
+        """The request's redirect_uri when it may receive an error (RFC 6749 §4.1.2.1): a known client's, registered."""
+        payload = self.request.payload
+        client = self.server.query_client(payload.client_id)
+        uri = payload.redirect_uri
+        return uri if client is not None and uri and client.check_redirect_uri(uri) else None
+
     def validate_authorization_request(self) -> str:
+        if self.request.payload.response_type != "code":
+            raise UnsupportedResponseTypeError(
+                self.request.payload.response_type,
+                "Only response_type 'code' is supported.",
+                redirect_uri=self._redirect_uri_for_errors(),
+            )
         redirect_uri = super().validate_authorization_request()
         if not is_openid_scope(self.request.payload.scope):
             raise InvalidScopeError("The scope must contain 'openid'.", redirect_uri=redirect_uri)
@@ -429,11 +489,11 @@ class _OpenIDCode(OpenIDCode):
         signed = super().encode_id_token(token, request)
         if not settings.OIDC_RP_ID_TOKEN_ENCRYPTED:
             return signed
-        return encrypt_for_rp(signed)
+        return encrypt_for_rp(signed, client_id=request.client.get_client_id())
 
 
-def encrypt_for_rp(signed_jwt: str) -> str:
-    """The nested JWT: the signed ID token encrypted to the RP's `use: enc` key."""
+def encrypt_for_rp(signed_jwt: str, *, client_id: str) -> str:
+    """The nested JWT: the signed ID token encrypted to the RP's `use: enc` key, `iss` and `aud` in its header."""
     try:
         keys = _rp_keys("enc").keys
     except RpJwksError as error:
@@ -441,10 +501,11 @@ def encrypt_for_rp(signed_jwt: str) -> str:
     if not keys:
         raise InvalidClientError(description="The client's JWKS has no RSA key with use 'enc'.")
     key = keys[0]
-    header = {"alg": ENCRYPTION_ALG, "enc": ENCRYPTION_ENC, "cty": "JWT"}
+    header = {"alg": ENCRYPTION_ALG, "enc": ENCRYPTION_ENC, "cty": "JWT", "iss": issuer(), "aud": client_id}
     if key.kid:
         header["kid"] = key.kid
-    return jwe.encrypt_compact(header, signed_jwt, key, algorithms=[ENCRYPTION_ALG, ENCRYPTION_ENC])
+    registry = jwe.JWERegistry(header_registry=JWE_REPLICATED_CLAIMS, algorithms=[ENCRYPTION_ALG, ENCRYPTION_ENC])
+    return jwe.encrypt_compact(header, signed_jwt, key, registry=registry)
 
 
 class _PrivateKeyJwt(JWTBearerClientAssertion):
@@ -460,13 +521,76 @@ class _PrivateKeyJwt(JWTBearerClientAssertion):
         return cache.add(key, True, ASSERTION_JTI_MEMORY_SECONDS)
 
     def resolve_client_public_key(self, client: ClientMixin) -> KeySet:
+        return rp_signing_keys()
+
+
+def rp_signing_keys() -> KeySet:
+    """The RP's published signing keys, for its client assertions and request objects."""
+    try:
+        keys = _rp_keys("sig")
+    except RpJwksError as error:
+        raise InvalidClientError(description=_ascii(str(error))) from error
+    if not keys.keys:
+        raise InvalidClientError(description="The client's JWKS has no RSA key with use 'sig'.")
+    return keys
+
+
+class _RequestObject(JWTAuthenticationRequest):
+    """Signed request objects (RFC 9101) by value, verified with the RP's published signing keys; required when
+    OIDC_RP_REQUEST_OBJECT is on. Their claims replace the query's parameters (§6.3)."""
+
+    def __init__(self) -> None:
+        super().__init__(support_request=True, support_request_uri=False)
+
+    @property
+    def claims_validator(self) -> jwt.JWTClaimsRegistry:
+        # Stricter than RFC 9101 requires (iss, aud and exp are only recommended there): the RP sends all three.
+        return jwt.JWTClaimsRegistry(
+            now=_now,
+            leeway=60,
+            client_id={"essential": True},
+            iss={"essential": True, "value": settings.OIDC_RP_CLIENT_ID},
+            aud={"essential": True, "value": issuer()},
+            exp={"essential": True},
+        )
+
+    def parse_authorization_request(self, authorization_server: AuthorizationServer, request: OAuth2Request) -> None:
+        state = request.payload.state
         try:
-            keys = _rp_keys("sig")
-        except RpJwksError as error:
-            raise InvalidClientError(description=_ascii(str(error))) from error
-        if not keys.keys:
-            raise InvalidClientError(description="The client's JWKS has no RSA key with use 'sig'.")
-        return keys
+            super().parse_authorization_request(authorization_server, request)
+        except (ValueError, TypeError) as error:
+            # joserfc answers some malformed compact strings with ValueError rather than its own errors.
+            raise InvalidRequestObjectError(state=state) from error
+        for name in STRING_PARAMETERS:
+            if not isinstance(request.payload.data.get(name, ""), str):
+                raise InvalidRequestObjectError(f"The request object's '{name}' is not a string.", state=state)
+
+    def resolve_client_public_key(self, client: ClientMixin) -> KeySet:
+        return rp_signing_keys()
+
+    def get_server_metadata(self) -> dict[str, Any]:
+        return discovery_document()
+
+    def get_client_require_signed_request_object(self, client: ClientMixin) -> bool:
+        return bool(settings.OIDC_RP_REQUEST_OBJECT)
+
+
+class _IssuerParameter(IssuerParameter):
+    """RFC 9207 on every authorization response. Authlib's extension reads `response.location`; Django's responses
+    carry a Location header instead."""
+
+    def get_issuer(self) -> str:
+        return issuer()
+
+    def add_issuer_parameter(self, authorization_server: AuthorizationServer, response: HttpResponse) -> None:
+        with_issuer(response)
+
+
+def with_issuer(response: HttpResponse) -> HttpResponse:
+    """An authorization response (a redirect back to the client) with `iss` added (RFC 9207 §2)."""
+    if response.has_header("Location"):
+        response["Location"] = uri_with_params(response["Location"], {"iss": issuer()})
+    return response
 
 
 def _ascii(text: str) -> str:
@@ -509,6 +633,8 @@ class SandboxAuthorizationServer(AuthorizationServer):
         self.register_token_generator("default", self._generate_token)
         self.register_grant(_AuthorizationCodeGrant, [_RequireS256(required=True), _OpenIDCode()])
         self.register_client_auth_method(_PrivateKeyJwt.CLIENT_AUTH_METHOD, _PrivateKeyJwt())
+        self.register_extension(_RequestObject())
+        self.register_extension(_IssuerParameter())
 
     def query_client(self, client_id: str | None) -> SandboxClient | None:
         if not client_id or client_id != settings.OIDC_RP_CLIENT_ID:

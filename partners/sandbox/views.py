@@ -48,8 +48,9 @@ def _page_language(requested: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _language(requested: str) -> Iterator[str | None]:
-    language = _page_language(requested)
+def _language(*requested: str) -> Iterator[str | None]:
+    """The page in the first of the preference lists that names fi, sv or en."""
+    language = next((found for found in map(_page_language, requested) if found), None)
     if language is None:
         yield None
     else:
@@ -169,22 +170,26 @@ def oidc_jwks_view(request: HttpRequest) -> JsonResponse:
 
 
 def _oidc_error(request: HttpRequest, server: oidc.SandboxAuthorizationServer, error: OAuth2Error) -> HttpResponse:
-    """Back to the RP when its redirect_uri is known to be good (RFC 6749 §4.1.2.1), otherwise a page."""
+    """Back to the RP, with `iss`, when its redirect_uri is known to be good (RFC 6749 §4.1.2.1); otherwise a page."""
     if error.redirect_uri:
-        return server.handle_response(*error())
+        return oidc.with_issuer(server.handle_response(*error()))
     return _error_page(request, error=error.error, description=error.description or "", parameter="ui_locales")
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def oidc_authorize_view(request: HttpRequest) -> HttpResponse:
-    """The authorization request; the test identifier page; its answer redirects back with a code (or an error)."""
-    with _language(request.GET.get("ui_locales", "")):
-        server = oidc.authorization_server(request)
-        try:
-            grant = server.get_consent_grant(request)
-        except OAuth2Error as error:
+    """The authorization request; the test identifier page; its answer redirects back with a code (or an error).
+
+    The page's language is the request's `ui_locales`, from the request object when there is one; a plain
+    `ui_locales` (the page's own language links add one) comes first."""
+    server = oidc.authorization_server(request)
+    try:
+        grant = server.get_consent_grant(request)
+    except OAuth2Error as error:
+        with _language(request.GET.get("ui_locales", "")):
             return _oidc_error(request, server, error)
+    with _language(request.GET.get("ui_locales", ""), grant.request.payload.data.get("ui_locales", "")):
         form = TestIdentifierForm(request.POST if request.method == "POST" else None)
         if request.method == "POST":
             if request.POST.get("action") == "cancel":

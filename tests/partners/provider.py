@@ -1,5 +1,9 @@
 """An OpenID provider at the protocol level for relying-party tests: discovery, JWKS, token and userinfo over HTTP,
-with ID tokens that each test can shape (and break) as it likes."""
+with ID tokens that each test can shape (and break) as it likes.
+
+By default it behaves as certified providers do: encrypted ID tokens carry `iss` and `aud` in their JWE header
+(RFC 7519 §5.3). A test turns on the rest: signing keys without `kid`, `iss` in the authorization response
+(RFC 9207, `finish_login(..., iss=...)`), discovery metadata such as the algorithms it advertises."""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.urls import reverse
+from django.utils import translation
 from joserfc import jwe, jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import RSAKey
+from joserfc.registry import JWE_HEADER_REGISTRY, HeaderParameter
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from partners import keys
+from partners.models import AuditEvent
 
 IDENTITY_CLAIM = "urn:oid:1.2.246.21"
 # DVV-style test people: temporary (9xx) identity codes, valid per python-stdnum.
@@ -25,8 +33,15 @@ OTHER_TEST_CODE = "131052-930V"
 REAL_FORM_CODE = "050505-123H"  # a non-temporary individual number (fictitious person)
 
 
-def new_key(kid: str) -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"}, private=True)
+def new_key(kid: str | None) -> RSAKey:
+    """An RS256 signing key; `kid=None` for one published without a key id (OpenID Connect does not require one)."""
+    parameters = {"use": "sig", "alg": "RS256", **({"kid": kid} if kid else {})}
+    return RSAKey.generate_key(2048, parameters=parameters, private=True)
+
+
+def public_jwk(key: RSAKey) -> dict[str, Any]:
+    """The public key as published, without a `kid` when it has none (joserfc's KeySet would add a thumbprint)."""
+    return key.as_dict(private=False)
 
 
 @dataclass
@@ -37,22 +52,27 @@ class FakeProvider:
     published: list[RSAKey] = field(default_factory=list)
     claims_override: dict[str, Any] = field(default_factory=dict)
     signing_key: RSAKey | None = None  # sign with another key than the published one
-    header_override: dict[str, Any] = field(default_factory=dict)
+    header_override: dict[str, Any] = field(default_factory=dict)  # a None value drops the header parameter
+    metadata: dict[str, Any] = field(default_factory=dict)  # added to (or, with None, dropped from) discovery
     encrypt: bool = False
+    jwe_alg: str = "RSA-OAEP-256"
+    jwe_enc: str = "A256GCM"
+    jwe_header_override: dict[str, Any] = field(default_factory=dict)  # a None value drops the header parameter
     token_status: int = 200
     userinfo: dict[str, Any] | None = None
+    userinfo_signed: bool = False  # answer userinfo as a signed JWT (application/jwt)
+    userinfo_signing_key: RSAKey | None = None  # sign that answer with another key than the published one
+    userinfo_broken: tuple[int, str] | None = None  # answer userinfo with this status and (non-JSON) body
     token_requests: list[Request] = field(default_factory=list)
     last_nonce: str = ""
 
     def __post_init__(self) -> None:
         self.published = self.published or [self.key]
         server = self.httpserver
-        server.expect_request("/op/.well-known/openid-configuration").respond_with_json(self.discovery())
-        server.expect_request("/op/jwks").respond_with_handler(
-            lambda request: Response(
-                json.dumps(KeySet(self.published).as_dict(private=False)), mimetype="application/json"
-            )
+        server.expect_request("/op/.well-known/openid-configuration").respond_with_handler(
+            lambda request: Response(json.dumps(self.discovery()), mimetype="application/json")
         )
+        server.expect_request("/op/jwks").respond_with_handler(self._jwks)
         server.expect_request("/op/token", method="POST").respond_with_handler(self._token)
         server.expect_request("/op/userinfo").respond_with_handler(self._userinfo)
 
@@ -61,14 +81,16 @@ class FakeProvider:
         return self.httpserver.url_for("/op")
 
     def discovery(self) -> dict[str, Any]:
-        return {
+        document = {
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
             "jwks_uri": f"{self.issuer}/jwks",
             "userinfo_endpoint": f"{self.issuer}/userinfo",
             "end_session_endpoint": f"{self.issuer}/logout",
+            **self.metadata,
         }
+        return {name: value for name, value in document.items() if value is not None}
 
     def configure(self, settings: Any) -> None:
         settings.OIDC_OP_ISSUER = self.issuer
@@ -79,8 +101,35 @@ class FakeProvider:
         settings.OIDC_RP_CLIENT_SECRET = "s3cret/with:odd&chars"
         settings.OIDC_RP_CLIENT_AUTH_METHOD = "client_secret_basic"
         settings.OIDC_RP_ID_TOKEN_ENCRYPTED = False
+        settings.OIDC_RP_JWE_ALLOW_RSA_OAEP = False
+        settings.OIDC_RP_REQUEST_OBJECT = False
         settings.ALLOW_TEST_IDENTITY_CODES = True
         settings.OIDC_ACR_ALLOWED = ["http://ftn.ficora.fi/2017/loa2", "http://ftn.ficora.fi/2017/loa3"]
+
+    def sign(self, claims: dict[str, Any], *, key: RSAKey | None = None) -> str:
+        key = key or self.signing_key or self.key
+        header = {"alg": "RS256", **({"kid": self.key.kid} if self.key.get("kid") else {}), **self.header_override}
+        return jwt.encode({name: value for name, value in header.items() if value is not None}, claims, key)
+
+    def encrypt_for_rp(self, token: str) -> str:
+        """A nested JWT as certified providers send it: `iss` and `aud` replicated into the protected header."""
+        public = RSAKey.import_key(keys.encryption_key().as_dict(private=False))
+        protected = {
+            "alg": self.jwe_alg,
+            "enc": self.jwe_enc,
+            "cty": "JWT",
+            "kid": public.kid,
+            "iss": self.issuer,
+            "aud": self.client_id,
+            **self.jwe_header_override,
+        }
+        protected = {name: value for name, value in protected.items() if value is not None}
+        # Whatever a test adds to the header is "understood" here, so that even a critical one can be sent.
+        extra = {
+            name: HeaderParameter(name, lambda value: None) for name in protected if name not in JWE_HEADER_REGISTRY
+        }
+        registry = jwe.JWERegistry(header_registry=extra, algorithms=[self.jwe_alg, self.jwe_enc])
+        return jwe.encrypt_compact(protected, token.encode(), public, registry=registry)
 
     def id_token(self, *, nonce: str) -> str:
         now = int(time.time())
@@ -98,18 +147,11 @@ class FakeProvider:
             "family_name": "Meikäläinen",
         }
         claims.update(self.claims_override)
-        claims = {name: value for name, value in claims.items() if value is not None}
-        key = self.signing_key or self.key
-        header = {"alg": "RS256", "kid": self.key.kid, **self.header_override}
-        token = jwt.encode(header, claims, key)
-        if self.encrypt:
-            protected = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT"}
-            public = RSAKey.import_key(keys.encryption_key().as_dict(private=False))
-            token = jwe.encrypt_compact(protected, token.encode(), public, algorithms=["RSA-OAEP-256", "A256GCM"])
-        return token
+        token = self.sign({name: value for name, value in claims.items() if value is not None})
+        return self.encrypt_for_rp(token) if self.encrypt else token
 
     def _jwks(self, request: Request) -> Response:
-        return Response(json.dumps(KeySet(self.published).as_dict(private=False)), mimetype="application/json")
+        return Response(json.dumps({"keys": [public_jwk(key) for key in self.published]}), mimetype="application/json")
 
     def _token(self, request: Request) -> Response:
         self.token_requests.append(request)
@@ -126,9 +168,21 @@ class FakeProvider:
         return Response(json.dumps(body), mimetype="application/json")
 
     def _userinfo(self, request: Request) -> Response:
-        if self.userinfo is None:
-            return Response(json.dumps({"sub": "pseudonym-123"}), mimetype="application/json")
-        return Response(json.dumps(self.userinfo), mimetype="application/json")
+        if self.userinfo_broken:
+            status, body = self.userinfo_broken
+            return Response(body, status=status, mimetype="text/plain")
+        claims = {"sub": "pseudonym-123"} if self.userinfo is None else self.userinfo
+        if self.userinfo_signed:
+            return Response(self.sign(claims, key=self.userinfo_signing_key), mimetype="application/jwt")
+        return Response(json.dumps(claims), mimetype="application/json")
+
+
+# --- Driving the relying party with the test client -----------------------------------------------------------
+
+
+def url(name: str, language: str = "fi") -> str:
+    with translation.override(language):
+        return reverse(name)
 
 
 def authorization_params(response: Any) -> dict[str, str]:
@@ -138,3 +192,23 @@ def authorization_params(response: Any) -> dict[str, str]:
 
 def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def start_login(client, op: FakeProvider, language: str = "fi") -> dict[str, str]:
+    response = client.get(url("partners:login", language))
+    assert response.status_code == 302
+    params = authorization_params(response)
+    if "request" in params:  # a signed request object: its claims are the request
+        params = {**params, **jwt.decode(params["request"], keys.signing_key()).claims}
+    op.last_nonce = params["nonce"]
+    return params
+
+
+def finish_login(client, params: dict[str, str], *, code: str = "the-code", iss: str | None = None):
+    """The provider's redirect back; `iss` as RFC 9207 has providers add it."""
+    answer = {"code": code, "state": params["state"], **({"iss": iss} if iss is not None else {})}
+    return client.get("/oidc/callback/", answer)
+
+
+def login_events(action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action))

@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import Client
 from joserfc import jwe, jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OctKey, RSAKey
 from stdnum.fi import hetu, ytunnus
 
 from kelabooking import clock
@@ -51,6 +52,7 @@ def _sandbox_settings(settings) -> None:
     settings.OIDC_RP_CLIENT_ID, settings.OIDC_RP_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
     settings.OIDC_RP_CLIENT_AUTH_METHOD = "client_secret_basic"
     settings.OIDC_RP_ID_TOKEN_ENCRYPTED = False
+    settings.OIDC_RP_REQUEST_OBJECT = False
     settings.SUOMIFI_SANDBOX_RP_JWKS_URL = "http://127.0.0.1:9/no-jwks-in-this-test"
 
 
@@ -98,6 +100,7 @@ def sign_in(client: Client, *, person: str = HELENA, typed: str = "", **override
     assert response["Location"].startswith(CALLBACK)
     answer = query_of(response["Location"])
     assert answer["state"] == params["state"]
+    assert answer["iss"] == oidc.issuer()
     return answer["code"], {**params, "verifier": verifier}
 
 
@@ -153,6 +156,13 @@ def test_discovery__get__describes_the_sandbox_provider(client: Client, settings
     assert document["id_token_encryption_alg_values_supported"] == ["RSA-OAEP-256"]
     assert "http://ftn.ficora.fi/2017/loa3" in document["acr_values_supported"]
     assert {"urn:oid:1.2.246.21", "given_name", "family_name", "nonce", "acr"} <= set(document["claims_supported"])
+    assert document["authorization_response_iss_parameter_supported"] is True
+    assert document["request_parameter_supported"] is True
+    assert document["request_uri_parameter_supported"] is False
+    assert document["request_object_signing_alg_values_supported"] == ["RS256", "PS256"]
+    assert document["require_signed_request_object"] is False
+    settings.OIDC_RP_REQUEST_OBJECT = True
+    assert client.get("/sandbox/oidc/.well-known/openid-configuration").json()["require_signed_request_object"] is True
 
 
 def test_discovery__issuer_setting_overridden__builds_endpoints_from_it(client: Client, settings) -> None:
@@ -200,6 +210,7 @@ def test_authorize__bad_request_from_known_client__redirects_back_with_error_and
     assert response["Location"].startswith(CALLBACK)
     assert query_of(response["Location"])["error"] == error
     assert query_of(response["Location"])["state"] == "state-123"
+    assert query_of(response["Location"])["iss"] == oidc.issuer()  # RFC 9207, errors included
 
 
 @pytest.mark.parametrize(
@@ -305,7 +316,7 @@ def test_identifier_page__cancel__returns_access_denied_with_state(client: Clien
     assert response.status_code == 302
     assert response["Location"].startswith(CALLBACK)
     answer = query_of(response["Location"])
-    assert (answer["error"], answer["state"]) == ("access_denied", "state-123")
+    assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "state-123", oidc.issuer())
     assert "code" not in answer
 
 
@@ -507,24 +518,189 @@ def test_token__private_key_jwt_registered__refuses_client_secret_basic(client: 
     assert response.json()["error"] == "invalid_client"
 
 
-def test_token__encrypted_id_tokens_on__returns_nested_jwt_for_rp_encryption_key(
+def test_token__encrypted_id_tokens_on__nested_jwt_with_iss_and_aud_in_its_header(
     client: Client, settings, rp_jwks: str
 ) -> None:
+    """As certified providers do (RFC 7519 §5.3): a JOSE library that refuses header fields it does not know cannot
+    open these, which is what the relying party had to learn."""
     settings.OIDC_RP_ID_TOKEN_ENCRYPTED = True
     code, params = sign_in(client)
 
     id_token = exchange(client, code, params["verifier"]).json()["id_token"]
 
-    decrypted = jwe.decrypt_compact(id_token, keys.encryption_key(), algorithms=["RSA-OAEP-256", "A256GCM"])
+    with pytest.raises(JoseError):
+        jwe.decrypt_compact(id_token, keys.encryption_key(), algorithms=["RSA-OAEP-256", "A256GCM"])
+    registry = jwe.JWERegistry(algorithms=["RSA-OAEP-256", "A256GCM"], strict_check_header=False)
+    decrypted = jwe.decrypt_compact(id_token, keys.encryption_key(), registry=registry)
     assert decrypted.protected == {
         "alg": "RSA-OAEP-256",
         "enc": "A256GCM",
         "cty": "JWT",
         "kid": keys.encryption_key().kid,
+        "iss": settings.OIDC_OP_ISSUER,
+        "aud": CLIENT_ID,
     }
     inner = jwt.decode(decrypted.plaintext, op_keys(client))
     assert inner.claims["nonce"] == params["nonce"]
     assert inner.claims["urn:oid:1.2.246.21"] == HELENA
+
+
+# --- Signed request objects (RFC 9101) ------------------------------------------------------------------------
+
+
+def request_object(key: RSAKey | None = None, *, alg: str = "RS256", **overrides: object) -> str:
+    """The authorization request's parameters as the relying party signs them, with `overrides` (None drops one)."""
+    key = key or keys.signing_key()
+    now = int(clock.now().timestamp())
+    claims = {**authorize_params(), "iss": CLIENT_ID, "aud": oidc.issuer(), "iat": now, "exp": now + 300}
+    claims.update(overrides)
+    claims = {name: value for name, value in claims.items() if value is not None}
+    return jwt.encode({"alg": alg, "kid": key.kid, "typ": "oauth-authz-req+jwt"}, claims, key, algorithms=[alg])
+
+
+def jar_url(request: str, **plain: str) -> str:
+    return authorize_url(
+        {"client_id": CLIENT_ID, "response_type": "code", "scope": "openid", "request": request, **plain}
+    )
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_request_object__signed_with_rp_key__its_parameters_are_the_request(
+    client: Client, settings, rp_jwks: str, alg: str
+) -> None:
+    settings.OIDC_RP_REQUEST_OBJECT = True
+    signed = request_object(alg=alg, state="state-from-the-jwt", ui_locales="sv")
+
+    page = client.get(jar_url(signed, state="state-in-the-query", ui_locales="de"))
+    answer = client.post(jar_url(signed), {"person": HELENA, "action": "identify"})
+
+    assert page.status_code == 200
+    assert '<html lang="sv">' in page.content.decode()
+    assert answer.status_code == 302
+    assert answer["Location"].startswith(CALLBACK)
+    assert query_of(answer["Location"])["state"] == "state-from-the-jwt"  # RFC 9101 §6.3: the JWT's, not the query's
+
+
+def test_request_object__required_but_missing__refused(client: Client, settings) -> None:
+    settings.OIDC_RP_REQUEST_OBJECT = True
+
+    response = client.get(authorize_url(authorize_params()))
+
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert b"invalid_request" in response.content
+
+
+def test_request_object__not_required__plain_request_still_works(client: Client) -> None:
+    assert client.get(authorize_url(authorize_params())).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "other-key",
+        "alg-none",
+        "hs256",
+        "expired",
+        "no-exp",
+        "wrong-aud",
+        "wrong-iss",
+        "client-id-mismatch",
+        "not-a-jwt",
+        "nested-request",
+        "redirect-uri-not-a-string",
+        "state-not-a-string",
+    ],
+)
+def test_request_object__that_must_not_pass__refused_with_4xx(
+    client: Client, settings, rp_jwks: str, case: str
+) -> None:
+    settings.OIDC_RP_REQUEST_OBJECT = True
+    now = int(clock.now().timestamp())
+    stranger = RSAKey.generate_key(2048, private=True, parameters={"kid": keys.signing_key().kid})
+    signed = {
+        "other-key": lambda: request_object(stranger),
+        "alg-none": lambda: _unsigned(request_object()),
+        "hs256": lambda: jwt.encode({"alg": "HS256"}, {"client_id": CLIENT_ID}, OctKey.import_key("k" * 32)),
+        "expired": lambda: request_object(iat=now - 900, exp=now - 600),
+        "no-exp": lambda: request_object(exp=None),
+        "wrong-aud": lambda: request_object(aud="https://another.example/op"),
+        "wrong-iss": lambda: request_object(iss="someone-else"),
+        "client-id-mismatch": lambda: request_object(client_id="someone-else"),
+        "not-a-jwt": lambda: 'ä.b\\.c"',
+        "nested-request": lambda: request_object(request="x"),
+        "redirect-uri-not-a-string": lambda: request_object(redirect_uri=["http://testserver/oidc/callback/"]),
+        "state-not-a-string": lambda: request_object(state={"a": 1}),
+    }[case]()
+
+    for response in (
+        client.get(jar_url(signed)),
+        client.post(jar_url(signed), {"person": HELENA, "action": "identify"}),
+    ):
+        assert 400 <= response.status_code < 500, response.content
+        assert not response.get("Location", "").startswith(CALLBACK) or "code=" not in response["Location"]
+
+
+def _unsigned(token: str) -> str:
+    """The same claims with `alg: none` and no signature."""
+    header, payload, _signature = token.split(".")
+    none = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+    return f"{none}.{payload}."
+
+
+# --- Any parameter value: an OAuth error or a 4xx page, never a 500 -------------------------------------------
+
+ODD_VALUES = ["ä", '"', "\\", 'Å"\\x', "\u2028", "€" * 300]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=["a-umlaut", "quote", "backslash", "mixed", "line-separator", "long"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "acr_values",
+        "ui_locales",
+        "prompt",
+        "request",
+    ],
+)
+def test_authorize__odd_characters_in_any_parameter__oauth_error_or_4xx_never_500(
+    client: Client, name: str, value: str
+) -> None:
+    url = authorize_url(authorize_params(**{name: value}))
+
+    for response in (client.get(url), client.post(url, {"person": HELENA, "action": "identify"})):
+        assert response.status_code < 500
+        if response.status_code == 302 and "error=" in response["Location"]:
+            assert response["Location"].startswith(CALLBACK)
+            assert set(query_of(response["Location"])) >= {"error", "iss"}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES[:4], ids=["a-umlaut", "quote", "backslash", "mixed"])
+def test_authorize__odd_response_type_from_known_client__unsupported_response_type_redirect(
+    client: Client, value: str
+) -> None:
+    response = client.get(authorize_url(authorize_params(response_type=value)))
+
+    assert response.status_code == 302
+    answer = query_of(response["Location"])
+    assert (answer["error"], answer["state"]) == ("unsupported_response_type", "state-123")
+
+
+@pytest.mark.parametrize("value", ODD_VALUES[:4], ids=["a-umlaut", "quote", "backslash", "mixed"])
+def test_authorize__odd_redirect_uri__error_page_without_redirect(client: Client, value: str) -> None:
+    response = client.get(authorize_url(authorize_params(redirect_uri=CALLBACK + value)))
+
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert b"The redirect_uri is not registered for this client." in response.content
 
 
 # --- Userinfo and logout --------------------------------------------------------------------------------------

@@ -8,8 +8,7 @@ import time
 from urllib.parse import unquote
 
 import pytest
-from django.urls import reverse
-from django.utils import translation
+from django.core.cache import cache
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
@@ -22,39 +21,15 @@ from tests.partners.provider import (
     TEST_CODE,
     FakeProvider,
     authorization_params,
+    finish_login,
+    login_events,
     new_key,
     s256,
+    start_login,
+    url,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def op(httpserver, settings) -> FakeProvider:
-    provider = FakeProvider(httpserver)
-    provider.configure(settings)
-    return provider
-
-
-def url(name: str, language: str = "fi") -> str:
-    with translation.override(language):
-        return reverse(name)
-
-
-def start_login(client, op: FakeProvider, language: str = "fi") -> dict[str, str]:
-    response = client.get(url("partners:login", language))
-    assert response.status_code == 302
-    params = authorization_params(response)
-    op.last_nonce = params["nonce"]
-    return params
-
-
-def finish_login(client, params: dict[str, str], *, code: str = "the-code"):
-    return client.get("/oidc/callback/", {"code": code, "state": params["state"]})
-
-
-def login_events(action: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=action))
 
 
 def test_login__start__redirects_with_state_nonce_pkce_acr_and_language(client, op: FakeProvider, settings) -> None:
@@ -330,9 +305,72 @@ def test_logout__post__ends_session_and_goes_to_end_session_endpoint(client, op:
     assert location.startswith(f"{op.issuer}/logout?")
     params = authorization_params(response)
     assert params["id_token_hint"] == id_token
-    assert params["post_logout_redirect_uri"] == "http://testserver" + url("partners:logged-out", "sv")
+    assert params["client_id"] == op.client_id
     assert "_auth_user_id" not in client.session
     assert login_events(AuditEvent.Action.LOGOUT)[0].actor == User.objects.get()
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_logout__any_language__one_return_address_and_back_in_that_language(
+    client, op: FakeProvider, language: str
+) -> None:
+    """One post_logout_redirect_uri to register with the provider; the language waits in the session."""
+    finish_login(client, start_login(client, op, language=language))
+
+    params = authorization_params(client.post(url("partners:logout", language)))
+
+    assert params["post_logout_redirect_uri"] == "http://testserver/fi/logged-out/"
+    returned = client.get("/fi/logged-out/")
+    if language == "fi":
+        assert returned.status_code == 200
+    else:
+        assert returned.status_code == 302
+        assert returned["Location"] == url("partners:logged-out", language)
+        page = client.get(returned["Location"])
+        assert page.status_code == 200
+        assert f'<html lang="{language}">' in page.content.decode()
+    assert client.get("/fi/logged-out/").status_code == 200  # once only: later visits stay where they are
+
+
+def test_logout__provider_without_end_session_endpoint__our_page(client, op: FakeProvider) -> None:
+    op.metadata = {"end_session_endpoint": None}
+    finish_login(client, start_login(client, op))
+
+    response = client.post(url("partners:logout", "sv"))
+
+    assert response["Location"] == "http://testserver/fi/logged-out/"
+    assert client.get(response["Location"])["Location"] == url("partners:logged-out", "sv")
+
+
+def test_logout__provider_unreachable__our_page_not_500(client, op: FakeProvider, settings) -> None:
+    finish_login(client, start_login(client, op))
+    settings.OIDC_OP_DISCOVERY_URL = "http://127.0.0.1:9/op/.well-known/openid-configuration"
+    cache.clear()
+
+    response = client.post(url("partners:logout"))
+
+    assert response["Location"] == "http://testserver/fi/logged-out/"
+    assert "_auth_user_id" not in client.session
+
+
+def test_logout__valtuudet_down__still_logs_out(client, op: FakeProvider, settings) -> None:
+    finish_login(client, start_login(client, op))
+    session = client.session
+    session["valtuudet"] = {"session_id": "s-1"}
+    session.save()
+    settings.VALTUUDET_BASE_URL = "http://127.0.0.1:9/valtuudet"
+
+    response = client.post(url("partners:logout"))
+
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+    assert len(login_events(AuditEvent.Action.LOGOUT)) == 1
+
+
+def test_logout__nobody_signed_in__our_page(client, op: FakeProvider) -> None:
+    response = client.post(url("partners:logout", "sv"))
+
+    assert response["Location"] == url("partners:logged-out", "sv")
 
 
 def test_jwks__published__public_signing_and_encryption_keys_only(client) -> None:

@@ -1,0 +1,14 @@
+"""The protocol-level OpenID provider that the relying-party tests sign in against."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.partners.provider import FakeProvider
+
+
+@pytest.fixture
+def op(httpserver, settings) -> FakeProvider:
+    provider = FakeProvider(httpserver)
+    provider.configure(settings)
+    return provider
