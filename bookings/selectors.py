@@ -97,7 +97,9 @@ def customer_booking(*, acting: ActingContext, reference: str) -> Booking:
 
 
 def partner_hold(*, acting: ActingContext) -> Booking | None:
-    """The partner's current hold for the locked customer: a partner holds one time at most (a constraint)."""
+    """The partner's current hold for the locked customer, while the organisation may still book: a partner holds
+    one time at most (a constraint)."""
+    acting_organisation(acting=acting)
     holds = (
         Booking.objects.filter(booked_by=acting.user, customer_id=acting.customer_id, status=Booking.Status.HELD)
         .select_related("slot__service_line")
@@ -109,6 +111,7 @@ def partner_hold(*, acting: ActingContext) -> Booking | None:
 
 def booking_by_key(*, acting: ActingContext, idempotency_key: str | None) -> Booking | None:
     """The locked customer's booking that this partner confirmed with `idempotency_key`, if any."""
+    acting_organisation(acting=acting)
     try:
         key = uuid.UUID(str(idempotency_key))
     except ValueError:

@@ -246,6 +246,7 @@ def _booking_confirm(
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
     if (earlier := _earlier_confirm(acting, idempotency_key)) is not None:
+        acting_organisation(acting=acting)  # a repeat still shows the customer's booking: the registry decides
         return earlier
     slot = Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=hold_id).first()
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)

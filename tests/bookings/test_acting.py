@@ -76,6 +76,8 @@ def test_booking__organisation_removed_from_the_registry_meanwhile__every_step_r
 
     for response in (
         client.get(url("bookings:overview")),
+        client.get(url("bookings:contact")),  # it pre-fills the register's phone and e-mail
+        client.get(url("bookings:check")),
         client.post(url("bookings:time"), {"slot": other_slot.pk}),
         client.post(url("bookings:check"), form),
     ):
