@@ -203,11 +203,13 @@ def _batches(items: list[int]) -> Iterable[list[int]]:
         yield items[start : start + BATCH_SIZE]
 
 
+@transaction.atomic
 def slot_capacity_check(*, slot_id: int, capacity: int) -> None:
     """A slot's capacity is never set below what takes its capacity now (`taking_capacity`): `BookingError`.
 
-    Locks the slot, so call it in the transaction that then saves the capacity (the admin's change form runs in one):
-    no hold or confirm can take a place between the check and the save.
+    Locks the slot; called in the transaction that then saves the capacity (the admin's change form runs in one),
+    the lock lasts until that save commits, so no hold or confirm can take a place in between. Atomic itself, so that
+    on PostgreSQL a caller outside a transaction gets a check rather than an error.
     """
     from bookings.services.booking import BookingError
 
