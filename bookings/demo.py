@@ -99,20 +99,21 @@ def load_bookings_demo() -> None:
     slots_generate(weeks=DEMO_SLOT_WEEKS)
     for data in DEMO_CUSTOMERS:
         fields = {key: value for key, value in data.items() if key not in {"identity_code", "demonstrates"}}
-        Customer.objects.update_or_create(
-            identity_code=data["identity_code"], defaults={**fields, "source": Customer.Source.KELA_REGISTER}
+        customer = Customer.objects.with_identity_code(data["identity_code"]).first()
+        customer = customer or Customer(identity_code=data["identity_code"])
+        for name, value in {**fields, "source": Customer.Source.KELA_REGISTER}.items():
+            setattr(customer, name, value)
+        customer.save()
+    partner = User.objects.with_identity_code(DEMO_PARTNER["identity_code"]).first()
+    if partner is None:
+        partner = User(
+            username=DEMO_PARTNER_USERNAME,
+            identity_code=DEMO_PARTNER["identity_code"],
+            first_name=DEMO_PARTNER["first_name"],
+            last_name=DEMO_PARTNER["last_name"],
         )
-    partner, created = User.objects.get_or_create(
-        identity_code=DEMO_PARTNER["identity_code"],
-        defaults={
-            "username": DEMO_PARTNER_USERNAME,
-            "first_name": DEMO_PARTNER["first_name"],
-            "last_name": DEMO_PARTNER["last_name"],
-        },
-    )
-    if created:
         partner.set_unusable_password()
-        partner.save(update_fields=["password"])
+        partner.save()
     _load_bookings(lines=lines, partner=partner)
 
 
@@ -145,7 +146,7 @@ def _load_service_lines() -> dict[str, ServiceLine]:
 
 
 def _load_bookings(*, lines: dict[str, ServiceLine], partner: User) -> None:
-    customer = Customer.objects.get(identity_code=HISTORY_CUSTOMER)
+    customer = Customer.objects.with_identity_code(HISTORY_CUSTOMER).get()
     organisation = Organisation.objects.get(business_id=DEMO_PARTNER_ORGANISATION)
     references = [row[0] for row in DEMO_BOOKINGS]
     existing = set(Booking.objects.filter(reference__in=references).values_list("reference", flat=True))

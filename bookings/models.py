@@ -10,6 +10,9 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from kelabooking import crypto
+from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField
+
 SERVICE_LANGUAGES = [("fi", _("Finnish")), ("sv", _("Swedish")), ("en", _("English"))]
 
 
@@ -154,6 +157,12 @@ class Slot(models.Model):
         return f"{self.service_line} {self.language} {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
+class CustomerQuerySet(models.QuerySet["Customer"]):
+    def with_identity_code(self, code: str) -> CustomerQuerySet:
+        """The customer with this canonical identity code, found through the keyed index (under any configured key)."""
+        return self.filter(identity_code_digest__in=crypto.digests(code))
+
+
 class Customer(models.Model):
     """Kela's customer register as this system sees it: one row per personal identity code."""
 
@@ -161,7 +170,9 @@ class Customer(models.Model):
         KELA_REGISTER = "kela_register", _("Kela's customer register")
         ENTERED_BY_PARTNER = "entered_by_partner", _("Entered by a partner")
 
-    identity_code = models.CharField(_("personal identity code"), max_length=11, unique=True)
+    # Encrypted at rest; found through its keyed index, unique as the plain column was (kelabooking/crypto.py).
+    identity_code = EncryptedIdentityCodeField(_("personal identity code"))
+    identity_code_digest = IdentityCodeDigestField(_("identity code index"), unique=True)
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     phone = models.CharField(_("telephone"), max_length=20, blank=True, help_text=_("In E.164 form."))
@@ -174,6 +185,8 @@ class Customer(models.Model):
     source = models.CharField(_("source"), max_length=20, choices=Source.choices, default=Source.KELA_REGISTER)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("customer")
@@ -220,8 +233,15 @@ class Booking(models.Model):
     slot = models.ForeignKey(
         Slot, verbose_name=_("time"), on_delete=models.PROTECT, related_name="bookings", db_index=False
     )
+    # Empty only once the retention job has removed the customer: the booking then stays as statistics alone.
     customer = models.ForeignKey(
-        Customer, verbose_name=_("customer"), on_delete=models.PROTECT, related_name="bookings", db_index=False
+        Customer,
+        verbose_name=_("customer"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="bookings",
+        db_index=False,
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     hold_expires_at = models.DateTimeField(_("held until"), null=True, blank=True)
@@ -247,6 +267,8 @@ class Booking(models.Model):
     contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     description = models.TextField(_("description of the matter"), max_length=500, blank=True)
+    # When the retention job erased the contact details and description typed for the booking (RETENTION_CONTACT_DAYS).
+    contact_erased_at = models.DateTimeField(_("contact details erased"), null=True, blank=True)
     idempotency_key = models.UUIDField(_("idempotency key"), null=True, blank=True, unique=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
@@ -277,7 +299,8 @@ class Booking(models.Model):
                 name="booking_hold_expiry_iff_held",
             ),
             models.CheckConstraint(
-                condition=~Q(status="confirmed") | (~Q(contact_phone="") & Q(confirmed_at__isnull=False)),
+                condition=~Q(status="confirmed")
+                | (Q(confirmed_at__isnull=False) & (~Q(contact_phone="") | Q(contact_erased_at__isnull=False))),
                 name="booking_confirmed_has_phone",
             ),
             models.CheckConstraint(

@@ -11,6 +11,7 @@ from django.contrib.admin.views.main import (
     SEARCH_VAR,
     ChangeList,
 )
+from django.contrib.auth import get_permission_codename
 from django.db import DataError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -20,7 +21,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from kelabooking import clock, services
-from kelabooking.models import Message
+from kelabooking.models import Message, RetentionRun
+from kelabooking.permissions import message_kinds_for
 
 # The change list's own parameters (ordering, page, search …): no filter on the data.
 LIST_PARAMETERS = {ORDER_VAR, PAGE_VAR, SEARCH_VAR, ERROR_FLAG, ALL_VAR, TO_FIELD_VAR, IS_POPUP_VAR, IS_FACETS_VAR}
@@ -72,13 +74,44 @@ class ReadOnlyAdminMixin:
 
 @admin.register(Message)
 class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only. Each user sees only the kinds of message they have a reason to read (permissions.message_kinds_for):
+    the recipients are customers' phone numbers and e-mail addresses. A message of another kind is answered as one
+    that does not exist."""
+
+    class KindFilter(admin.ChoicesFieldListFilter):
+        """The kinds the user may read only: no filter link, nor facet count, for messages they never see."""
+
+        def __init__(self, field, request, params, model, model_admin, field_path) -> None:  # noqa: ANN001 - Django's
+            super().__init__(field, request, params, model, model_admin, field_path)
+            self.kinds = message_kinds_for(request.user)
+
+        def choices(self, changelist: ChangeList):  # noqa: ANN201 - Django's generator of dicts
+            choices = super().choices(changelist)
+            yield next(choices)  # "All"
+            for (kind, _label), choice in zip(self.field.flatchoices, choices, strict=True):
+                if kind in self.kinds:
+                    yield choice
+
     list_display = ["created_at", "kind", "channel", "recipient", "language", "status", "attempts", "sent_at"]
     list_display += ["error"]
-    list_filter = ["status", "kind", "channel", "language"]
+    list_filter = ["status", ("kind", KindFilter), "channel", "language"]
     search_fields = ["recipient", "subject"]
     date_hierarchy = "created_at"
     actions = ["resend"]
     readonly_fields = [field.name for field in Message._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        """Everything the admin shows of messages comes from here: the list, its search, filters, facet counts and
+        date hierarchy, the change and history pages, and the rows an action gets."""
+        queryset = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return queryset
+        return queryset.filter(kind__in=message_kinds_for(request.user))
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        """*Resend* needs the change permission. has_change_permission stays False (ReadOnlyAdminMixin), so that the
+        change page stays read-only and no form ever saves a message over what the worker wrote."""
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
 
     @admin.display(description=_("last error"), ordering="last_error")
     def error(self, message: Message) -> str:
@@ -86,7 +119,7 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Above the list: how many messages wait to be sent and how long the oldest has waited (a stuck queue)."""
-        pending = Message.objects.filter(status=Message.Status.PENDING)
+        pending = self.get_queryset(request).filter(status=Message.Status.PENDING)
         oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
         context = {
             "pending_count": pending.count(),
@@ -94,7 +127,7 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         }
         return super().changelist_view(request, extra_context={**context, **(extra_context or {})})
 
-    @admin.action(description=_("Resend the selected failed messages"), permissions=["view"])
+    @admin.action(description=_("Resend the selected failed messages"), permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         failed = list(queryset.filter(status=Message.Status.FAILED).values_list("pk", flat=True))
         for message_id in failed:
@@ -105,3 +138,14 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
             % {"count": len(failed)},
             messages.SUCCESS,
         )
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What each run of the retention job removed or erased (kelabooking/retention.py), read-only."""
+
+    list_display = ["started_at", "finished_at", "dry_run", "expired_holds", "contacts_erased", "customers_removed"]
+    list_display += ["messages_erased", "audit_events_removed"]
+    list_filter = ["dry_run"]
+    date_hierarchy = "started_at"
+    readonly_fields = [field.name for field in RetentionRun._meta.fields]

@@ -37,3 +37,18 @@ def check_shared_cache(app_configs: Sequence[AppConfig] | None = None, **kwargs:
             id="kelabooking.E001",
         )
     ]
+
+
+def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """kelabooking.E002: identity codes are stored encrypted and looked up by a keyed hash; without both key lists
+    (or with a malformed key) nothing can be stored or found, so the app refuses to start."""
+    from kelabooking import crypto
+
+    return [
+        Error(
+            problem,
+            hint="Generate keys with `manage.py rotate_identity_keys --new-keys` and set them in the environment.",
+            id="kelabooking.E002",
+        )
+        for problem in crypto.check_keys()
+    ]

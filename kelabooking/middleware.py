@@ -10,6 +10,7 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from django.utils.cache import add_never_cache_headers
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,22 @@ class InputBoundaryMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         query = [text for key, values in request.GET.lists() for text in (key, *values)]
         if has_control_characters(request.path) or any(has_control_characters(text) for text in query):
+            _tell_the_view(request)
             return render(request, "400.html", status=400)
         return self.get_response(request)
+
+
+def _tell_the_view(request: HttpRequest) -> None:
+    """A view whose refusals must be on record (the sign-in callback: a failed sign-in is audited) declares
+    `on_refused_input(request)`; the boundary calls it for the request it refuses, instead of the view."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return
+    view = getattr(match.func, "view_class", match.func)
+    on_refused_input = getattr(view, "on_refused_input", None)
+    if on_refused_input is not None:
+        on_refused_input(request)
 
 
 class NoStoreForSignedInMiddleware:

@@ -62,6 +62,8 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"))  # indexed after status: message_status_due_idx
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # When the retention job erased the recipient and the texts of a sent message (RETENTION_MESSAGE_DAYS).
+    erased_at = models.DateTimeField(_("erased"), null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -75,10 +77,37 @@ class Message(models.Model):
                 condition=Q(status="sent", sent_at__isnull=False) | (~Q(status="sent") & Q(sent_at__isnull=True)),
                 name="message_sent_at_iff_sent",
             ),
-            models.CheckConstraint(condition=~Q(recipient=""), name="message_recipient_not_empty"),
+            models.CheckConstraint(
+                condition=~Q(recipient="") | Q(erased_at__isnull=False), name="message_recipient_not_empty"
+            ),
             # A constraint, not unique=True: on PostgreSQL that also builds a LIKE index that no query uses.
             models.UniqueConstraint(fields=["key"], name="message_key_unique"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} / {self.get_channel_display()} #{self.pk}"
+
+
+class RetentionRun(models.Model):
+    """One run of the retention job (kelabooking/retention.py): when, with which limits, what it removed or erased."""
+
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    dry_run = models.BooleanField(_("dry run"), default=False, help_text=_("Counted only; nothing was changed."))
+    limits = models.JSONField(
+        _("limits"), default=dict, help_text=_("The retention settings the run applied, in days.")
+    )
+    expired_holds = models.PositiveIntegerField(_("expired holds removed"), default=0)
+    contacts_erased = models.PositiveIntegerField(_("bookings' contact details erased"), default=0)
+    customers_removed = models.PositiveIntegerField(_("customers removed"), default=0)
+    messages_erased = models.PositiveIntegerField(_("messages' texts erased"), default=0)
+    audit_events_removed = models.PositiveIntegerField(_("audit events removed"), default=0)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("retention run")
+        verbose_name_plural = _("retention runs")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M}"

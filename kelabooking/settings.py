@@ -272,7 +272,18 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Each run reminds only the bookings not yet reminded, and only inside the send window below.
     "remind-bookings": {"task": "bookings.tasks.remind_bookings_task", "schedule": crontab(minute="*/10")},
+    "retention-nightly": {"task": "kelabooking.tasks.retention_run_task", "schedule": crontab(hour=3, minute=45)},
 }
+
+# --- Retention (kelabooking/retention.py; README "Retention"), in days ------------------------------------------
+# The contact details and description typed for a booking, after the call.
+RETENTION_CONTACT_DAYS = env_int("RETENTION_CONTACT_DAYS", 90)
+# A customer entered by a partner, after it was entered and after its last call (its bookings stay, without it).
+RETENTION_CUSTOMER_DAYS = env_int("RETENTION_CUSTOMER_DAYS", 2 * 365)
+# A sent message's recipient and texts, after it was sent (its status stays).
+RETENTION_MESSAGE_DAYS = env_int("RETENTION_MESSAGE_DAYS", 90)
+# Audit events (Act 906/2019 § 17 log data). Kela's own retention period is not public: five years by default.
+RETENTION_AUDIT_DAYS = env_int("RETENTION_AUDIT_DAYS", 5 * 365 + 1)
 
 # --- The outbox -----------------------------------------------------------------------------------------------
 MESSAGE_MAX_ATTEMPTS = env_int("MESSAGE_MAX_ATTEMPTS", 8)
@@ -382,6 +393,12 @@ OIDC_OP_LOGOUT_URL_METHOD = "partners.views.provider_logout_url"
 LOGIN_REDIRECT_URL = "partners:work"
 # Temporary (9xx) identity codes: DVV's test people use them; never accepted in production.
 ALLOW_TEST_IDENTITY_CODES = env_bool("ALLOW_TEST_IDENTITY_CODES", SUOMIFI_SANDBOX)
+# Personal identity codes at rest (kelabooking/crypto.py): Fernet keys and HMAC keys, each list newest first.
+# Generated once under var/ when empty and DEBUG or the sandbox is on; production refuses to start without them.
+IDENTITY_CODE_ENCRYPTION_KEYS = env_list("IDENTITY_CODE_ENCRYPTION_KEYS", "")
+IDENTITY_CODE_HMAC_KEYS = env_list("IDENTITY_CODE_HMAC_KEYS", "")
+IDENTITY_CODE_KEY_DIR = Path(env_str("IDENTITY_CODE_KEY_DIR", str(BASE_DIR / "var")))
+IDENTITY_CODE_GENERATE_KEYS = env_bool("IDENTITY_CODE_GENERATE_KEYS", DEBUG or SUOMIFI_SANDBOX)
 AUTHENTICATION_BACKENDS = ["partners.suomifi.SuomiFiBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # --- Partner sign-in: Suomi.fi e-Authorizations (Valtuudet, acting for an organisation) -----------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from kelabooking import services
+from kelabooking import retention, services
 
 
 @shared_task(bind=True, acks_late=True)
@@ -19,3 +19,10 @@ def send_messages_task(self, message_ids: list[int]) -> int:
 @shared_task
 def sweep_messages_task() -> int:
     return len(services.messages_sweep())
+
+
+@shared_task
+def retention_run_task() -> dict[str, int]:
+    """Nightly: apply the retention rules (kelabooking/retention.py); the run is recorded and audited."""
+    run = retention.retention_run()
+    return {name: getattr(run, name) for name in retention.RULES}

@@ -4,17 +4,18 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from bookings.models import Customer
+from kelabooking import crypto
 from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
-from partners.models import AuditEvent, Notice, User
+from partners.models import AuditEvent, Notice, RemovedAuditEvents, User
 
 
 @admin.register(User)
@@ -94,13 +95,14 @@ class AuditEventAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
         form = CustomerSearchForm(request.POST if request.method == "POST" else None)
-        events = None
+        events = removed = None
         if form.is_bound and form.is_valid():
-            customer = Customer.objects.filter(identity_code=form.cleaned_data["identity_code"]).first()
-            events = (
-                AuditEvent.objects.filter(customer=customer).select_related("actor").order_by("-created_at")
-                if customer
-                else AuditEvent.objects.none()
+            # Through the keyed index of the events themselves: one index scan, and the events stay findable after
+            # the retention job has removed the customer.
+            digests = crypto.digests(form.cleaned_data["identity_code"])
+            events = AuditEvent.objects.filter(customer_digest__in=digests).select_related("actor", "booking")
+            removed = RemovedAuditEvents.objects.filter(customer_digest__in=digests).aggregate(
+                events=Sum("events"), oldest=Min("oldest"), newest=Max("newest")
             )
             form = CustomerSearchForm()  # do not echo the code back into the page
         context = {
@@ -109,6 +111,7 @@ class AuditEventAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
             "opts": self.model._meta,
             "form": form,
             "events": events,
+            "removed": removed,
         }
         return TemplateResponse(request, "admin/partners/auditevent/customer_search.html", context)
 
@@ -117,6 +120,17 @@ class NoticeForm(forms.ModelForm):
     class Meta:
         model = Notice
         fields = ["level", "text_fi", "text_sv", "text_en", "valid_from", "valid_until"]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin's split date and time inputs come with bare "Date:" and "Time:" texts, not labels: name each.
+        for name in ("valid_from", "valid_until"):
+            field = self.fields[name]
+            if isinstance(field.widget, forms.MultiWidget):
+                date, time = field.widget.widgets
+                label = capfirst(field.label)
+                date.attrs["aria-label"] = _("%(field)s: date") % {"field": label}
+                time.attrs["aria-label"] = _("%(field)s: time") % {"field": label}
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -4,13 +4,26 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
-from django.db import models
-from django.db.models import F, Q
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, models, transaction
+from django.db.models import F, Func, Q, TextField, Value
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from kelabooking import crypto
+from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField
 from kelabooking.logging import IDENTITY_CODE_RE
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def with_identity_code(self, code: str) -> UserQuerySet:
+        """The partner with this canonical identity code, found through the keyed index (under any configured key)."""
+        return self.filter(identity_code_digest__in=crypto.digests(code))
+
+
+class PartnerUserManager(UserManager.from_queryset(UserQuerySet)):
+    """Django's user manager, with the look-up of a partner by identity code."""
 
 
 class User(AbstractUser):
@@ -20,9 +33,11 @@ class User(AbstractUser):
     Suomi.fi and are matched on their personal identity code, never on e-mail; their username is derived, random.
     """
 
-    identity_code = models.CharField(
-        _("personal identity code"), max_length=11, unique=True, null=True, blank=True, editable=False
-    )
+    # Encrypted at rest; found through its keyed index, unique as the plain column was (kelabooking/crypto.py).
+    identity_code = EncryptedIdentityCodeField(_("personal identity code"), null=True, blank=True, editable=False)
+    identity_code_digest = IdentityCodeDigestField(_("identity code index"), null=True, unique=True)
+
+    objects = PartnerUserManager()
 
     class Meta(AbstractUser.Meta):
         verbose_name = _("user")
@@ -38,12 +53,56 @@ class AppendOnlyError(Exception):
     """The audit trail is never changed or deleted."""
 
 
+class AuditMaintenance:
+    """The two ways the audit trail may change (DESIGN.md §3): the retention job removes expired events and detaches
+    removed customers; the key rotation re-encrypts and re-indexes. Nothing else updates or deletes an event."""
+
+    RETENTION = "retention"
+    ROTATION = "rotation"
+
+
+def audit_maintenance_begin(kind: str) -> None:
+    """Mark the current transaction as one of the two maintenance paths.
+
+    On PostgreSQL the append-only trigger (partners migration 0006) lets an UPDATE (either path) or a DELETE
+    (retention only) through when the transaction-local setting `kelabooking.audit_maintenance` names it; it is set
+    here with PostgreSQL's `set_config(…, is_local => true)`, evaluated once through the ORM, and ends with the
+    transaction. SQLite has no such trigger: there the queryset's own refusal is the guard.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise AppendOnlyError("audit maintenance runs inside the transaction it marks")
+    if connection.vendor != "postgresql":
+        return
+    marker = Func(
+        Value("kelabooking.audit_maintenance"),
+        Value(kind),
+        Value(True),
+        function="set_config",
+        output_field=TextField(),
+    )
+    list(ContentType.objects.annotate(marker=marker).values_list("marker", flat=True)[:1])
+
+
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("audit events cannot be updated")
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit events cannot be deleted")
+
+    def expire(self, *, before: Any) -> int:
+        """Remove the events recorded before `before`: the retention job's path, the only one that removes events
+        (kelabooking/retention.py). Returns how many went."""
+        with transaction.atomic():
+            audit_maintenance_begin(AuditMaintenance.RETENTION)
+            deleted, _by_model = models.QuerySet.delete(self.filter(created_at__lt=before))
+        return deleted
+
+    def rewrite(self, **kwargs: Any) -> int:
+        """Rewrite stored values in place: the key rotation's path (re-encryption and re-indexing), no other."""
+        with transaction.atomic():
+            audit_maintenance_begin(AuditMaintenance.ROTATION)
+            return models.QuerySet.update(self, **kwargs)
 
 
 class AuditEvent(models.Model):
@@ -68,6 +127,7 @@ class AuditEvent(models.Model):
         BOOKING_CANCELLED = "booking_cancelled", _("Booking cancelled")
         BOOKING_MOVED = "booking_moved", _("Booking moved")
         SESSION_EXPIRED = "session_expired", _("Session expired")
+        RETENTION_RUN = "retention_run", _("Retention run")
         LOGOUT = "logout", _("Logged out")
 
     class Outcome(models.TextChoices):
@@ -87,7 +147,7 @@ class AuditEvent(models.Model):
         db_index=False,
     )
     actor_name = models.CharField(_("actor's name"), max_length=300, blank=True)
-    actor_identity_code = models.CharField(_("actor's identity code"), max_length=11, blank=True)
+    actor_identity_code = EncryptedIdentityCodeField(_("actor's identity code"), blank=True)
     organisation_business_id = models.CharField(_("organisation business ID"), max_length=9, blank=True)
     organisation_name = models.CharField(_("organisation"), max_length=200, blank=True)
     action = models.CharField(_("action"), max_length=32, choices=Action.choices)
@@ -96,10 +156,12 @@ class AuditEvent(models.Model):
         verbose_name=_("customer"),
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        # The retention job removes customers after their time; their events stay, found by `customer_digest`.
+        on_delete=models.SET_NULL,
         related_name="audit_events",
         db_index=False,
     )
+    customer_digest = models.CharField(_("customer's identity code index"), max_length=64, blank=True)
     booking = models.ForeignKey(
         "bookings.Booking",
         verbose_name=_("booking"),
@@ -122,6 +184,7 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["customer", "-created_at"], name="audit_customer_time_idx"),
             models.Index(fields=["actor", "-created_at"], name="audit_actor_time_idx"),
+            models.Index(fields=["customer_digest", "-created_at"], name="audit_customer_digest_time_idx"),
         ]
 
     def __str__(self) -> str:
@@ -131,6 +194,8 @@ class AuditEvent(models.Model):
         if self.pk is not None:
             raise AppendOnlyError("audit events cannot be updated")
         self.check_details()
+        if self.customer_id is not None and not self.customer_digest:
+            self.customer_digest = self.customer.identity_code_digest  # found by it after the customer is gone
         super().save(*args, **kwargs)
 
     def check_details(self) -> None:
@@ -139,6 +204,26 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit events cannot be deleted")
+
+
+class RemovedAuditEvents(models.Model):
+    """How many of one customer's audit events a retention run removed, and of which period: "who handled this
+    customer" still tells that there were some. Keyed by the customer's identity code index, as the events were."""
+
+    run = models.ForeignKey(
+        "kelabooking.RetentionRun", verbose_name=_("retention run"), on_delete=models.PROTECT, related_name="+"
+    )
+    customer_digest = models.CharField(_("customer's identity code index"), max_length=64, db_index=True)
+    events = models.PositiveIntegerField(_("events removed"))
+    oldest = models.DateTimeField(_("oldest removed"))
+    newest = models.DateTimeField(_("newest removed"))
+
+    class Meta:
+        verbose_name = _("removed audit events")
+        verbose_name_plural = _("removed audit events")
+
+    def __str__(self) -> str:
+        return f"{self.events} ({self.oldest:%Y-%m-%d}–{self.newest:%Y-%m-%d})"
 
 
 class NoticeQuerySet(models.QuerySet["Notice"]):

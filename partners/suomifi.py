@@ -51,7 +51,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from redis.exceptions import RedisError
 
-from kelabooking import clock
+from kelabooking import clock, crypto
 from kelabooking.identity import normalise_identity_code
 from partners import keys
 from partners.models import User
@@ -73,6 +73,8 @@ SAFE_JWE_ENCS = ("A256GCM", "A192GCM", "A128GCM", "A256CBC-HS512", "A192CBC-HS38
 
 # What a failing cache raises (Django's Redis backend passes redis-py's errors through): the cache is an aid here.
 CACHE_ERRORS = (RedisError, OSError)
+# Where the session keeps the ID token (encrypted) for logout's id_token_hint: mozilla-django-oidc's own key.
+ID_TOKEN_SESSION_KEY = "oidc_id_token"  # noqa: S105 - a session key, not a secret
 
 
 def _numeric_date(value: Any) -> None:
@@ -550,7 +552,7 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         return True
 
     def filter_users_by_claims(self, claims: dict[str, Any]):
-        return self.UserModel.objects.filter(identity_code=self.identity_code(claims))
+        return self.UserModel.objects.with_identity_code(self.identity_code(claims))
 
     def create_user(self, claims: dict[str, Any]) -> User:
         user = self.UserModel(
@@ -562,6 +564,14 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         user.set_unusable_password()
         user.save()
         return user
+
+    def store_tokens(self, access_token: str, id_token: str) -> None:
+        """The ID token is kept for logout's `id_token_hint`; it carries the partner's identity code, so the session
+        keeps it encrypted like every stored identity code (kelabooking/crypto.py)."""
+        if self.get_settings("OIDC_STORE_ACCESS_TOKEN", False):
+            self.request.session["oidc_access_token"] = access_token
+        if self.get_settings("OIDC_STORE_ID_TOKEN", False):
+            self.request.session[ID_TOKEN_SESSION_KEY] = crypto.encrypt(id_token)
 
     def update_user(self, user: User, claims: dict[str, Any]) -> User:
         """Names come from the population register through Suomi.fi: refresh them at every login."""

@@ -22,6 +22,7 @@ from mozilla_django_oidc.views import (
     OIDCLogoutView,
 )
 
+from kelabooking import crypto
 from partners import context, keys, valtuudet
 from partners.context import Step, requires_step
 from partners.forms import TermsForm
@@ -29,6 +30,7 @@ from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
 from partners.services import Decision, audit_event_record, organisation_decide
 from partners.suomifi import (
+    ID_TOKEN_SESSION_KEY,
     SuomiFiError,
     check_authorization_response_issuer,
     end_session_url,
@@ -119,6 +121,17 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             logger.warning("Suomi.fi login failed: %s", error)
             self._forget_state(state)
         return self.login_failure()
+
+    @staticmethod
+    def on_refused_input(request: HttpRequest) -> None:
+        """The input boundary refused the callback (a control character in its parameters): still a failed
+        sign-in, and on record as one. Nothing of what was sent is kept."""
+        audit_event_record(
+            acting=context.acting_context(request),
+            action=AuditEvent.Action.LOGIN_FAILED,
+            outcome=AuditEvent.Outcome.ERROR,
+            details={"reason": "malformed_response"},
+        )
 
     def _forget_state(self, state: str) -> None:
         """A refused answer uses up its login, as the library does for error answers."""
@@ -300,7 +313,11 @@ def provider_logout_url(request: HttpRequest) -> str:
     """OIDC_OP_LOGOUT_URL_METHOD: the provider's end_session_endpoint with the signed ID token as `id_token_hint`,
     or our own logged-out page when the provider has none or cannot be reached."""
     returned = post_logout_redirect_uri(request)
-    hint = request.session.get("oidc_id_token", "")
+    stored = request.session.get(ID_TOKEN_SESSION_KEY, "")
+    try:
+        hint = crypto.decrypt(stored) if stored else ""
+    except crypto.IdentityCodeKeyError:  # written under a key since retired: log out without the hint
+        hint = ""
     return end_session_url(id_token_hint=hint, post_logout_redirect_uri=returned) or returned
 
 

@@ -131,3 +131,12 @@ def smtp_sink(settings):
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def superuser_client(client):
+    """The test client signed in to the admin as a superuser."""
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client

@@ -44,3 +44,8 @@ OIDC_RP_GENERATE_KEYS = True
 # Serve static files straight from the finders: tests never run collectstatic.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+# Fixed identity code keys for the tests (never used anywhere else): the suite writes no key files.
+IDENTITY_CODE_ENCRYPTION_KEYS = ["b8ElJeUWM6nsKPy8Dvo79ST0H8UV63GQAQp6e2ctHoI="]
+IDENTITY_CODE_HMAC_KEYS = ["wI7Gd5ADdjxIipapVluMLosJWs-5wiKabK8WAn_ERNM="]
+IDENTITY_CODE_GENERATE_KEYS = False

@@ -30,7 +30,7 @@ from tests.bookings.test_journey import customer as customer  # noqa: F401 - fix
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
-from tests.factories import UserFactory, acting_for
+from tests.factories import acting_for
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,8 @@ def test_customer_step__any_identity_code__answered_and_refusals_write_nothing(c
 def test_customers__a_code_in_any_script__never_a_second_person(partner, organisation, typed) -> None:
     """However a stored customer's code is written, it names that customer or is refused: never a second row."""
     for code in VALID_CODES:
-        Customer.objects.get_or_create(identity_code=code)
+        if not Customer.objects.with_identity_code(code).exists():
+            Customer.objects.create(identity_code=code)
     before = Customer.objects.count()
     try:
         canonical = normalise_identity_code(typed, allow_temporary=True)
@@ -251,12 +252,6 @@ def test_booking_pages__any_reference__answered(client, at_time_step, reference,
 
 
 # --- The admin's customised pages -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def superuser_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 @examples

@@ -131,13 +131,17 @@ def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Cus
     """The register's customer, or a new one the partner will give name and contact details for. A login that has
     locked a customer gets no other (DESIGN.md §4 rule 6): refused before anything is written."""
     acting_organisation(acting=acting, step=Step.TERMS_ACCEPTED)
-    customer = Customer.objects.filter(identity_code=identity_code).first()
+    customer = Customer.objects.with_identity_code(identity_code).first()
     if acting.customer_id is not None and (customer is None or customer.pk != acting.customer_id):
         raise CustomerLockedError
     if customer is None:
-        customer, _created = Customer.objects.get_or_create(
-            identity_code=identity_code, defaults={"source": Customer.Source.ENTERED_BY_PARTNER}
-        )
+        try:
+            with transaction.atomic():
+                customer = Customer.objects.create(
+                    identity_code=identity_code, source=Customer.Source.ENTERED_BY_PARTNER
+                )
+        except IntegrityError:  # another partner entered the same person a moment ago: the keyed index is unique
+            customer = Customer.objects.with_identity_code(identity_code).get()
     return customer
 
 

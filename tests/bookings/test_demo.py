@@ -74,7 +74,7 @@ def test_load_demo__customers__have_temporary_identity_codes_of_nobody_in_the_sa
         assert not hetu.is_valid(code), code  # temporary: individual number 900–999
         assert 900 <= int(code[7:10]) <= 999
         assert code not in sandbox_codes
-        assert Customer.objects.get(identity_code=code).source == Customer.Source.KELA_REGISTER
+        assert Customer.objects.with_identity_code(code).get().source == Customer.Source.KELA_REGISTER
 
 
 def test_load_demo__customers__tell_the_contact_detail_stories(demo) -> None:

@@ -72,7 +72,7 @@ def test_partner__login_choose_organisation_accept_terms_logout(page: Page, lang
     page.goto(f"/{language}/terms/")  # logged out: the terms send to login, which goes straight to Suomi.fi
     assert "/sandbox/oidc/authorize" in page.url
 
-    partner = User.objects.get(identity_code=HELENA)
+    partner = User.objects.with_identity_code(HELENA).get()
     actions = list(AuditEvent.objects.filter(actor=partner).order_by("pk").values_list("action", flat=True))
     assert actions == ["login", "organisation_chosen", "terms_accepted", "logout"]
 

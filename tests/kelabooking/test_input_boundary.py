@@ -24,7 +24,6 @@ from tests.bookings.test_journey import customer as customer  # noqa: F401 - fix
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +31,6 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     "address",
     [
-        "/oidc/callback/?error=%00",
-        "/oidc/callback/?state=%00&code=x",
         "/en/booking/%00/",
         "/en/booking/%00/cancel/",
         "/en/?q=%01",
@@ -47,6 +44,21 @@ def test_input__control_character_in_address__translated_400_and_nothing_written
     assert response.status_code == 400
     assert "Osoitetta ei voi käyttää" in response.content.decode()
     assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("address", ["/oidc/callback/?error=%00", "/oidc/callback/?state=%00&code=x"])
+def test_sign_in_callback__control_character__translated_400_and_audited_as_a_failed_sign_in(client, address) -> None:
+    with translation.override("fi"):
+        response = client.get(address)
+    assert response.status_code == 400
+    assert "Osoitetta ei voi käyttää" in response.content.decode()
+    event = AuditEvent.objects.get()
+    assert (event.action, event.outcome, event.details) == (
+        AuditEvent.Action.LOGIN_FAILED,
+        AuditEvent.Outcome.ERROR,
+        {"reason": "malformed_response"},
+    )
+    assert event.actor is None
 
 
 @pytest.mark.parametrize("week", ["0001-01-01", "9999-12-31", "2026-02-30", "99999-01-01", "x", ""])
@@ -65,12 +77,6 @@ def test_bounded_date__far_dates__the_fields_error() -> None:
     for value in ("0001-01-01", "9999-12-31"):
         with pytest.raises(Exception, match="between 2000 and 2099"):
             field.clean(value)
-
-
-@pytest.fixture
-def superuser_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 @pytest.mark.parametrize(

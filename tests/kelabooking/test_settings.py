@@ -17,6 +17,9 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "kelabooking.example",
     # Several gunicorn workers share the rate limits through Redis (kelabooking.E001 refuses them without it).
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    # Identity codes are stored encrypted: production gives both key lists (kelabooking.E002 refuses it without).
+    "IDENTITY_CODE_ENCRYPTION_KEYS": "5BzEvyOKEDPJFkVAuRXjOKI9O3HHz8CbySVUfutKBJc=",
+    "IDENTITY_CODE_HMAC_KEYS": "iyYE7Kq8y2Wdpps21aPiS7TQ4hOptmWaSqElNQ4yzy8=",
 }
 DUMP = """
 import json, django

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
+from kelabooking import crypto
 from partners import context, keys
 from partners.models import AuditEvent, User
 from tests.partners.provider import (
@@ -109,7 +110,7 @@ def test_login__same_email_other_identity_code__is_another_user(client, op: Fake
     User.objects.create(username="someone", identity_code=OTHER_TEST_CODE, email="maija@example.org")
     op.claims_override = {"email": "maija@example.org"}
     finish_login(client, start_login(client, op))
-    assert User.objects.filter(identity_code=TEST_CODE).exists()
+    assert User.objects.with_identity_code(TEST_CODE).exists()
     assert User.objects.count() == 2
 
 
@@ -282,7 +283,8 @@ def test_login__encrypted_id_token__decrypted_with_our_key(client, op: FakeProvi
     settings.OIDC_RP_ID_TOKEN_ENCRYPTED = True
     op.encrypt = True
     assert finish_login(client, start_login(client, op)).status_code == 302
-    assert client.session["oidc_id_token"].count(".") == 2  # the signed inner token is kept for id_token_hint
+    # The signed inner token is kept for id_token_hint, encrypted: it carries the identity code.
+    assert crypto.decrypt(client.session["oidc_id_token"]).count(".") == 2
 
 
 def test_login__plain_token_when_encryption_required__refused(client, op: FakeProvider, settings) -> None:
@@ -297,7 +299,7 @@ def test_login__userinfo_about_another_subject__refused(client, op: FakeProvider
 
 def test_logout__post__ends_session_and_goes_to_end_session_endpoint(client, op: FakeProvider) -> None:
     finish_login(client, start_login(client, op))
-    id_token = client.session["oidc_id_token"]
+    id_token = crypto.decrypt(client.session["oidc_id_token"])
     assert client.get(url("partners:logout")).status_code == 405
     response = client.post(url("partners:logout", "sv"))
     assert response.status_code == 302
