@@ -69,7 +69,13 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
 	@touch $@
 
+# Every script runs, one at a time, even after one has missed a target; make fails at the end if any did.
+BENCH_SCRIPTS := contended_booking growth http_journey http_contention
+
 bench: install $(VENV)/.bench-installed
-	$(BIN)/python bench/contended_booking.py
-	$(BIN)/python bench/growth.py
-	$(BIN)/python bench/http_journey.py
+	@failed=""; for script in $(BENCH_SCRIPTS); do \
+	  echo "== bench/$$script.py"; \
+	  $(BIN)/python bench/$$script.py || failed="$$failed $$script"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== missed a target or failed:$$failed"; exit 1; fi; \
+	echo "== every benchmark met its targets"

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import math
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -39,19 +40,34 @@ def _admin(statement: sql.Composable) -> None:
         connection.execute(statement)
 
 
-def drop_database() -> None:
+def drop_database(name: str = BENCH_DB) -> None:
     # WITH (FORCE) ends any connection a crashed run left behind (PostgreSQL 13+).
-    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def create_database() -> None:
-    drop_database()
-    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+def create_database(name: str = BENCH_DB) -> None:
+    drop_database(name)
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def identity_code_keys() -> dict[str, str]:
+    """Fresh keys for identity codes at rest (kelabooking/crypto.py) for this run only, so that no process of the
+    bench generates key files of its own in the work tree (settings without these variables ignore them)."""
+    import base64
+
+    from cryptography.fernet import Fernet
+
+    return {
+        "IDENTITY_CODE_ENCRYPTION_KEYS": Fernet.generate_key().decode("ascii"),
+        "IDENTITY_CODE_HMAC_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii"),
+        "IDENTITY_CODE_GENERATE_KEYS": "0",
+    }
 
 
 def setup_django() -> None:
     """Point Django at the bench database, keep messages in memory, migrate."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "kelabooking.settings"
+    os.environ.update(identity_code_keys())
     os.environ["DEBUG"] = "1"
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
     # Nothing leaves the process: e-mail and SMS in memory, Celery eager (no broker URL), no Redis cache.
@@ -74,9 +90,13 @@ def setup_django() -> None:
 
 
 @contextlib.contextmanager
-def bench_database() -> Iterator[None]:
-    """Create the database, set Django up, and always drop the database at the end, also on error."""
-    create_database()
+def bench_database(*, extra: tuple[str, ...] = ()) -> Iterator[None]:
+    """Create the database (and the `extra` ones, named kelabooking_bench_*), set Django up on the first, and always
+    drop them all at the end, also on error."""
+    names = (BENCH_DB, *extra)
+    assert all(name.startswith(BENCH_DB) for name in names), names
+    for name in names:
+        create_database(name)
     try:
         setup_django()
         yield
@@ -85,8 +105,9 @@ def bench_database() -> Iterator[None]:
             from django.db import connections
 
             connections.close_all()
-        drop_database()
-        print(f"dropped {BENCH_DB}", flush=True)
+        for name in names:
+            drop_database(name)
+        print(f"dropped {', '.join(names)}", flush=True)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -96,6 +117,73 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+# --- How busy the machine was, and with whose work ------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (utime + stime), 0 when it has gone."""
+    with contextlib.suppress(OSError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    return 0.0
+
+
+def busy_seconds() -> float:
+    """CPU time spent by the whole machine, all cores (/proc/stat: everything but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def bench_backends() -> list[int]:
+    """The PostgreSQL backends serving the bench databases (kelabooking_bench*)."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname LIKE %s", (BENCH_DB.replace("_", r"\_") + "%",)
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+class MachineMeter:
+    """The machine's CPU over an interval, split into the benchmark's own (this process and its waited-for children,
+    the processes `pids()` names, e.g. gunicorn's, and the bench databases' PostgreSQL backends) and everyone
+    else's: other people's tests share this machine, and their load shows in every latency measured here."""
+
+    def __init__(self, pids: Any = None) -> None:
+        self.pids = pids or list
+        self.before = self.snapshot()
+
+    def snapshot(self) -> dict[str, Any]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pids = [*self.pids(), *bench_backends()]
+        return {
+            "wall": time.monotonic(),
+            "machine": busy_seconds(),
+            "self": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+            "pids": {pid: cpu_seconds(pid) for pid in pids},
+        }
+
+    def read(self) -> dict[str, float]:
+        """Since the meter started: wall seconds, and CPU seconds of the machine, of ours and of the others."""
+        after = self.snapshot()
+        ours = after["self"] - self.before["self"]
+        ours += sum(cpu - self.before["pids"].get(pid, 0.0) for pid, cpu in after["pids"].items())
+        machine = after["machine"] - self.before["machine"]
+        return {"wall": after["wall"] - self.before["wall"], "machine": machine, "ours": ours, "others": machine - ours}
+
+    def describe(self) -> str:
+        r = self.read()
+        capacity = max(r["wall"] * CORES, 1e-9)
+        return (
+            f"machine {r['machine'] / capacity:.0%} busy over {r['wall']:.0f} s: the benchmark"
+            f" {r['ours'] / capacity:.0%}, other processes {max(r['others'], 0) / capacity:.0%} of the {CORES} cores"
+        )
 
 
 def print_targets(targets: list[tuple[str, bool]]) -> int:
@@ -116,8 +204,73 @@ def temporary_identity_codes(count: int, *, first_birthday: dt.date) -> list[str
     return [temporary_identity_code(index, first_birthday=first_birthday) for index in range(count)]
 
 
+# Partners and customers are made by these two functions only: they are the one place that knows how a person's
+# identity code is written (customers go through the app's own service; partners as the Suomi.fi sign-in makes them).
+
+
+def make_partner(identity_code: str, *, first_name: str = "Bench", last_name: str = "Partner") -> Any:
+    """A partner caseworker as the Suomi.fi sign-in creates one (`partners.suomifi.SuomiFiBackend.create_user`): a
+    random username, the identity code, no usable password."""
+    import uuid
+
+    from partners.models import User
+
+    user = User(
+        username=f"partner-{uuid.uuid4().hex[:20]}",
+        identity_code=identity_code,
+        first_name=first_name,
+        last_name=last_name,
+    )
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+def make_customers(
+    identity_codes: list[str],
+    *,
+    organisation: Any,
+    first_name: str = "Bench",
+    last_name: str = "Customer",
+    phone: str = "+358401110000",
+    email: str = "",
+) -> list[Any]:
+    """Customers in Kela's register: each found or created by `customer_find_or_create`, as a partner's customer
+    step does, then given the register's name and contact details (fields other than the identity code)."""
+    from django.db import transaction
+
+    from bookings.models import Customer
+    from bookings.services import customer_find_or_create
+
+    loader = _loader_partner()
+    acting = acting_for(partner=loader, organisation=organisation, customer=None)
+    customers = []
+    with transaction.atomic():
+        for code in identity_codes:
+            customers.append(customer_find_or_create(acting=acting, identity_code=code))
+        Customer.objects.filter(pk__in=[customer.pk for customer in customers]).update(
+            source=Customer.Source.KELA_REGISTER, first_name=first_name, last_name=last_name, phone=phone, email=email
+        )
+    return list(Customer.objects.filter(pk__in=[customer.pk for customer in customers]).order_by("pk"))
+
+
+_LOADERS: dict[str, Any] = {}  # database name -> its loader partner
+
+
+def _loader_partner() -> Any:
+    """The partner in whose (acting) name the bench's customers are opened: born 1 January 1900, nobody else is."""
+    from django.db import connection
+
+    database = connection.settings_dict["NAME"]
+    if database not in _LOADERS:
+        (code,) = temporary_identity_codes(1, first_birthday=dt.date(1900, 1, 1))
+        _LOADERS[database] = make_partner(code, first_name="Bench", last_name="Loader")
+    return _LOADERS[database]
+
+
 def acting_for(*, partner: Any, organisation: Any, customer: Any) -> Any:
-    """The acting context a view hands the services for a partner past the terms with `customer` locked."""
+    """The acting context a view hands the services for a partner past the terms, with `customer` locked (None: no
+    customer yet)."""
     from kelabooking import clock
     from partners.context import ActingContext, RequestMeta
 
@@ -126,7 +279,7 @@ def acting_for(*, partner: Any, organisation: Any, customer: Any) -> Any:
         organisation_business_id=organisation.business_id,
         organisation_name=organisation.name,
         terms_accepted_at=clock.now().isoformat(),
-        customer_id=customer.pk,
+        customer_id=customer.pk if customer is not None else None,
         meta=RequestMeta(request_id="bench", ip_address="127.0.0.1"),
     )
 
@@ -229,6 +382,7 @@ def server_environment(*, port: int, workdir: Path) -> dict[str, str]:
         "STATIC_ROOT": str(workdir / "static"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "PYTHONPATH": str(ROOT),
+        **identity_code_keys(),
     }
 
 
@@ -300,14 +454,17 @@ class Server:
         self.log.close()
 
 
-def prepare_server_database() -> None:
-    """Migrate the bench database and collect the static files, with the server's settings (already in os.environ)."""
+def prepare_server_database(*, sign_in: bool = True) -> None:
+    """Migrate the bench database and collect the static files, with the server's settings (already in os.environ);
+    with `sign_in`, generate the OIDC keys the sign-ins need."""
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
+    if not sign_in:
+        return
 
     from partners import keys
     from partners.sandbox import oidc as sandbox_oidc

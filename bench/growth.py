@@ -1,36 +1,56 @@
 """Growth: the time picker and the customer overview with 1 000 bookings and with 1 000 000, same probe customer.
 
-Run: .venv/bin/python bench/growth.py [--requests N] [--warmup N]
+Run: .venv/bin/python bench/growth.py [--requests 120] [--turns 6] [--warmup 3] [--explain]
 
-One database, two stages (the large one is the small one plus the other customers' history):
+Two databases, one a stage, loaded the same way (the large one is the small one plus the other customers' history):
 - both stages: one service line (Finnish), 50 000 slots (46 992 past with capacity 25, 16 a day over 2 937 days;
   3 008 from today on with capacity 3 and no bookings), one partner, one organisation, and the probe customer with
   1 000 past bookings (every 46th past slot; 800 confirmed, 200 cancelled).
-- small: only those 1 000 bookings.
-- large: plus 999 000 past bookings (79 % confirmed, 21 % cancelled) of 100 000 other customers (9-10 each), spread
-  evenly over the past slots: 1 000 000 bookings in all.
-The probe customer's pages are measured through Django's test Client against the real views: the time picker
-(`bookings:time`, GET after posting the matter form) and the overview (`bookings:overview`).
+- small (kelabooking_bench): only those 1 000 bookings.
+- large (kelabooking_bench_large): plus 999 000 past bookings (79 % confirmed, 21 % cancelled) of 5 000 other
+  customers (about 200 each), spread evenly over the past slots: 1 000 000 bookings in all.
+Customers and the partner are made by bench/_common.py's helpers (customers through `customer_find_or_create`);
+slots and bookings are generated in PostgreSQL with INSERT ... SELECT generate_series.
+
+The probe's partner session (customer locked, matter chosen) is stored in both databases under one key, and the
+pages are requested through Django's test Client against the real views: the time picker (`bookings:time`) and the
+overview (`bookings:overview`). The stages take --turns turns, switching the connection between the databases, so
+that a change in the speed of this shared machine falls on both alike; each turn starts with --warmup untimed
+requests a page. Both databases are dropped at the end, also on error.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import bench_database, percentile  # noqa: E402
+from bench._common import (  # noqa: E402
+    BENCH_DB,
+    ORGANISATION,
+    MachineMeter,
+    bench_database,
+    make_customers,
+    make_partner,
+    percentile,
+    print_targets,
+    signed_in_session,
+    temporary_identity_codes,
+)
 
 SLOTS_PER_DAY = 16
 PAST_DAYS = 2937
 TOTAL_SLOTS = 50_000
 PAST_SLOTS = PAST_DAYS * SLOTS_PER_DAY  # 46 992
 PROBE_BOOKINGS = 1_000
-OTHER_CUSTOMERS = 100_000
+OTHER_CUSTOMERS = 5_000
 OTHER_BOOKINGS = 999_000
+LARGE_DB = f"{BENCH_DB}_large"
 QUERY_TARGET = 10
 RATIO_TARGET = 1.5
 
@@ -49,29 +69,23 @@ SELECT (row_number() OVER (ORDER BY starts_at) - 1)::int AS k, id, starts_at FRO
 WHERE starts_at < date_trunc('day', now()) LIMIT {PAST_SLOTS}
 """  # noqa: S608
 
-CUSTOMERS_SQL = f"""
-INSERT INTO bookings_customer (identity_code, first_name, last_name, phone, email, non_disclosure, source,
-                               created_at, updated_at)
-SELECT 'G' || lpad(i::text, 10, '0'), 'Bench', 'Customer ' || i, '+358401234567', '', false, 'kela_register',
-       now(), now()
-FROM generate_series(0, {OTHER_CUSTOMERS - 1}) AS i
-"""  # noqa: S608
-
+# The other customers, made by the helper, numbered for the bookings' spread.
 CUSTOMER_MAP_SQL = """
 CREATE TEMP TABLE customer_map AS
-SELECT (row_number() OVER (ORDER BY id) - 1)::int AS k, id FROM bookings_customer WHERE identity_code LIKE 'G%%'
+SELECT (ordinality - 1)::int AS k, id FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS c(id)
 """
 
 # A past booking: confirmed a week before its time, or cancelled two days before it.
 BOOKINGS_SQL = """
 INSERT INTO bookings_booking (reference, slot_id, customer_id, status, hold_expires_at, channel, organisation_id,
     booked_by_id, interpreter_needed, interpreter_language, contact_phone, contact_email, description,
-    idempotency_key, created_at, confirmed_at, cancelled_at, cancelled_by_id, cancellation_reason, reminded_at)
+    idempotency_key, created_at, confirmed_at, cancelled_at, cancelled_by_id, cancellation_reason, reminded_at,
+    sequence)
 SELECT %(prefix)s || lpad(to_hex(g.i), 7, '0'), sm.id, {customer}, CASE WHEN {cancelled} THEN 'cancelled'
        ELSE 'confirmed' END, NULL, 'partner', %(organisation)s, %(partner)s, false, '', '+358401234567', '', '',
        NULL, sm.starts_at - interval '7 days', sm.starts_at - interval '7 days',
        CASE WHEN {cancelled} THEN sm.starts_at - interval '2 days' END,
-       CASE WHEN {cancelled} THEN %(partner)s END, '', NULL
+       CASE WHEN {cancelled} THEN %(partner)s END, '', NULL, 0
 FROM generate_series(0, %(count)s - 1) AS g(i)
 JOIN slot_map sm ON sm.k = {slot_k}
 {join}
@@ -83,27 +97,6 @@ OTHER_BOOKINGS_SQL = BOOKINGS_SQL.format(
     slot_k=f"g.i %% {PAST_SLOTS}",
     join=f"JOIN customer_map cm ON cm.k = g.i %% {OTHER_CUSTOMERS}",
 )
-
-# The queries behind the two pages, for EXPLAIN ANALYZE when a target is missed.
-EXPLAIN_SQL = {
-    "free_slots (time picker, 8 weeks)": """
-        SELECT s.id, COUNT(b.id) FILTER (WHERE b.status = 'confirmed'
-               OR (b.status = 'held' AND b.hold_expires_at > now())) AS taken
-        FROM bookings_slot s LEFT JOIN bookings_booking b ON b.slot_id = s.id
-        WHERE s.service_line_id = %(line)s AND s.language = 'fi'
-          AND s.starts_at >= now() + interval '2 hours' AND s.starts_at < now() + interval '8 weeks'
-        GROUP BY s.id HAVING COUNT(b.id) FILTER (WHERE b.status = 'confirmed'
-               OR (b.status = 'held' AND b.hold_expires_at > now())) < s.capacity
-        ORDER BY s.starts_at""",
-    "customer_bookings (overview)": """
-        SELECT b.*, s.*, l.*, o.* FROM bookings_booking b
-        JOIN bookings_slot s ON s.id = b.slot_id JOIN bookings_serviceline l ON l.id = s.service_line_id
-        LEFT JOIN registry_organisation o ON o.id = b.organisation_id
-        WHERE b.customer_id = %(probe)s AND NOT (b.status = 'held') ORDER BY s.starts_at DESC""",
-    "partner_hold (time picker)": """
-        SELECT * FROM bookings_booking b WHERE b.booked_by_id = %(partner)s AND b.customer_id = %(probe)s
-          AND b.status = 'held' LIMIT 1""",
-}
 
 
 def timed_sql(label: str, statement: str, params: dict | None = None) -> None:
@@ -121,145 +114,232 @@ def analyze() -> None:
     timed_sql("VACUUM ANALYZE", "VACUUM ANALYZE")
 
 
-def measure(client, url: str, *, requests: int, warmup: int) -> dict[str, float]:
+# Transaction control that Django (4.2 and later) also captures as statements: counted apart from the queries.
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
+def is_query(sql: str) -> bool:
+    return not sql.lstrip().upper().startswith(TRANSACTION_CONTROL)
+
+
+@dataclass
+class Page:
+    """One page's timed requests in one stage, gathered over the turns."""
+
+    latencies: list[float] = field(default_factory=list)
+    queries: list[int] = field(default_factory=list)  # without transaction control
+    statements: list[int] = field(default_factory=list)  # with it
+    shapes: dict[int, list[str]] = field(default_factory=dict)  # statement count -> the statements, once
+    slowest: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+    def summary(self) -> dict:
+        return {
+            "queries": max(self.queries),
+            "queries_min": min(self.queries),
+            "statements_max": max(self.statements),
+            "statements_min": min(self.statements),
+            "p50": percentile(self.latencies, 50),
+            "p95": percentile(self.latencies, 95),
+            "bytes": self.bytes,
+        }
+
+
+def measure(page: Page, client, url: str, *, requests: int, warmup: int) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(warmup):
         assert client.get(url).status_code == 200
-    latencies, counts, statements = [], [], {}
     for _ in range(requests):
         with CaptureQueriesContext(connection) as captured:
             began = time.perf_counter()
             response = client.get(url)
-            latencies.append((time.perf_counter() - began) * 1000)
+            page.latencies.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200, response.status_code
-        counts.append(len(captured.captured_queries))
-        statements.setdefault(counts[-1], [q["sql"][:110] for q in captured.captured_queries])
-    return {
-        "queries": max(counts),
-        "queries_min": min(counts),
-        "p50": percentile(latencies, 50),
-        "p95": percentile(latencies, 95),
-        "bytes": len(response.content),
-        "statements": statements,
-    }
+        sqls = [q["sql"] for q in captured.captured_queries]
+        page.queries.append(sum(is_query(sql) for sql in sqls))
+        page.statements.append(len(sqls))
+        page.shapes.setdefault(len(sqls), [sql[:110] for sql in sqls])
+        if page.latencies[-1] == max(page.latencies):
+            page.slowest = sqls
+        page.bytes = len(response.content)
+
+
+def use(database: str) -> None:
+    """Point Django's connection at one of the two databases (the next query connects)."""
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict["NAME"] = database
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=120)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE even when the targets are met")
+    parser.add_argument("--requests", type=int, default=120, help="timed requests a page and stage, in all turns")
+    parser.add_argument("--turns", type=int, default=6, help="the stages take turns this many times")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed requests a page at each turn")
+    parser.add_argument(
+        "--explain", action="store_true", help="EXPLAIN ANALYZE the pages' SELECTs even when the targets are met"
+    )
     args = parser.parse_args()
-    with bench_database():
+    with bench_database(extra=(LARGE_DB,)):
         return run(args)
 
 
-def run(args: argparse.Namespace) -> int:
-    from django.contrib.auth.hashers import make_password
+def load_common() -> dict:
+    """What both stages have: the line, the organisation, the partner, the probe customer and its 1 000 bookings,
+    the 50 000 slots. Loaded the same way into each database, so the rows have the same ids in both."""
     from django.db import connection, transaction
-    from django.test import Client
-    from django.test.utils import setup_test_environment
-    from django.urls import reverse
-    from django.utils import translation
 
-    from bookings.models import Booking, Customer, ServiceLine, Slot
-    from kelabooking import clock
-    from partners import context
-    from partners.models import User
+    from bookings.models import ServiceLine
     from registry.models import Organisation
 
-    setup_test_environment()  # lets the test Client's "testserver" host through ALLOWED_HOSTS
-
     line = ServiceLine.objects.create(name_fi="Asumisen tuet", name_sv="Bostadsstöd", name_en="Housing benefits")
-    organisation = Organisation.objects.create(business_id="0201256-6", name="Helsingin kaupunki")
-    partner = User.objects.create(username="bench-partner", identity_code="BENCHPARTNR", password=make_password(None))
-    probe = Customer.objects.create(
-        identity_code="241170-944V", first_name="Asta", last_name="Asiakas", phone="+358401112222"
+    organisation = Organisation.objects.create(business_id=ORGANISATION[0], name=ORGANISATION[1])
+    (partner_code,) = temporary_identity_codes(1, first_birthday=dt.date(1961, 1, 1))
+    partner = make_partner(partner_code, first_name="Helena", last_name="Virtanen")
+    (probe,) = make_customers(
+        temporary_identity_codes(1, first_birthday=dt.date(1970, 11, 24)),
+        organisation=organisation,
+        first_name="Asta",
+        last_name="Asiakas",
+        phone="+358401112222",
     )
-    params = {
-        "line": line.pk,
-        "organisation": organisation.pk,
-        "partner": partner.pk,
-        "probe": probe.pk,
-    }
-
-    print("loading the small dataset", flush=True)
-    loading_began = time.perf_counter()
+    params = {"line": line.pk, "organisation": organisation.pk, "partner": partner.pk, "probe": probe.pk}
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
         timed_sql("slots", SLOTS_SQL, params)
-        timed_sql("slot map", SLOT_MAP_SQL)
+        timed_sql("slot map", SLOT_MAP_SQL)  # a temporary table: the large stage's bookings use it too
         timed_sql("probe bookings", PROBE_BOOKINGS_SQL, params | {"prefix": "P", "count": PROBE_BOOKINGS})
-    analyze()
+    return {"line": line, "organisation": organisation, "partner": partner, "probe": probe, "params": params}
 
-    client = Client()
-    client.force_login(partner)
-    session = client.session
-    session[context.SESSION_KEY] = {
-        "organisation_business_id": organisation.business_id,
-        "organisation_name": organisation.name,
-        "terms_accepted_at": clock.now().isoformat(),
-        "customer_id": probe.pk,  # the customer is locked, as context.lock_customer leaves it
-    }
-    session.save()
-    with translation.override("en"):
-        matter_url, time_url, overview_url = (
-            reverse("bookings:matter"),
-            reverse("bookings:time"),
-            reverse("bookings:overview"),
-        )
-    response = client.post(
-        matter_url, {"service_line": line.pk, "language": "fi", "interpreter_needed": "no", "interpreter_language": ""}
-    )
-    assert response.status_code == 302, response.status_code
-    assert response["Location"] == time_url, response["Location"]
 
-    results: dict[str, dict[str, dict[str, float]]] = {}
+def load_others(common: dict) -> None:
+    """The large stage's addition: 5 000 other customers and their 999 000 past bookings."""
+    from django.db import connection, transaction
 
-    def measure_both(stage: str) -> None:
-        bookings = Booking.objects.count()
-        print(f"measuring {stage}: {Slot.objects.count()} slots, {bookings} bookings", flush=True)
-        results[stage] = {
-            "time picker": measure(client, time_url, requests=args.requests, warmup=args.warmup),
-            "overview": measure(client, overview_url, requests=args.requests, warmup=args.warmup),
-        }
-        results[stage]["bookings"] = bookings
-
-    measure_both("small")
-
-    print("loading the large dataset", flush=True)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
             cursor.execute("SET LOCAL work_mem = '64MB'")
-        timed_sql("other customers", CUSTOMERS_SQL)
-        timed_sql("customer map", CUSTOMER_MAP_SQL)
-        timed_sql("other bookings", OTHER_BOOKINGS_SQL, params | {"prefix": "H", "count": OTHER_BOOKINGS})
-    analyze()
+        began = time.perf_counter()
+        others = make_customers(
+            temporary_identity_codes(OTHER_CUSTOMERS, first_birthday=dt.date(1950, 1, 1)),
+            organisation=common["organisation"],
+        )
+        print(f"  other customers: {len(others)} through the helper in {time.perf_counter() - began:.1f} s")
+        timed_sql("customer map", CUSTOMER_MAP_SQL, {"ids": [customer.pk for customer in others]})
+        timed_sql("other bookings", OTHER_BOOKINGS_SQL, common["params"] | {"prefix": "H", "count": OTHER_BOOKINGS})
+
+
+def store_session(key: str, common: dict) -> None:
+    """The probe's partner session under `key`: the organisation chosen, the terms accepted, the probe customer
+    locked and the matter chosen (Finnish, no interpreter), as those steps leave it."""
+    from django.conf import settings
+    from django.contrib.sessions.models import Session
+
+    from kelabooking import clock
+
+    data = signed_in_session(
+        partner=common["partner"],
+        organisation=common["organisation"],
+        customer=common["probe"],
+        draft={"service_line_id": common["line"].pk, "language": "fi", "interpreter_language": ""},
+    )
+    Session.objects.create(
+        session_key=key,
+        session_data=Session.objects.encode(data),
+        expire_date=clock.now() + dt.timedelta(seconds=settings.SESSION_COOKIE_AGE),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.urls import reverse
+    from django.utils import translation
+    from django.utils.crypto import get_random_string
+
+    from bookings.models import Booking
+
+    setup_test_environment()  # lets the test Client's "testserver" host through ALLOWED_HOSTS
+    databases = {"small": BENCH_DB, "large": LARGE_DB}
+    loading_began = time.perf_counter()
+    common = {}
+    for stage, database in databases.items():
+        use(database)
+        if stage != "small":  # bench_database() migrated the first
+            call_command("migrate", interactive=False, verbosity=0)
+        print(f"loading the {stage} stage into {database}", flush=True)
+        common[stage] = load_common()
+        if stage == "large":
+            load_others(common[stage])
+        analyze()
+    ids = {stage: {name: common[stage][name].pk for name in ("line", "partner", "probe")} for stage in databases}
+    assert ids["small"] == ids["large"], ids
     print(f"  loading took {time.perf_counter() - loading_began:.1f} s in all", flush=True)
-    measure_both("large")
-    for stage in ("small", "large"):
-        for page in ("time picker", "overview"):
-            if len(results[stage][page]["statements"]) > 1:  # the count varied: show each shape once
-                for n, sqls in sorted(results[stage][page]["statements"].items()):
-                    print(f"  {stage} {page}: {n} queries", *sqls, sep="\n    ")
+
+    session_key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
+    bookings = {}
+    for stage, database in databases.items():
+        use(database)
+        store_session(session_key, common[stage])
+        bookings[stage] = Booking.objects.count()
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    with translation.override("en"):
+        urls = {"time picker": reverse("bookings:time"), "overview": reverse("bookings:overview")}
+
+    # The stages take turns, each turn in the other order, so that a change in the speed of this shared machine
+    # falls on both alike.
+    pages = {stage: {page: Page() for page in urls} for stage in databases}
+    per_turn = -(-args.requests // args.turns)
+    meter = MachineMeter()
+    for turn in range(args.turns):
+        order = list(databases) if turn % 2 == 0 else list(reversed(databases))
+        for stage in order:
+            use(databases[stage])
+            print(f"  turn {turn + 1}: {stage} ({bookings[stage]} bookings)", flush=True)
+            for page, url in urls.items():
+                measure(pages[stage][page], client, url, requests=per_turn, warmup=args.warmup)
+    load = meter.describe()
+
+    for stage in databases:
+        for page in urls:
+            if len(pages[stage][page].shapes) > 1:  # the count varied: show each shape once
+                for n, sqls in sorted(pages[stage][page].shapes.items()):
+                    print(f"  {stage} {page}: {n} statements", *sqls, sep="\n    ")
+    results = {stage: {page: pages[stage][page].summary() for page in urls} for stage in databases}
 
     print()
-    print(f"growth ({args.requests} requests each after {args.warmup} warm-up, one client, DEBUG=1)")
-    header = f"  {'page':<12} {'bookings':>9} {'queries':>7} {'p50 ms':>8} {'p95 ms':>8} {'KiB':>6}"
+    print(
+        f"growth ({per_turn * args.turns} requests a page and stage in {args.turns} turns, {args.warmup} warm-up"
+        " at each turn, one client, DEBUG=1)"
+    )
+    print("  queries: SQL statements a request sent, least-most, without BEGIN/COMMIT (then with them)")
+    print(f"  during the measurement: {load}")
+    header = (
+        f"  {'page':<12} {'bookings':>9} {'queries':>7} {'+ BEGIN/COMMIT':>14} {'p50 ms':>8} {'p95 ms':>8} {'KiB':>6}"
+    )
     print(header)
     missed = []
-    for page in ("time picker", "overview"):
-        for stage in ("small", "large"):
+    for page in urls:
+        for stage in databases:
             r = results[stage][page]
             queries = f"{r['queries']}" if r["queries"] == r["queries_min"] else f"{r['queries_min']}-{r['queries']}"
+            statements = (
+                f"{r['statements_max']}"
+                if r["statements_max"] == r["statements_min"]
+                else f"{r['statements_min']}-{r['statements_max']}"
+            )
             print(
-                f"  {page:<12} {results[stage]['bookings']:>9} {queries:>7} {r['p50']:>8.1f} {r['p95']:>8.1f}"
-                f" {r['bytes'] / 1024:>6.0f}"
+                f"  {page:<12} {bookings[stage]:>9} {queries:>7} {statements:>14} {r['p50']:>8.1f}"
+                f" {r['p95']:>8.1f} {r['bytes'] / 1024:>6.0f}"
             )
         small, large = results["small"][page], results["large"][page]
         ratio = large["p95"] / small["p95"]
@@ -267,68 +347,41 @@ def run(args: argparse.Namespace) -> int:
         ratio_ok = ratio <= RATIO_TARGET
         print(
             f"  {page:<12} p95 large/small = {ratio:.2f} (target <= {RATIO_TARGET}): {'MET' if ratio_ok else 'MISSED'};"
+            f" p50 large/small = {large['p50'] / small['p50']:.2f};"
             f" queries <= {QUERY_TARGET}: {'MET' if queries_ok else 'MISSED'}"
         )
         if not (queries_ok and ratio_ok):
             missed.append(page)
 
     if missed or args.explain:
-        print()
-        print("EXPLAIN ANALYZE of the pages' main queries on the large dataset:")
-        with connection.cursor() as cursor:
-            for label, statement in EXPLAIN_SQL.items():
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
-                print(f"-- {label}")
-                for (line_,) in cursor.fetchall():
-                    print(f"   {line_}")
-        if "time picker" in missed or args.explain:
-            explain_candidate_fixes(params)
-    return 1 if missed else 0
+        use(LARGE_DB)
+        explain({page: pages["large"][page].slowest for page in urls})
+    return print_targets(
+        [
+            (f"{page} ≤ {QUERY_TARGET} queries and p95 with 1 M ≤ {RATIO_TARGET} × p95 with 1 000", page not in missed)
+            for page in urls
+        ]
+    )
 
 
-# The time picker's free_slots with a correlated count per slot instead of LEFT JOIN + GROUP BY: the planner can no
-# longer pick a hash join over every booking; each slot costs one probe of booking_slot_status_idx.
-FREE_SLOTS_SUBQUERY_SQL = """
-    SELECT s.id, t.taken FROM bookings_slot s,
-      LATERAL (SELECT COUNT(*) AS taken FROM bookings_booking b WHERE b.slot_id = s.id
-               AND (b.status = 'confirmed' OR (b.status = 'held' AND b.hold_expires_at > now()))) t
-    WHERE s.service_line_id = %(line)s AND s.language = 'fi'
-      AND s.starts_at >= now() + interval '2 hours' AND s.starts_at < now() + interval '8 weeks'
-      AND t.taken < s.capacity
-    ORDER BY s.starts_at"""
-
-
-def explain_candidate_fixes(params: dict) -> None:
-    """Execution time of free_slots under each candidate fix (bench database only; the app is not changed)."""
+def explain(slowest: dict[str, list[str]]) -> None:
+    """EXPLAIN ANALYZE of the SELECTs the slowest request of each page ran on the large dataset: the app's own
+    statements as Django sent them (client-side binding: the parameters are in the text), not a copy of them."""
     from django.db import connection, transaction
 
-    def execution_ms(statement: str, *setup: str) -> str:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for line_ in setup:
-                cursor.execute(line_)
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)
-            plan = cursor.fetchone()[0]
-            plan = plan[0] if isinstance(plan, list) else plan
-            top = plan["Plan"]
-            while top.get("Plans") and top["Node Type"] in ("Sort", "Limit"):
-                top = top["Plans"][0]
-            result = f"{plan['Execution Time']:.1f} ms ({top['Node Type']})"
-            transaction.set_rollback(True)
-        return result
-
-    free_slots_sql = EXPLAIN_SQL["free_slots (time picker, 8 weeks)"]
     print()
-    print("free_slots on the large dataset under candidate fixes (each rolled back):")
-    print(f"  as the app runs it (LEFT JOIN + GROUP BY)            {execution_ms(free_slots_sql)}")
-    print(
-        "  same SQL, SET LOCAL enable_hashjoin = off (diagnostic)  "
-        f"{execution_ms(free_slots_sql, 'SET LOCAL enable_hashjoin = off', 'SET LOCAL enable_mergejoin = off')}"
-    )
-    print(
-        "  same SQL, SET LOCAL random_page_cost = 1.1 (SSD)        "
-        f"{execution_ms(free_slots_sql, 'SET LOCAL random_page_cost = 1.1')}"
-    )
-    print(f"  correlated count per slot (query change)               {execution_ms(FREE_SLOTS_SUBQUERY_SQL)}")
+    print("EXPLAIN (ANALYZE, BUFFERS) of the slowest request's SELECTs on the large dataset (each rolled back):")
+    for page, statements in slowest.items():
+        for statement in statements:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+                plan = [row[0] for row in cursor.fetchall()]
+                transaction.set_rollback(True)
+            print(f"-- {page}: {statement[:160]}")
+            for line_ in plan:
+                print(f"   {line_}")
 
 
 if __name__ == "__main__":

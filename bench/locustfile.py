@@ -4,8 +4,8 @@
   chosen in the Valtuudet stand-in, the terms accepted, its own customer entered) and then, with a think time between
   pages, books a time and cancels it, or reads the customer overview, or browses the time picker.
 - `FloorUser` requests the floor view (bench/urls.py) back to back, with a signed-in partner's session.
-- `ConfirmUser` posts the confirm of a booking back to back, each time with another prepared session whose hold,
-  contact details and idempotency key are ready, as the earlier steps leave them.
+- `ConfirmUser` posts the confirm of a booking back to back, each time with another prepared session whose hold and
+  contact details are ready, as the earlier steps leave them, with the hold and a new idempotency key in the form.
 
 Every request goes through Locust's request event; `record` keeps each one's time, and at exit they are written as
 JSON to BENCH_RESULTS for the orchestrator. Settings come from the environment (see http_journey.py).
@@ -25,6 +25,8 @@ from pathlib import Path
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
+from bench._common import cookie_headers
+
 THINK = (float(os.environ.get("BENCH_THINK_MIN", "0.5")), float(os.environ.get("BENCH_THINK_MAX", "1.5")))
 PEOPLE = json.loads(Path(os.environ["BENCH_PEOPLE"]).read_text()) if os.environ.get("BENCH_PEOPLE") else {}
 LANGUAGE = "en"
@@ -32,6 +34,7 @@ LANGUAGE = "en"
 CSRF_IN_FORM = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CSRF_IN_HEADERS = re.compile(r'"X-CSRFToken":\s*"([^"]+)"')
 RADIO = r'name="{name}" value="([^"]+)"'
+HIDDEN = r'type="hidden" name="{name}" value="([^"]+)"'
 BOOKING_PATH = re.compile(r"/booking/([A-Z0-9-]+)/$")
 TAKEN_MEANWHILE = "This time was just taken."  # SlotFullError's message on the time page, in English
 
@@ -39,12 +42,25 @@ TAKEN_MEANWHILE = "This time was just taken."  # SlotFullError's message on the 
 _results: dict[str, dict] = defaultdict(lambda: {"ms": [], "errors": 0, "first": None, "last": None, "samples": []})
 
 
-_steady = {"since": None}  # when every user has started (and signed in): the steady state is measured from then
+# The steady state is measured from when every user has started and, in the journey, every partner has signed in
+# (or given up after SIGN_IN_ATTEMPTS): before that the sign-ins, which call the sandbox on the same server, crowd
+# the workers.
+_steady = {"since": None}
+SIGN_INS_EXPECTED = len(PEOPLE.get("partners", []))
+SIGN_IN_ATTEMPTS = 3
+_signed = {"done": 0}
 
 
 @events.spawning_complete.add_listener
 def steady_from_now(**_kwargs) -> None:
-    _steady["since"] = time.time()
+    if not SIGN_INS_EXPECTED:
+        _steady["since"] = time.time()
+
+
+def _signed_in_one() -> None:
+    _signed["done"] += 1
+    if _signed["done"] >= SIGN_INS_EXPECTED and _steady["since"] is None:
+        _steady["since"] = time.time()
 
 
 @events.request.add_listener
@@ -95,6 +111,14 @@ def _choices(html: str, name: str) -> list[str]:
     return re.findall(RADIO.format(name=name), html)
 
 
+def _confirm_form(html: str) -> dict[str, str]:
+    """What the check page's confirm form posts: the hold it shows and its idempotency key."""
+    found = {name: re.search(HIDDEN.format(name=name), html) for name in ("hold", "idempotency_key")}
+    if not all(found.values()):
+        raise PageError("no confirm form on the check page")
+    return {name: match.group(1) for name, match in found.items()}
+
+
 class PartnerUser(FastHttpUser):
     """A caseworker: signs in once, then books and cancels, reads the overview or browses times, thinking between."""
 
@@ -143,22 +167,35 @@ class PartnerUser(FastHttpUser):
             return True
 
     def on_start(self) -> None:
+        """Sign in; a failed sign-in starts over with no cookies, as a person would, SIGN_IN_ATTEMPTS times."""
         self.identity_code, self.customer_code = PEOPLE["partners"].pop(), PEOPLE["customers"].pop()
-        started = time.perf_counter()
         try:
-            self.sign_in()
-        except PageError as error:
-            events.request.fire(
-                request_type="FLOW", name="sign-in (whole flow)", response_time=0, response_length=0, exception=error
-            )
-            raise StopUser from error
-        events.request.fire(
-            request_type="FLOW",
-            name="sign-in (whole flow)",
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=0,
-            exception=None,
-        )
+            for attempt in range(SIGN_IN_ATTEMPTS):
+                started = time.perf_counter()
+                try:
+                    self.sign_in()
+                except PageError as error:
+                    events.request.fire(
+                        request_type="FLOW",
+                        name="sign-in (whole flow)",
+                        response_time=0,
+                        response_length=0,
+                        exception=error,
+                    )
+                    self.client.cookiejar.clear()
+                    if attempt == SIGN_IN_ATTEMPTS - 1:
+                        raise StopUser from error
+                    continue
+                events.request.fire(
+                    request_type="FLOW",
+                    name="sign-in (whole flow)",
+                    response_time=(time.perf_counter() - started) * 1000,
+                    response_length=0,
+                    exception=None,
+                )
+                return
+        finally:
+            _signed_in_one()
 
     def sign_in(self) -> None:
         """Suomi.fi sandbox identification, the Valtuudet organisation choice, the terms, the customer.
@@ -246,11 +283,7 @@ class PartnerUser(FastHttpUser):
         check = self.page(f"/{LANGUAGE}/book/check/", "book: check page")
         self.think()
         done = self.post(
-            f"/{LANGUAGE}/book/check/",
-            "book: CONFIRM",
-            {"idempotency_key": re.search(r'name="idempotency_key" value="([^"]+)"', check).group(1)},
-            csrf=_csrf(check),
-            location="/booking/",
+            f"/{LANGUAGE}/book/check/", "book: CONFIRM", _confirm_form(check), csrf=_csrf(check), location="/booking/"
         )
         self.page(done, "book: done page")
         self.think()
@@ -310,20 +343,13 @@ def _prepared_sessions() -> list[dict]:
 PREPARED = _prepared_sessions()
 
 
-def _cookie_headers(session: dict) -> dict[str, str]:
-    return {
-        "Cookie": f"sessionid={session['sessionid']}; csrftoken={session['csrf']}",
-        "X-CSRFToken": session["csrf"],
-    }
-
-
 class FloorUser(FastHttpUser):
     """The floor: back to back, one signed-in partner's session each."""
 
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.headers = _cookie_headers(PREPARED.pop())
+        self.headers = cookie_headers(PREPARED.pop())
 
     @task
     def floor(self) -> None:
@@ -347,8 +373,8 @@ class ConfirmUser(FastHttpUser):
             self.client.post(
                 f"/{LANGUAGE}/book/check/",
                 name="CONFIRM",
-                data={"idempotency_key": session["idempotency_key"]},
-                headers=_cookie_headers(session),
+                data={"hold": session["hold"], "idempotency_key": session["idempotency_key"]},
+                headers=cookie_headers(session),
                 allow_redirects=False,
                 catch_response=True,
             ) as response,
