@@ -9,27 +9,49 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 
 from bookings import services
+from bookings.languages import language_name
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
 from kelabooking import clock
 from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
 from kelabooking.forms import BoundedDateField
+from kelabooking.phone import format_phone
 from partners.context import ActingRefusedError, acting_context
 from registry.admin import _csv_safe
 
-E164 = re.compile(r"\+[1-9]\d{6,14}")
+# A number as `format_phone` shows it: only digits and spaces after the "+", nothing a spreadsheet could run.
+DISPLAYED_PHONE = re.compile(r"\+?[0-9][0-9 ]{5,20}")
+
+
+class RowLabelledInlineFormSet(forms.BaseInlineFormSet):
+    """A tabular inline's fields named for assistive technology: a row's inputs have only the column heading above
+    them, so each gets an `aria-label` naming the field and the row ("Opens at, row 2"); the template row that
+    "Add another" copies is "new row" (the admin's script renumbers ids and names, not labels)."""
+
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        row = _("new row") if index is None else _("row %(number)d") % {"number": index + 1}
+        for name, field in form.fields.items():
+            if field.widget.is_hidden:
+                continue
+            label = _("Delete") if name == DELETION_FIELD_NAME else field.label
+            field.widget.attrs["aria-label"] = _("%(field)s, %(row)s") % {"field": capfirst(label), "row": row}
 
 
 class OpeningRuleInline(admin.TabularInline):
     model = OpeningRule
+    formset = RowLabelledInlineFormSet
+    template = "admin/edit_inline/tabular_named.html"
     extra = 0
     fields = ["language", "weekday", "opens_at", "closes_at", "agents", "valid_from", "valid_until"]
 
@@ -153,7 +175,7 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         "booked_by_display",
         "interpreter_needed",
         "interpreter_language",
-        "contact_phone",
+        "contact_phone_display",
         "contact_email",
         "description",
         "hold_expires_at",
@@ -211,6 +233,10 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
             f"{slot.service_line.name} ({slot.get_language_display()})"
         )
 
+    @admin.display(description=_("contact phone"))
+    def contact_phone_display(self, obj: Booking) -> str:
+        return format_phone(obj.contact_phone)
+
     @admin.display(description=_("booked by"))
     def booked_by_display(self, obj: Booking) -> str:
         return obj.booked_by.get_full_name() if obj.booked_by else ""
@@ -250,7 +276,8 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         return TemplateResponse(request, "admin/bookings/booking/cancel.html", context)
 
     def call_list_view(self, request: HttpRequest) -> HttpResponse:
-        """The day's confirmed bookings in time order as CSV, for the agents who call. No identity codes, no names."""
+        """The day's confirmed bookings in time order as CSV, for the agents who call: the customer's name, the
+        languages named in the admin's language, the number as people read it. Never the identity code."""
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
         form = CallListForm(request.GET)
@@ -261,7 +288,7 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))  # noqa: DTZ001
         bookings = (
             Booking.objects.filter(status=Booking.Status.CONFIRMED, slot__starts_at__gte=start, slot__starts_at__lt=end)
-            .select_related("slot__service_line")
+            .select_related("slot__service_line", "customer")
             .order_by("slot__starts_at", "slot__service_line__position", "slot__language", "reference")
         )
         response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -269,18 +296,20 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         response.write("\ufeff")  # Excel opens UTF-8 correctly only with a BOM
         writer = csv.writer(response)
         writer.writerow(
-            [_("time"), _("reference"), _("service line"), _("service language"), _("interpreter language")]
-            + [_("contact phone"), _("description of the matter")]
+            [_("time"), _("reference"), _("customer"), _("service line"), _("service language")]
+            + [_("interpreter language"), _("contact phone"), _("description of the matter")]
         )
         for booking in bookings:
+            customer = booking.customer
             writer.writerow(
                 [
                     timezone.localtime(booking.slot.starts_at).strftime("%H:%M"),
                     booking.reference,
+                    _csv_safe(f"{customer.first_name} {customer.last_name}".strip()),
                     _csv_safe(booking.slot.service_line.name),
                     booking.slot.get_language_display(),
-                    _csv_safe(booking.interpreter_language),
-                    _csv_safe_phone(booking.contact_phone),
+                    _csv_safe(language_name(booking.interpreter_language) if booking.interpreter_language else ""),
+                    _csv_safe_phone(format_phone(booking.contact_phone)),
                     _csv_safe(booking.description),
                 ]
             )
@@ -288,8 +317,8 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 
 def _csv_safe_phone(phone: str) -> str:
-    """An E.164 number starts with "+": keep it as typed rather than quoting it like a formula."""
-    return phone if E164.fullmatch(phone) else _csv_safe(phone)
+    """An international number starts with "+": keep it as shown rather than quoting it like a formula."""
+    return phone if DISPLAYED_PHONE.fullmatch(phone) else _csv_safe(phone)
 
 
 def _drilled_date(request: HttpRequest) -> dt.date:

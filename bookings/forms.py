@@ -7,7 +7,7 @@ from bookings.languages import interpreter_language_choices
 from bookings.models import SERVICE_LANGUAGES, ServiceLine
 from kelabooking.forms import BoundedDateField
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
-from kelabooking.phone import normalise_phone
+from kelabooking.phone import PhoneField
 
 
 class CustomerForm(forms.Form):
@@ -101,7 +101,7 @@ class ContactForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
         error_messages={"required": _("Give the customer's last name.")},
     )
-    phone = forms.CharField(
+    phone = PhoneField(
         label=_("Telephone number Kela calls"),
         help_text=_("A Finnish number such as 040 123 4567, or an international number starting with +."),
         max_length=30,
@@ -128,9 +128,6 @@ class ContactForm(forms.Form):
         if not names_required:
             del self.fields["first_name"]
             del self.fields["last_name"]
-
-    def clean_phone(self) -> str:
-        return normalise_phone(self.cleaned_data["phone"])
 
 
 class CancelForm(forms.Form):

@@ -311,16 +311,35 @@ def test_call_list__for_a_date__lists_confirmed_bookings_in_time_order_without_i
         [
             "time",
             "reference",
+            "customer",
             "service line",
             "service language",
             "interpreter language",
             "contact phone",
             "description of the matter",
         ],
-        ["09:00", early.reference, "Pensions", "Swedish", "ara", "+358401234567", "Ändrad hyra; två barn"],
-        ["14:15", late.reference, "Housing benefits", "Finnish", "", "+358501112223", '\'=HYPERLINK("http://x")'],
+        [
+            "09:00",
+            early.reference,
+            "Nimi Näkymätön",
+            "Pensions",
+            "Swedish",
+            "ara",  # no name known: the code as it is
+            "040 1234567",
+            "Ändrad hyra; två barn",
+        ],
+        [
+            "14:15",
+            late.reference,
+            "Aino Asiakas",
+            "Housing benefits",
+            "Finnish",
+            "",
+            "050 1112223",
+            '\'=HYPERLINK("http://x")',
+        ],
     ]
-    for secret in [*IDENTITY_CODES, "Aino", "Asiakas", "Nimi", "Näkymätön"]:
+    for secret in IDENTITY_CODES:
         assert secret not in text
 
 
