@@ -27,6 +27,7 @@ OWN_NAMES = {
     "am": _("Amharic"),
     "ps": _("Pashto"),
     "zh": _("Chinese (Mandarin)"),
+    "lt": _("Lithuanian"),  # Django's Swedish catalogue names it "Lettiska", as Latvian
 }
 
 

@@ -34,7 +34,7 @@ def normalise_identity_code(value: str, *, allow_temporary: bool | None = None) 
         return hetu.validate(code, allow_temporary=allow)
     except stdnum_exceptions.InvalidChecksum:
         raise ValidationError(
-            _("The personal identity code is not valid: check the last character."), code="identity_code_checksum"
+            _("Check the last character of the personal identity code."), code="identity_code_checksum"
         ) from None
     except stdnum_exceptions.InvalidComponent:
         if not allow and _is_temporary(code):
@@ -42,7 +42,7 @@ def normalise_identity_code(value: str, *, allow_temporary: bool | None = None) 
                 _("Temporary personal identity codes cannot be used."), code="identity_code_temporary"
             ) from None
         raise ValidationError(
-            _("The personal identity code is not valid: check the date of birth."), code="identity_code_component"
+            _("Check the date of birth in the personal identity code."), code="identity_code_component"
         ) from None
     except stdnum_exceptions.ValidationError:
         raise ValidationError(

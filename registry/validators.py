@@ -23,7 +23,7 @@ def normalise_business_id(value: str) -> str:
         ytunnus.validate(compact)
     except stdnum_exceptions.InvalidChecksum as error:
         raise ValidationError(
-            _("The business ID (Y-tunnus) is not valid: check the last digit."), code="business_id_checksum"
+            _("Check the last digit of the business ID (Y-tunnus)."), code="business_id_checksum"
         ) from error
     except stdnum_exceptions.ValidationError as error:
         raise ValidationError(

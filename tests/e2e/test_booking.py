@@ -41,20 +41,23 @@ def booking_data(sandbox) -> ServiceLine:  # noqa: ARG001 - the sandbox fixture 
                     ends_at=start + dt.timedelta(minutes=45),
                     capacity=1,
                 )
-    Customer.objects.update_or_create(
-        identity_code=ORDINARY,
-        defaults={"first_name": "Asta", "last_name": "Asiakas", "phone": "+358401112222", "email": "asta@example.org"},
-    )
-    Customer.objects.update_or_create(
-        identity_code=PROTECTED,
-        defaults={
-            "first_name": "Salla",
-            "last_name": "Suojattu",
-            "phone": "+358409998877",
-            "email": "salainen@example.org",
-            "non_disclosure": True,
-        },
-    )
+    if not Customer.objects.with_identity_code(ORDINARY).exists():
+        Customer.objects.create(
+            identity_code=ORDINARY,
+            first_name="Asta",
+            last_name="Asiakas",
+            phone="+358401112222",
+            email="asta@example.org",
+        )
+    if not Customer.objects.with_identity_code(PROTECTED).exists():
+        Customer.objects.create(
+            identity_code=PROTECTED,
+            first_name="Salla",
+            last_name="Suojattu",
+            phone="+358409998877",
+            email="salainen@example.org",
+            non_disclosure=True,
+        )
     return line
 
 

@@ -61,7 +61,7 @@ def test_registration_request_page__phone_only__is_enough(client) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
-        ("business_id", "0201256-7", "check the last digit"),
+        ("business_id", "0201256-7", "Check the last digit"),
         ("business_id", "FI02012566", "in the form 1234567-8"),
         ("business_id", "<script>x</script>", "in the form 1234567-8"),
         ("organisation_name", "<script>alert(1)</script>" * 9, "at most 200 characters"),
