@@ -155,7 +155,7 @@ def test_booking_steps__each_says_whom_for_which_organisation_and_which_step(
     client, partner, customer, line, code, shown, language
 ) -> None:
     step_label = {"fi": "Vaihe {}/4", "sv": "Steg {} av 4", "en": "Step {} of 4"}[language]
-    acting = {"fi": "organisaation Helsingin kaupunki puolesta", "sv": "för Helsingin kaupunki"}
+    acting = {"fi": "organisaation Helsingin kaupunki puolesta", "sv": "på uppdrag av Helsingin kaupunki"}
     acting = acting.get(language, "acting for Helsingin kaupunki")
     open_customer(client, code)
     slot = slot_at(line)
