@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 from kelabooking import clock, services
 from kelabooking.models import Message, RetentionRun
 from kelabooking.permissions import message_kinds_for
+from kelabooking.phone import format_phone
 
 # The change list's own parameters (ordering, page, search …): no filter on the data.
 LIST_PARAMETERS = {ORDER_VAR, PAGE_VAR, SEARCH_VAR, ERROR_FLAG, ALL_VAR, TO_FIELD_VAR, IS_POPUP_VAR, IS_FACETS_VAR}
@@ -92,7 +93,7 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
                 if kind in self.kinds:
                     yield choice
 
-    list_display = ["created_at", "kind", "channel", "recipient", "language", "status", "attempts", "sent_at"]
+    list_display = ["created_at", "kind", "channel", "recipient_display", "language", "status", "attempts", "sent_at"]
     list_display += ["error"]
     list_filter = ["status", ("kind", KindFilter), "channel", "language"]
     search_fields = ["recipient", "subject"]
@@ -112,6 +113,11 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         """*Resend* needs the change permission. has_change_permission stays False (ReadOnlyAdminMixin), so that the
         change page stays read-only and no form ever saves a message over what the worker wrote."""
         return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
+
+    @admin.display(description=_("recipient"), ordering="recipient")
+    def recipient_display(self, message: Message) -> str:
+        """A phone number in the one form numbers are shown in (kelabooking/phone.py); an address as it is."""
+        return format_phone(message.recipient) if message.channel == Message.Channel.SMS else message.recipient
 
     @admin.display(description=_("last error"), ordering="last_error")
     def error(self, message: Message) -> str:

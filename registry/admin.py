@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
+from kelabooking.phone import format_phone
 from registry import services
 from registry.models import Organisation, RegistrationRequest, SyncRun
 from registry.validators import normalise_business_id
@@ -100,7 +101,7 @@ class OrganisationAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, admin.Mo
                     timezone.localtime(organisation.added_at).strftime("%Y-%m-%d"),
                     timezone.localtime(organisation.removed_at).strftime("%Y-%m-%d") if organisation.removed_at else "",
                     _csv_safe(organisation.email),
-                    organisation.phone,
+                    _csv_safe(format_phone(organisation.phone)),
                 ]
             )
         return response

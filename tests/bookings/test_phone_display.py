@@ -119,3 +119,23 @@ def test_phone__typed_number__same_form_on_check_back_in_the_field_and_on_the_bo
     booking = Booking.objects.get(status=Booking.Status.CONFIRMED)
     assert booking.contact_phone == stored
     assert shown_phone(done, "Kela calls") == shown
+
+
+def test_admin__message_list_and_registry_export__phones_in_the_display_form(superuser_client) -> None:
+    from kelabooking.models import Message
+
+    Message.objects.create(
+        key="phone-form",
+        kind=Message.Kind.CONFIRMATION,
+        channel=Message.Channel.SMS,
+        recipient="+358401110001",
+        language="fi",
+        next_attempt_at=clock.now(),
+    )
+    OrganisationFactory(phone="+358501234567")
+    messages = superuser_client.get(reverse("admin:kelabooking_message_changelist")).content.decode()
+    assert "040 1110001" in messages
+    assert "+358401110001" not in messages
+    export = superuser_client.get(reverse("admin:registry_organisation_export")).content.decode("utf-8-sig")
+    assert "050 1234567" in export
+    assert "+358501234567" not in export
