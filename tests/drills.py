@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import redis
+from django.conf import settings
 from django.db import connection
 from kombu import pools
 
@@ -124,8 +125,13 @@ class Processes:
 
 
 def base_env(**values: str) -> dict[str, str]:
-    """The environment of a subprocess of ours: only what it needs, nothing inherited from the test run."""
-    return {"PATH": os.environ["PATH"], "DEBUG": "1", "LOG_LEVEL": "INFO", **values}
+    """The environment of a subprocess of ours: only what it needs, nothing inherited from the test run, and the
+    test run's identity code keys, so that both sides read each other's encrypted rows and digests."""
+    keys = {
+        "IDENTITY_CODE_ENCRYPTION_KEYS": ",".join(settings.IDENTITY_CODE_ENCRYPTION_KEYS),
+        "IDENTITY_CODE_HMAC_KEYS": ",".join(settings.IDENTITY_CODE_HMAC_KEYS),
+    }
+    return {"PATH": os.environ["PATH"], "DEBUG": "1", "LOG_LEVEL": "INFO", **keys, **values}
 
 
 def celery_worker_args(*, name: str, pool: str = "solo", concurrency: int = 1) -> list[str]:
