@@ -100,9 +100,20 @@ def partner_hold(*, acting: ActingContext) -> Booking | None:
     """The partner's current hold for the locked customer, while the organisation may still book: a partner holds
     one time at most (a constraint)."""
     acting_organisation(acting=acting)
+    return _partner_hold(acting)
+
+
+def acting_customer_and_hold(*, acting: ActingContext) -> tuple[Customer, Booking | None]:
+    """The locked customer and the partner's current hold for them, with one look at the registry (the time step
+    shows both)."""
+    acting_organisation(acting=acting)
+    return Customer.objects.get(pk=acting.customer_id), _partner_hold(acting)
+
+
+def _partner_hold(acting: ActingContext) -> Booking | None:
     holds = (
         Booking.objects.filter(booked_by=acting.user, customer_id=acting.customer_id, status=Booking.Status.HELD)
-        .select_related("slot__service_line")
+        .select_related("slot__service_line", "customer")
         # No ORDER BY: `.first()` would add one, and PostgreSQL may then walk that order through the whole history.
         .order_by()[:1]
     )

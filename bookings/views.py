@@ -24,6 +24,7 @@ from bookings.languages import language_name
 from bookings.models import SERVICE_LANGUAGES, Booking, ServiceLine
 from bookings.selectors import (
     acting_customer,
+    acting_customer_and_hold,
     booking_by_key,
     customer_booking,
     free_slots,
@@ -153,8 +154,7 @@ def _week_start(request: HttpRequest, first_free: dt.datetime | None, earliest: 
 
 
 def _time_context(request: HttpRequest, draft: dict[str, Any], *, error: str = "", alternatives=None) -> dict:
-    acting = acting_context(request)
-    hold = partner_hold(acting=acting)
+    customer, hold = acting_customer_and_hold(acting=acting_context(request))
     interpreter = draft.get("interpreter_language")
     return _week_view(
         request,
@@ -165,7 +165,7 @@ def _time_context(request: HttpRequest, draft: dict[str, Any], *, error: str = "
     ) | {
         "held_slot_id": hold.slot_id if hold else None,
         "action": reverse("bookings:time"),
-        "booking_customer": acting_customer(acting=acting),
+        "booking_customer": customer,
         "interpreter_language_name": language_name(interpreter) if interpreter else "",
     }
 

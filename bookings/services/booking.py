@@ -212,15 +212,6 @@ def _create_hold(*, acting: ActingContext, slot: Slot, organisation: Organisatio
 # --- Confirming -----------------------------------------------------------------------------------------------------
 
 
-def _earlier_confirm(acting: ActingContext, idempotency_key: uuid.UUID) -> Booking | None:
-    """The booking this key already made: a double submit returns it. A key from another partner's form was
-    tampered with, and that booking is never theirs to see."""
-    earlier = Booking.objects.filter(idempotency_key=idempotency_key).first()
-    if earlier is not None and earlier.booked_by_id != acting.user.pk:
-        raise BookingError(_("The booking could not be saved. Please try again."))
-    return earlier
-
-
 def booking_confirm(
     *, acting: ActingContext, hold_id: int, contact: ContactDetails, idempotency_key: uuid.UUID
 ) -> Booking:
@@ -249,17 +240,25 @@ def _booking_confirm(
 ) -> Booking:
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
-    if (earlier := _earlier_confirm(acting, idempotency_key)) is not None:
-        acting_organisation(acting=acting)  # a repeat still shows the customer's booking: the registry decides
-        return earlier
     slot = Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=hold_id).first()
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
-    hold = Booking.objects.select_for_update(of=("self",)).filter(pk=hold_id, booked_by=acting.user).first()
+    # The hold, and in the same read the booking this key already made, if any (a double submit, or the same submit
+    # confirmed while this one waited for the locks): that booking is returned, never made twice.
+    hold, earlier = None, None
+    for booking in Booking.objects.select_for_update(of=("self",)).filter(
+        Q(pk=hold_id, booked_by=acting.user) | Q(idempotency_key=idempotency_key)
+    ):
+        if booking.idempotency_key == idempotency_key:
+            earlier = booking
+        if booking.pk == hold_id and booking.booked_by_id == acting.user.pk:
+            hold = booking
     # The registry and the clock, both after the locks: a deactivation committed while this waited is seen.
     organisation = acting_organisation(acting=acting)
     now = clock.now()
-    if hold is not None and hold.idempotency_key == idempotency_key:  # the same submit confirmed it while we waited
-        return hold
+    if earlier is not None:
+        if earlier.booked_by_id != acting.user.pk:  # a key from another partner's form: never theirs to see
+            raise BookingError(_("The booking could not be saved. Please try again."))
+        return earlier
     if (
         slot is None
         or hold is None

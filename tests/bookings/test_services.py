@@ -460,9 +460,10 @@ def test_booking__confirm__runs_a_fixed_number_of_queries(now, django_assert_num
     for _ in range(other_bookings):
         BookingFactory.cancelled(slot=held.slot)  # nor does the slot's
 
-    # The earlier booking of the key, the locks of slot, customer and hold, the registry, the customer's rules, the
-    # UPDATE, the messages in one INSERT, the audit event, and the savepoint around them (in the test's transaction).
-    with django_assert_num_queries(11):
+    # The locks of slot, customer and hold (with the booking of the key, if any, in the same read), the registry, the
+    # customer's rules, the UPDATE, the messages in one INSERT, the audit event, and the savepoint around them (in
+    # the test's transaction).
+    with django_assert_num_queries(10):
         confirm(held, now=now, acting=acting, email="aino@example.org")
 
 
