@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import dateformat, translation
+from django.utils.formats import get_format
 from django.utils.translation import gettext
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -34,7 +35,6 @@ HELSINKI = ZoneInfo("Europe/Helsinki")
 SMS_MAX_LENGTH = 320
 # How each service language writes a date and a clock time (Finnish "maanantai 30.3.2026 klo 9.00").
 DATE_FORMATS = {"fi": "l j.n.Y", "sv": "l j F Y", "en": "l j F Y"}
-TIME_FORMATS = {"fi": "G.i", "sv": "G.i", "en": "H:i"}
 KINDS = (Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION, Message.Kind.REMINDER, Message.Kind.CHANGE)
 
 
@@ -49,7 +49,7 @@ def _context(booking: Booking, *, language: str) -> dict[str, str | bool]:
     starts_at = booking.slot.starts_at.astimezone(HELSINKI)
     ends_at = booking.slot.ends_at.astimezone(HELSINKI)
     date_format = DATE_FORMATS.get(language, DATE_FORMATS["en"])
-    time_format = TIME_FORMATS.get(language, TIME_FORMATS["en"])
+    time_format = get_format("TIME_FORMAT", lang=language)  # kelabooking/formats/
     return {
         "language": language,
         "reference": booking.reference,

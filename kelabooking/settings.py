@@ -161,6 +161,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Europe/Helsinki"
 USE_I18N = True
 USE_TZ = True
+# Clock times as written in Finland in every language (9.00 in Finnish and Swedish, 09:00 in English).
+FORMAT_MODULE_PATH = ["kelabooking.formats"]
 
 # --- Static files ---------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
