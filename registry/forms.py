@@ -59,6 +59,18 @@ class RegistrationRequestForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
     )
 
+    # A honeypot: hidden from people (and from screen readers), filled in by form-filling robots. A filled one is
+    # refused as abuse without saying so, and counts towards the rate limit.
+    website = forms.CharField(
+        label=_("Leave this field empty"),
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
+    )
+
+    @property
+    def filled_by_a_robot(self) -> bool:
+        return bool(self.data.get("website", "").strip())
+
     def clean_business_id(self) -> str:
         return normalise_business_id(self.cleaned_data["business_id"])
 

@@ -155,7 +155,11 @@ def world() -> dict[str, Model]:
         action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=booking, actor_name="Helena Kumppani"
     )
     Notice.objects.create(
-        text_fi="Huolto", text_sv="Underhåll", text_en="Maintenance", valid_from=clock.now(), valid_until=clock.now()
+        text_fi="Huolto",
+        text_sv="Underhåll",
+        text_en="Maintenance",
+        valid_from=clock.now(),
+        valid_until=clock.now() + dt.timedelta(hours=1),
     )
     for kind in sorted(BOOKING_KINDS):
         make_message(kind, Message.Channel.SMS, BOOKING_PHONE, BOOKING_BODY)

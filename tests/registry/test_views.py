@@ -133,6 +133,27 @@ def test_registration_request_page__too_many_posts__rate_limited_and_nothing_sav
     assert response.status_code == 302
 
 
+def test_registration_request_page__honeypot_filled__nothing_saved_and_counted_towards_the_limit(
+    client, settings
+) -> None:
+    settings.REGISTRATION_REQUEST_RATE_LIMIT = 2
+    page = client.get(url()).content.decode()
+    honeypot = page.split('<div class="honeypot" aria-hidden="true">')[1].split("</div>")[0]
+    assert 'name="website"' in honeypot
+    assert 'tabindex="-1"' in honeypot  # out of reach for people
+
+    for _ in range(2):  # a robot is answered as if the request went through, and told nothing
+        response = client.post(url(), valid_data(website="https://spam.example"))
+        assert response["Location"] == url(name="registry:request-sent")
+    assert not RegistrationRequest.objects.exists()
+    # The robot's refusals count: a real request from the same address now waits for the window.
+    assert client.post(url(), valid_data()).status_code == 429
+    assert not RegistrationRequest.objects.exists()
+    # An empty honeypot (a person) is no refusal.
+    assert client.post(url(), valid_data(website=""), REMOTE_ADDR="192.0.2.20").status_code == 302
+    assert RegistrationRequest.objects.count() == 1
+
+
 def test_registration_request_page__rate_limit_behind_proxy__counts_the_forwarded_client(client, settings) -> None:
     settings.REGISTRATION_REQUEST_RATE_LIMIT, settings.NUM_PROXIES = 1, 1
     client.post(url(), valid_data(business_id=next_business_id()), HTTP_X_FORWARDED_FOR="198.51.100.7")
