@@ -84,6 +84,13 @@ def audit_maintenance_begin(kind: str) -> None:
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[AuditEvent]:
+        """Several events in one INSERT, each checked as `save` checks one."""
+        objs = list(objs)
+        for event in objs:
+            event.prepare_for_insert()
+        return super().bulk_create(objs, *args, **kwargs)
+
     def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("audit events cannot be updated")
 
@@ -191,12 +198,15 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.get_action_display()}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        self.prepare_for_insert()
+        super().save(*args, **kwargs)
+
+    def prepare_for_insert(self) -> None:
         if self.pk is not None:
             raise AppendOnlyError("audit events cannot be updated")
         self.check_details()
         if self.customer_id is not None and not self.customer_digest:
             self.customer_digest = self.customer.identity_code_digest  # found by it after the customer is gone
-        super().save(*args, **kwargs)
 
     def check_details(self) -> None:
         if IDENTITY_CODE_RE.search(json.dumps(self.details, ensure_ascii=False)):

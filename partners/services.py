@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,41 @@ def audit_event_record(
 
     `details` carries reason codes and ids only: the model refuses anything that looks like an identity code.
     """
+    event = _audit_event(
+        acting=acting,
+        action=action,
+        outcome=outcome,
+        customer=customer,
+        booking=booking,
+        organisation_business_id=organisation_business_id,
+        organisation_name=organisation_name,
+        details=details,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_events_record(*, acting: ActingContext, actions: Sequence[str], customer: Any = None) -> list[AuditEvent]:
+    """Append several successful events on one customer in one INSERT, in the caller's transaction (the overview
+    records the opening and the showing of the register's contact details)."""
+    return AuditEvent.objects.bulk_create(
+        [_audit_event(acting=acting, action=action, customer=customer) for action in actions]
+    )
+
+
+def _audit_event(
+    *,
+    acting: ActingContext,
+    action: str,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    customer: Any = None,
+    booking: Any = None,
+    organisation_business_id: str = "",
+    organisation_name: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
     actor = acting.user
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=actor,
         actor_name=actor.get_full_name() if actor else "",
         actor_identity_code=(actor.identity_code or "") if actor else "",

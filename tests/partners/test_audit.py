@@ -44,6 +44,24 @@ def test_audit_event__identity_code_in_details__refused() -> None:
     assert not AuditEvent.objects.exists()
 
 
+def test_audit_events__in_one_insert__checked_as_one_is_and_found_by_the_customer_digest() -> None:
+    customer = Customer.objects.create(identity_code=OTHER_TEST_CODE)
+    with pytest.raises(ValueError, match="identity codes"):
+        AuditEvent.objects.bulk_create(
+            [
+                AuditEvent(action=AuditEvent.Action.CUSTOMER_OPENED),
+                AuditEvent(action=AuditEvent.Action.LOGIN, details={"typed": OTHER_TEST_CODE}),
+            ]
+        )
+    assert not AuditEvent.objects.exists()
+    recorded = AuditEvent.objects.bulk_create(
+        [AuditEvent(action=action, customer=customer) for action in ("customer_opened", "contact_details_shown")]
+    )
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.bulk_create(recorded)  # appended once: never written again
+    assert AuditEvent.objects.filter(customer_digest=customer.identity_code_digest).count() == 2
+
+
 @pytest.mark.postgres
 def test_audit_event__raw_sql_update_or_delete__refused_by_the_database() -> None:
     recorded = event(actor_name="Maija")
