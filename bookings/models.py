@@ -215,6 +215,12 @@ class BookingQuerySet(models.QuerySet["Booking"]):
         """Confirmed bookings whose call is still ahead (`Booking.is_upcoming` for one booking)."""
         return self.filter(status=Booking.Status.CONFIRMED, slot__starts_at__gt=now)
 
+    def history(self, *, now) -> BookingQuerySet:
+        """Past and cancelled bookings: everything but holds and what `upcoming` gives."""
+        return self.exclude(status=Booking.Status.HELD).exclude(
+            status=Booking.Status.CONFIRMED, slot__starts_at__gt=now
+        )
+
 
 class Booking(models.Model):
     class Status(models.TextChoices):

@@ -29,7 +29,7 @@ from kelabooking import clock
 from kelabooking.models import Message
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
 from partners.models import AuditEvent, User
-from partners.services import acting_organisation, audit_event_record
+from partners.services import acting_organisation, audit_event_record, audit_events_record
 from registry.models import Organisation
 
 # Unambiguous characters only: no 0/O, no 1/I.
@@ -102,28 +102,45 @@ def nearest_free_slots(*, slot: Slot, now: dt.datetime, count: int = 3) -> list[
 # --- The acting context's customer ----------------------------------------------------------------------------------
 
 
+# How many earlier and cancelled bookings the overview shows at a time, newest first.
+HISTORY_PAGE_SIZE = 20
+
+
 @dataclass(frozen=True)
 class CustomerOverview:
     customer: Customer
     contact: RegisterContact | None
     upcoming: list[Booking]
-    history: list[Booking]
+    history: list[Booking]  # one page of them
+    history_page: int
+    has_older: bool
 
 
 @transaction.atomic
-def customer_overview(*, acting: ActingContext) -> CustomerOverview:
-    """The locked customer's details and bookings, upcoming apart from the rest. Each opening is recorded, and so is
-    each showing of the register's contact details (never with non-disclosure: `register_contact`)."""
+def customer_overview(*, acting: ActingContext, history_page: int = 1) -> CustomerOverview:
+    """The locked customer's details, upcoming bookings (soonest first) and one page of the earlier and cancelled
+    ones (newest first). Each opening is recorded, and so is each showing of the register's contact details (never
+    with non-disclosure: `register_contact`)."""
     customer = acting_customer(acting=acting)
-    audit_event_record(acting=acting, action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
     contact = register_contact(customer=customer)
+    actions = [AuditEvent.Action.CUSTOMER_OPENED]
     if contact is not None:
-        audit_event_record(acting=acting, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=customer)
+        actions.append(AuditEvent.Action.CONTACT_DETAILS_SHOWN)
+    audit_events_record(acting=acting, actions=actions, customer=customer)
     now = clock.now()
-    bookings = list(customer_bookings(customer=customer))
-    upcoming = [booking for booking in bookings if booking.is_upcoming(now)]
-    history = [booking for booking in bookings if not booking.is_upcoming(now)]
-    return CustomerOverview(customer=customer, contact=contact, upcoming=upcoming, history=history)
+    upcoming = list(customer_bookings(customer=customer).upcoming(now=now).order_by("slot__starts_at"))
+    history_page = max(history_page, 1)
+    start = (history_page - 1) * HISTORY_PAGE_SIZE
+    # One row more than a page tells whether there are older ones, without counting them all.
+    history = list(customer_bookings(customer=customer).history(now=now)[start : start + HISTORY_PAGE_SIZE + 1])
+    return CustomerOverview(
+        customer=customer,
+        contact=contact,
+        upcoming=upcoming,
+        history=history[:HISTORY_PAGE_SIZE],
+        history_page=history_page,
+        has_older=len(history) > HISTORY_PAGE_SIZE,
+    )
 
 
 @transaction.atomic

@@ -440,8 +440,57 @@ def test_overview__query_count__independent_of_the_number_of_bookings(
     client.get(url("bookings:overview"))  # warm the session
     with CaptureQueriesContext(connection) as few:
         assert client.get(url("bookings:overview")).status_code == 200
-    _history(customer, line, 20, first_day=10, prefix="M")
+    _history(customer, line, 40, first_day=10, prefix="M")
     with django_assert_num_queries(len(few)):
         html = client.get(url("bookings:overview")).content.decode()
-    assert html.count('class="booking-line"') == 22
-    assert len(few) <= 10
+    assert html.count('class="booking-line"') == 20  # one page of the 42
+    assert len(few) <= 10, "\n".join(query["sql"][:120] for query in few.captured_queries)
+
+
+def test_overview__long_history__pages_of_twenty_newest_first_with_older_and_newer_links(
+    client, partner, customer, line
+) -> None:
+    open_customer(client)
+    _history(customer, line, 45, first_day=1, prefix="P")  # P00 is the newest (yesterday), P44 the oldest
+    upcoming = upcoming_booking(customer, line)
+
+    def page(query: str = "") -> tuple[str, list[str]]:
+        html = client.get(url("bookings:overview") + query).content.decode()
+        history = html.split('id="history-heading"')[1]
+        return history, list(dict.fromkeys(re.findall(r"P(\d\d)-AAAA", history)))  # each line names it twice
+
+    first, shown = page()
+    assert shown == [f"{index:02d}" for index in range(20)]
+    assert "Bookings 1–20, newest first." in first
+    assert '?page=2#history-heading">Older bookings' in first
+    assert "Newer bookings" not in first
+    second, shown = page("?page=2")
+    assert shown == [f"{index:02d}" for index in range(20, 40)]
+    assert '?page=1#history-heading">Newer bookings' in second
+    assert '?page=3#history-heading">Older bookings' in second
+    last, shown = page("?page=3")
+    assert shown == [f"{index:02d}" for index in range(40, 45)]
+    assert "Bookings 41–45, newest first." in last
+    assert "Older bookings" not in last
+    # The upcoming booking is on every page, above the history.
+    for query in ("", "?page=2", "?page=3"):
+        assert upcoming.reference in client.get(url("bookings:overview") + query).content.decode()
+    # Past the end, or nonsense: never an error.
+    beyond, shown = page("?page=9")
+    assert shown == []
+    assert "Back to the newest bookings" in beyond
+    for nonsense in ("?page=0", "?page=-1", "?page=abc", "?page=" + "9" * 40, "?page=%D9%A5"):
+        response = client.get(url("bookings:overview") + nonsense)
+        assert response.status_code == 200
+
+
+def upcoming_booking(customer: Customer, line: ServiceLine) -> Booking:
+    return Booking.objects.create(
+        reference="UPC-2345",
+        slot=slot_at(line, days=3, hour=9),
+        customer=customer,
+        status=Booking.Status.CONFIRMED,
+        confirmed_at=clock.now(),
+        contact_phone="+358401234567",
+        channel=Booking.Channel.CUSTOMER_ONLINE,
+    )

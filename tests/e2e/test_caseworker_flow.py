@@ -220,3 +220,37 @@ def test_not_in_registry__request_link__fills_in_the_organisations_name_and_busi
     expect(page.locator("input[name=business_id]")).to_have_value("2718282-8")
     expect(page.locator("input[name=organisation_name]")).to_have_value("Naapuriapu ry")
     assert_no_axe_violations(page)  # the console's only error is the refusal page's own 403, checked above
+
+
+def test_overview__long_history__older_and_newer_pages_accessible(page: Page, booking_data: ServiceLine) -> None:
+    customer = Customer.objects.with_identity_code(ORDINARY).get()
+    base = clock.localnow().replace(hour=9, minute=0, second=0, microsecond=0)
+    for days in range(1, 26):  # 25 earlier bookings: a page of 20 and one of 5
+        start = base - dt.timedelta(days=days)
+        slot = Slot.objects.create(
+            service_line=booking_data,
+            language="fi",
+            starts_at=start,
+            ends_at=start + dt.timedelta(minutes=45),
+            capacity=1,
+        )
+        Booking.objects.create(
+            reference=f"OLD-{days:04d}".replace("0", "A").replace("1", "B"),
+            slot=slot,
+            customer=customer,
+            status=Booking.Status.CONFIRMED,
+            confirmed_at=start - dt.timedelta(days=7),
+            contact_phone="+358401112222",
+            channel=Booking.Channel.KELA_PHONE_SERVICE,
+        )
+    sign_in_and_open(page, "fi", ORDINARY)
+    history = page.locator("#history-heading ~ ul.booking-list > li")
+    expect(history).to_have_count(20)
+    expect(page.get_by_text("Varaukset 1–20, uusin ensin.")).to_be_visible()
+    page.get_by_role("link", name="Vanhemmat varaukset").click()
+    page.wait_for_url("**/customer/overview/?page=2#history-heading")
+    expect(history).to_have_count(5)
+    assert_accessible(page)
+    page.get_by_role("link", name="Uudemmat varaukset").click()
+    page.wait_for_url("**/customer/overview/?page=1#history-heading")
+    expect(history).to_have_count(20)
