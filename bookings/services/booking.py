@@ -262,9 +262,12 @@ def _booking_confirm(
     # The hold, and in the same read the booking this key already made, if any (a double submit, or the same submit
     # confirmed while this one waited for the locks): that booking is returned, never made twice.
     hold, earlier = None, None
-    for booking in Booking.objects.select_for_update(of=("self",)).filter(
-        Q(pk=hold_id, booked_by=acting.user) | Q(idempotency_key=idempotency_key)
-    ):
+    locked = (
+        Booking.objects.select_for_update(of=("self",))
+        .filter(Q(pk=hold_id, booked_by=acting.user) | Q(idempotency_key=idempotency_key))
+        .order_by()  # no join to the slot for the default ordering
+    )
+    for booking in locked:
         if booking.idempotency_key == idempotency_key:
             earlier = booking
         if booking.pk == hold_id and booking.booked_by_id == acting.user.pk:
@@ -340,10 +343,9 @@ def conflicting_bookings(*, customer: Customer, slot: Slot, now: dt.datetime, ex
 def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> None:
     """At most one active future booking per service line, and never two overlapping ones: raise the rule's error.
     The customer's row is locked by the caller, so their bookings cannot change until it commits."""
-    conflicts = list(
-        conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding)
-        .select_related("slot__service_line")
-        .order_by("slot__starts_at")
+    conflicts = sorted(  # seldom any: sorted here rather than by the database
+        conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding).select_related("slot"),
+        key=lambda booking: booking.slot.starts_at,
     )
     same_line = next((booking for booking in conflicts if booking.slot.service_line_id == slot.service_line_id), None)
     if same_line is not None:
