@@ -99,7 +99,13 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     search_fields = ["recipient", "subject"]
     date_hierarchy = "created_at"
     actions = ["resend"]
-    readonly_fields = [field.name for field in Message._meta.fields]
+    # The change page shows every column read-only, the recipient in the form the list shows it.
+    fields = [
+        "recipient_display" if field.name == "recipient" else field.name
+        for field in Message._meta.fields
+        if field.name != "id"
+    ]
+    readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         """Everything the admin shows of messages comes from here: the list, its search, filters, facet counts and

@@ -432,3 +432,24 @@ def test_booking_admin__view_only_staff__gets_no_cancel_action(client, line) -> 
     )
     booking.refresh_from_db()
     assert booking.status == Booking.Status.CONFIRMED
+
+
+def test_booking_admin__change_page__names_the_interpreter_language(admin_client, line) -> None:
+    booking = book(make_slot(line, at=at(10, days=1)), interpreter_needed=True, interpreter_language="so")
+    page = admin_client.get(reverse("admin:bookings_booking_change", args=[booking.pk])).content.decode()
+    field = page.split("field-interpreter_language_display")[1].split("</div>\n")[0]
+    assert "Somali" in field
+
+
+def test_booking_admin__reference_search__an_exact_match_on_the_stored_form(admin_client, line) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    booking = book(make_slot(line, at=at(10, days=1)))
+    with CaptureQueriesContext(connection) as queries:
+        found = admin_client.get(reverse(BOOKINGS), {"q": booking.reference.lower()}).context["cl"]
+    assert list(found.result_list) == [booking]
+    searches = [query["sql"] for query in queries.captured_queries if '"reference"' in query["sql"].split("WHERE")[-1]]
+    assert searches
+    # The unique index serves it: no function on the column (PostgreSQL's iexact) nor LIKE (SQLite's).
+    assert all("UPPER(" not in sql and " LIKE " not in sql for sql in searches)
