@@ -90,10 +90,9 @@ def customer_view(request: HttpRequest) -> HttpResponse:
 @requires_step(Step.CUSTOMER_LOCKED)
 def overview_view(request: HttpRequest) -> HttpResponse:
     """The customer's details and bookings (the service records the opening)."""
+    # The history's page: up to six ASCII digits; anything else shows the first page.
     page = request.GET.get("page", "1")
-    history_page = (
-        int(page) if page.isascii() and page.isdecimal() and len(page) <= 6 else 1
-    )  # anything else: the first
+    history_page = int(page) if page.isascii() and page.isdecimal() and len(page) <= 6 else 1
     overview = customer_overview(acting=acting_context(request), history_page=history_page)
     now = clock.now()
     return render(
