@@ -86,14 +86,14 @@ def audit_event_record(
     `details` carries reason codes and ids only: the model refuses anything that looks like an identity code.
     """
     event = _audit_event(
-        acting=acting,
+        acting,
+        organisation_business_id=organisation_business_id,
+        organisation_name=organisation_name,
         action=action,
         outcome=outcome,
         customer=customer,
         booking=booking,
-        organisation_business_id=organisation_business_id,
-        organisation_name=organisation_name,
-        details=details,
+        details=details or {},
     )
     event.save(force_insert=True)
     return event
@@ -103,21 +103,15 @@ def audit_events_record(*, acting: ActingContext, actions: Sequence[str], custom
     """Append several successful events on one customer in one INSERT, in the caller's transaction (the overview
     records the opening and the showing of the register's contact details)."""
     return AuditEvent.objects.bulk_create(
-        [_audit_event(acting=acting, action=action, customer=customer) for action in actions]
+        [_audit_event(acting, action=action, customer=customer) for action in actions]
     )
 
 
 def _audit_event(
-    *,
-    acting: ActingContext,
-    action: str,
-    outcome: str = AuditEvent.Outcome.SUCCESS,
-    customer: Any = None,
-    booking: Any = None,
-    organisation_business_id: str = "",
-    organisation_name: str = "",
-    details: dict[str, Any] | None = None,
+    acting: ActingContext, *, organisation_business_id: str = "", organisation_name: str = "", **fields: Any
 ) -> AuditEvent:
+    """An unsaved event with the actor, the acting organisation (unless one is given) and the request's id and address
+    from the acting context, and `fields` (the action, the customer, …) as given."""
     actor = acting.user
     return AuditEvent(
         actor=actor,
@@ -125,11 +119,7 @@ def _audit_event(
         actor_identity_code=(actor.identity_code or "") if actor else "",
         organisation_business_id=organisation_business_id or acting.organisation_business_id,
         organisation_name=organisation_name or acting.organisation_name,
-        action=action,
-        outcome=outcome,
-        customer=customer,
-        booking=booking,
         request_id=acting.meta.request_id,
         ip_address=acting.meta.ip_address,
-        details=details or {},
+        **fields,
     )
