@@ -45,7 +45,7 @@ from bookings.services import (
     customer_find_or_create,
     customer_overview,
 )
-from bookings.services.booking import HISTORY_PAGE_SIZE, bookable_window
+from bookings.services.booking import bookable_window
 from kelabooking import clock
 from partners import context
 from partners.context import DRAFT_KEY, CustomerLockedError, Step, acting_context, requires_step
@@ -103,11 +103,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
             "contact": overview.contact,
             "upcoming": [(booking, *booking.state(now)) for booking in overview.upcoming],
             "history": [(booking, *booking.state(now)) for booking in overview.history],
-            "history_page": overview.history_page,
-            "history_first": (overview.history_page - 1) * HISTORY_PAGE_SIZE + 1,
-            "history_last": (overview.history_page - 1) * HISTORY_PAGE_SIZE + len(overview.history),
-            "newer_page": overview.history_page - 1,
-            "older_page": overview.history_page + 1 if overview.has_older else 0,
+            "overview": overview,
         },
     )
 

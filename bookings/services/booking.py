@@ -115,6 +115,25 @@ class CustomerOverview:
     history_page: int
     has_older: bool
 
+    @property
+    def history_first(self) -> int:
+        """The position of the page's first booking in the whole history, from 1."""
+        return (self.history_page - 1) * HISTORY_PAGE_SIZE + 1
+
+    @property
+    def history_last(self) -> int:
+        return self.history_first + len(self.history) - 1
+
+    @property
+    def newer_page(self) -> int:
+        """The page of newer bookings, 0 on the first."""
+        return self.history_page - 1
+
+    @property
+    def older_page(self) -> int:
+        """The page of older bookings, 0 when there are none."""
+        return self.history_page + 1 if self.has_older else 0
+
 
 @transaction.atomic
 def customer_overview(*, acting: ActingContext, history_page: int = 1) -> CustomerOverview:
@@ -130,7 +149,7 @@ def customer_overview(*, acting: ActingContext, history_page: int = 1) -> Custom
     now = clock.now()
     upcoming = list(customer_bookings(customer=customer).upcoming(now=now).order_by("slot__starts_at"))
     history_page = max(history_page, 1)
-    start = (history_page - 1) * HISTORY_PAGE_SIZE
+    start = (history_page - 1) * HISTORY_PAGE_SIZE  # CustomerOverview.history_first - 1
     # One row more than a page tells whether there are older ones, without counting them all.
     history = list(customer_bookings(customer=customer).history(now=now)[start : start + HISTORY_PAGE_SIZE + 1])
     return CustomerOverview(
