@@ -13,6 +13,7 @@ class KelabookingConfig(AppConfig):
         from django.core import checks
 
         from kelabooking.checks import check_identity_code_keys, check_shared_cache
+        from kelabooking.database import grant_app_role_after_migrate
         from kelabooking.permissions import sync_staff_groups
 
         checks.register(check_shared_cache)
@@ -20,3 +21,5 @@ class KelabookingConfig(AppConfig):
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")
+        # Once per migrate, after every app's tables exist.
+        post_migrate.connect(grant_app_role_after_migrate, sender=self, dispatch_uid="kelabooking.grant_app_role")

@@ -145,6 +145,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The role web, worker and beat connect as, when it is not the owner that runs `migrate` (README, "Database roles"):
+# every `migrate` grants it what the app needs, and the audit trail only to read and append (kelabooking/database.py).
+DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits); Redis when REDIS_URL is set so every web process shares the counters -----------------

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
-from django.db.models import F, Func, Q, TextField, Value
+from django.db.models import F, Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from kelabooking import crypto
 from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField
 from kelabooking.logging import IDENTITY_CODE_RE
+from partners.database import audit_events_expire, audit_expiry_cutoff
 
 
 class UserQuerySet(models.QuerySet["User"]):
@@ -50,37 +51,7 @@ class User(AbstractUser):
 
 
 class AppendOnlyError(Exception):
-    """The audit trail is never changed or deleted."""
-
-
-class AuditMaintenance:
-    """The two ways the audit trail may change (DESIGN.md §3): the retention job removes expired events and detaches
-    removed customers; the key rotation re-encrypts and re-indexes. Nothing else updates or deletes an event."""
-
-    RETENTION = "retention"
-    ROTATION = "rotation"
-
-
-def audit_maintenance_begin(kind: str) -> None:
-    """Mark the current transaction as one of the two maintenance paths.
-
-    On PostgreSQL the append-only trigger (partners migration 0006) lets an UPDATE (either path) or a DELETE
-    (retention only) through when the transaction-local setting `kelabooking.audit_maintenance` names it; it is set
-    here with PostgreSQL's `set_config(…, is_local => true)`, evaluated once through the ORM, and ends with the
-    transaction. SQLite has no such trigger: there the queryset's own refusal is the guard.
-    """
-    if not transaction.get_connection().in_atomic_block:
-        raise AppendOnlyError("audit maintenance runs inside the transaction it marks")
-    if connection.vendor != "postgresql":
-        return
-    marker = Func(
-        Value("kelabooking.audit_maintenance"),
-        Value(kind),
-        Value(True),
-        function="set_config",
-        output_field=TextField(),
-    )
-    list(ContentType.objects.annotate(marker=marker).values_list("marker", flat=True)[:1])
+    """The audit trail is never changed or deleted, but by the retention job and the key rotation."""
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
@@ -97,26 +68,41 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit events cannot be deleted")
 
-    def expire(self, *, before: Any) -> int:
-        """Remove the events recorded before `before`: the retention job's path, the only one that removes events
-        (kelabooking/retention.py). Returns how many went."""
+    def expiry_cutoff(self, before: dt.datetime) -> dt.datetime:
+        """The time before which `expire(before=…)` removes events: `before`, or on PostgreSQL the database's own
+        limit where that is earlier. Read it in the transaction that expires, and count with it."""
+        if connection.vendor == "postgresql":
+            return audit_expiry_cutoff(connection=connection, before=before)
+        return before
+
+    def expire(self, *, before: dt.datetime) -> int:
+        """Remove every event recorded before `before`: the retention job's path, the only one that removes events
+        (kelabooking/retention.py). On PostgreSQL through the database's own function, which removes none younger
+        than the audit period it knows (partners/database.py). Returns how many went."""
+        if connection.vendor == "postgresql":
+            return audit_events_expire(connection=connection, before=before)
         with transaction.atomic():
-            audit_maintenance_begin(AuditMaintenance.RETENTION)
-            deleted, _by_model = models.QuerySet.delete(self.filter(created_at__lt=before))
+            deleted, _by_model = models.QuerySet.delete(self.model.objects.filter(created_at__lt=before))
         return deleted
 
     def rewrite(self, **kwargs: Any) -> int:
-        """Rewrite stored values in place: the key rotation's path (re-encryption and re-indexing), no other."""
-        with transaction.atomic():
-            audit_maintenance_begin(AuditMaintenance.ROTATION)
-            return models.QuerySet.update(self, **kwargs)
+        """Put the same actor code under a new key, or the customer's index under a new HMAC key: the key rotation's
+        path, no other change (on PostgreSQL the trigger refuses any other, and only the owner's role may make it)."""
+        if not kwargs or set(kwargs) - REWRITABLE:
+            raise AppendOnlyError(f"key rotation rewrites only {', '.join(sorted(REWRITABLE))}")
+        return models.QuerySet.update(self, **kwargs)
+
+
+# What the key rotation may rewrite of an audit event: the stored ciphertext of the actor's code and the customer's
+# keyed index (partners migration 0008's trigger allows the same two columns).
+REWRITABLE = frozenset({"actor_identity_code", "customer_digest"})
 
 
 class AuditEvent(models.Model):
     """Who did what, acting for which organisation, on which customer (Act 906/2019 § 17). Append-only.
 
-    The database refuses UPDATE and DELETE too (triggers in the migration), so not even raw SQL from the app
-    changes history.
+    On PostgreSQL the database refuses every other UPDATE and DELETE too, whoever asks (the trigger of partners
+    migration 0008), and the app's own role may only read and append (README, "Database roles").
     """
 
     class Action(models.TextChoices):

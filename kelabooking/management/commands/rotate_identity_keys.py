@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from kelabooking import crypto
+from partners.database import may_rewrite_audit_events
 
 BATCH = 500
 
@@ -35,6 +37,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, new_keys: bool, dry_run: bool, **options: Any) -> None:
         if new_keys:
             self._new_keys()
+        if not dry_run and not may_rewrite_audit_events(connection):
+            raise CommandError(
+                "This database role may not rewrite audit events: run rotate_identity_keys as the database owner, "
+                'the role that runs migrate (README, "Database roles").'
+            )
         counts = rotate(dry_run=dry_run)
         verb = "need rewriting" if dry_run else "rewritten"
         for name, count in counts.items():

@@ -1,0 +1,57 @@
+"""The app's database role (README, "Database roles"), PostgreSQL only, in plain SQL.
+
+`migrate` runs as the owner of the schema. Web, worker and beat connect as another role, DATABASE_APP_ROLE, to which
+every `migrate` grants what the app needs: reading and writing the app's tables, less what the apps take back
+(`restrict_app_role`, called from their `AppConfig.ready()`: the audit trail may only be read and appended to). The
+app's role owns nothing, so it can neither alter a table nor drop a trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+Restriction = Callable[[BaseDatabaseWrapper, str], Iterable[str]]
+_restrictions: list[Restriction] = []
+
+
+def restrict_app_role(restriction: Restriction) -> None:
+    """Register SQL statements that take back part of the app role's rights. `restriction(connection, role)` gets the
+    role's quoted name and returns the statements; they run after the grants, at every `migrate`."""
+    if restriction not in _restrictions:
+        _restrictions.append(restriction)
+
+
+def app_role_statements(connection: BaseDatabaseWrapper, role: str) -> list[str]:
+    """What the app's role is granted, then what the apps take back."""
+    quoted = connection.ops.quote_name(role)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        schema = connection.ops.quote_name(cursor.fetchone()[0])
+    statements = [
+        f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
+        f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema} FROM {quoted}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {quoted}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}",
+    ]
+    for restriction in _restrictions:
+        statements.extend(restriction(connection, quoted))
+    return statements
+
+
+def grant_app_role(*, connection: BaseDatabaseWrapper, role: str) -> None:
+    """Give the app's role exactly its rights on every table there is now (run by `migrate`, as the owner)."""
+    with connection.cursor() as cursor:
+        for statement in app_role_statements(connection, role):
+            cursor.execute(statement)
+
+
+def grant_app_role_after_migrate(*, using: str, **kwargs: Any) -> None:
+    """post_migrate: with DATABASE_APP_ROLE set, put the role's rights back to exactly `app_role_statements`."""
+    connection = connections[using]
+    if connection.vendor == "postgresql" and settings.DATABASE_APP_ROLE:
+        grant_app_role(connection=connection, role=settings.DATABASE_APP_ROLE)

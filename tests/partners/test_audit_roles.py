@@ -1,0 +1,158 @@
+"""The audit trail against the database itself (partners migration 0008, kelabooking/database.py): the app's own role
+may only read and append, whatever it sets in its session; the trigger lets through only the three changes the trail
+ever takes, whoever asks; the retention job and the key rotation still work, each as the role it runs as."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from bookings.models import Booking, Customer
+from kelabooking import clock, database
+from kelabooking.retention import retention_run
+from partners.models import AuditEvent
+from tests.factories import BookingFactory, CustomerFactory, SlotFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+APP_ROLE = "kelabooking_test_app"
+TABLE = "partners_auditevent"
+YEAR = dt.timedelta(days=365)
+
+
+def sql(statement: str, params: list | None = None) -> list[tuple]:
+    """Run one statement in a savepoint (so a refusal leaves the test's transaction usable)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def event_at(moment: dt.datetime, **fields) -> AuditEvent:
+    with time_machine.travel(moment, tick=False):
+        return AuditEvent.objects.create(**{"action": AuditEvent.Action.CUSTOMER_OPENED, **fields})
+
+
+def create_app_role() -> None:
+    """The role, for this test's transaction only (a role made in it vanishes with it)."""
+    if not sql("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_ROLE]):
+        sql(f"CREATE ROLE {APP_ROLE} NOLOGIN")
+
+
+@pytest.fixture
+def app_role() -> Iterator[None]:
+    """This transaction as the app's role, with exactly what every `migrate` grants it."""
+    create_app_role()
+    database.grant_app_role(connection=connection, role=APP_ROLE)
+    sql(f"SET LOCAL ROLE {APP_ROLE}")
+    yield
+    sql("RESET ROLE")
+
+
+def test_audit_trail__app_role_setting_the_old_maintenance_mark__cannot_rewrite_or_delete(app_role) -> None:
+    recorded = event_at(clock.now(), actor_name="Helena")
+    for mark, statement in (
+        ("rotation", f"UPDATE {TABLE} SET action = 'logout', actor_name = 'x' WHERE id = %s"),  # noqa: S608
+        ("retention", f"DELETE FROM {TABLE} WHERE id = %s"),  # noqa: S608
+        ("rotation", f"UPDATE {TABLE} SET customer_digest = 'x' WHERE id = %s"),  # noqa: S608
+    ):
+        with transaction.atomic():
+            sql("SELECT set_config('kelabooking.audit_maintenance', %s, true)", [mark])
+            with pytest.raises(DatabaseError, match="permission denied"):
+                sql(statement, [recorded.pk])
+    with pytest.raises(DatabaseError, match="permission denied"):
+        sql(f"TRUNCATE {TABLE}")
+    recorded = AuditEvent.objects.get(pk=recorded.pk)
+    assert (recorded.action, recorded.actor_name) == (AuditEvent.Action.CUSTOMER_OPENED, "Helena")
+    # What the app does need still works: reading and appending.
+    event_at(clock.now(), action=AuditEvent.Action.LOGOUT)
+    assert AuditEvent.objects.count() == 2
+
+
+def test_audit_trail__app_role__may_detach_a_customer_but_not_repoint_it(app_role) -> None:
+    first, second = CustomerFactory(), CustomerFactory()
+    recorded = event_at(clock.now(), customer=first)
+    with pytest.raises(DatabaseError, match="append-only"):
+        sql(f"UPDATE {TABLE} SET customer_id = %s WHERE id = %s", [second.pk, recorded.pk])  # noqa: S608
+    with pytest.raises(DatabaseError, match="permission denied"):
+        sql(f"UPDATE {TABLE} SET customer_id = NULL, actor_name = 'x' WHERE id = %s", [recorded.pk])  # noqa: S608
+    sql(f"UPDATE {TABLE} SET customer_id = NULL WHERE id = %s", [recorded.pk])  # noqa: S608
+    recorded = AuditEvent.objects.get(pk=recorded.pk)
+    assert (recorded.customer_id, recorded.customer_digest) == (None, first.identity_code_digest)
+
+
+def test_audit_trail__expiry_function__removes_nothing_younger_than_the_audit_period(app_role) -> None:
+    now = clock.now()
+    old = event_at(now - 6 * YEAR)
+    young = event_at(now - YEAR)
+    # The app asks for everything up to tomorrow: the database removes only what its period allows.
+    assert AuditEvent.objects.expire(before=now + dt.timedelta(days=1)) == 1
+    assert list(AuditEvent.objects.values_list("pk", flat=True)) == [young.pk]
+    assert not AuditEvent.objects.filter(pk=old.pk).exists()
+
+
+def test_audit_trail__owner__only_the_three_maintenance_changes_pass_the_trigger() -> None:
+    """Not even the owner's role (no session mark to set any more) changes what an event says."""
+    now = clock.now()
+    recorded = event_at(now - YEAR, actor_name="Helena")
+    for statement in (
+        f"UPDATE {TABLE} SET action = 'logout' WHERE id = %s",  # noqa: S608
+        f"UPDATE {TABLE} SET customer_digest = 'x', actor_name = 'x' WHERE id = %s",  # noqa: S608
+        f"DELETE FROM {TABLE} WHERE id = %s",  # noqa: S608  (younger than the period)
+    ):
+        with transaction.atomic():
+            sql("SELECT set_config('kelabooking.audit_maintenance', 'retention', true)")
+            with pytest.raises(DatabaseError, match="append-only"):
+                sql(statement, [recorded.pk])
+    # Key rotation's change, and only that, passes; and leaves nothing open behind it in the same transaction.
+    assert AuditEvent.objects.filter(pk=recorded.pk).rewrite(customer_digest="d" * 64) == 1
+    with pytest.raises(DatabaseError, match="append-only"):
+        sql(f"UPDATE {TABLE} SET actor_name = 'x' WHERE id = %s", [recorded.pk])  # noqa: S608
+    old = event_at(now - 6 * YEAR)
+    sql(f"DELETE FROM {TABLE} WHERE id = %s", [old.pk])  # noqa: S608
+    assert list(AuditEvent.objects.values_list("actor_name", "customer_digest")) == [("Helena", "d" * 64)]
+
+
+def test_retention__as_the_app_role__removes_expired_events_and_detaches_removed_customers(app_role) -> None:
+    now = clock.now()
+    with time_machine.travel(now - 6 * YEAR, tick=False):
+        customer = CustomerFactory(source=Customer.Source.ENTERED_BY_PARTNER)
+        slot = SlotFactory(starts_at=clock.now() + dt.timedelta(days=3))
+        BookingFactory.confirmed(slot=slot, customer=customer)
+    old = event_at(now - 6 * YEAR, customer=customer)
+    kept = event_at(now - 3 * YEAR, customer=customer)
+    run = retention_run()
+    assert (run.customers_removed, run.audit_events_removed, run.error) == (1, 1, "")
+    assert not AuditEvent.objects.filter(pk=old.pk).exists()
+    kept = AuditEvent.objects.get(pk=kept.pk)
+    assert (kept.customer_id, kept.customer_digest) == (None, customer.identity_code_digest)
+    assert Booking.objects.get().customer_id is None
+
+
+def test_key_rotation__as_the_app_role__refused_with_the_role_to_use(app_role) -> None:
+    event_at(clock.now(), actor_name="Helena")
+    with pytest.raises(CommandError, match="database owner"):
+        call_command("rotate_identity_keys")
+
+
+def test_migrate__grants_the_app_role_exactly_its_rights(settings) -> None:
+    create_app_role()
+    settings.DATABASE_APP_ROLE = APP_ROLE
+    database.grant_app_role_after_migrate(using="default")
+
+    def may(table: str, privilege: str) -> bool:
+        return sql("SELECT has_table_privilege(%s, %s, %s)", [APP_ROLE, table, privilege])[0][0]
+
+    assert may(TABLE, "SELECT")
+    assert may(TABLE, "INSERT")
+    assert not any(may(TABLE, privilege) for privilege in ("UPDATE", "DELETE", "TRUNCATE"))
+    assert may("bookings_booking", "UPDATE")
+    assert may("bookings_booking", "DELETE")
+    assert not may("bookings_booking", "TRUNCATE")
+    expire = "partners_auditevent_expire(timestamptz)"
+    assert sql("SELECT has_function_privilege(%s, %s, 'EXECUTE')", [APP_ROLE, expire])[0][0]
+    assert not sql("SELECT has_function_privilege('public', %s, 'EXECUTE')", [expire])[0][0]
