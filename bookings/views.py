@@ -41,6 +41,7 @@ from bookings.services import (
     SlotFullError,
     booking_cancel,
     booking_confirm,
+    booking_details,
     booking_hold,
     booking_move,
     customer_find_or_create,
@@ -328,7 +329,10 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
         messages.error(request, error.message)
         return redirect("bookings:time")
     context.booking_draft_drop(request)
-    request.session[JUST_BOOKED_KEY] = booking.reference
+    if str(booking.idempotency_key) == draft.get("idempotency_key"):
+        # The confirmation that follows the typing: the booking this draft made. A repeat of the form after the draft
+        # is gone returns the same booking, but as its page, never as the confirmation again.
+        request.session[JUST_BOOKED_KEY] = booking.reference
     return redirect("bookings:done", reference=booking.reference)
 
 
@@ -336,17 +340,22 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def done_view(request: HttpRequest, reference: str) -> HttpResponse:
-    """A booking's own page: the confirmation right after booking, later the place to check, move or cancel it."""
-    booking = customer_booking(acting=acting_context(request), reference=reference)
+    """A booking's own page: the confirmation right after booking, later the place to check, move or cancel it. The
+    contact details typed for it are shown as `booking_contact` allows: to the organisation that made it, and for a
+    customer with non-disclosure only on the confirmation."""
+    just_booked = request.session.pop(JUST_BOOKED_KEY, None) == reference
+    details = booking_details(acting=acting_context(request), reference=reference, just_confirmed=just_booked)
+    booking = details.booking
     state, state_name = booking.state(clock.now())
     return render(
         request,
         "bookings/done.html",
         {
             "booking": booking,
+            "contact": details.contact,
             "slot": booking.slot,
             "booking_customer": booking.customer,
-            "just_booked": request.session.pop(JUST_BOOKED_KEY, None) == booking.reference,
+            "just_booked": just_booked,
             "state": state,
             "state_name": state_name,
             "language_name": dict(SERVICE_LANGUAGES)[booking.slot.language],
