@@ -307,7 +307,7 @@ def signed_in_session(*, partner: Any, organisation: Any, customer: Any, draft: 
     context.accept_terms(request)
     context.lock_customer(request, customer)
     if draft is not None:
-        data[context.DRAFT_KEY] = draft
+        context.booking_draft_save(request, **draft)
     return data
 
 

@@ -56,6 +56,33 @@ def register_contact(*, customer: Customer) -> RegisterContact | None:
     return RegisterContact(phone=customer.phone, email=customer.email)
 
 
+@dataclass(frozen=True)
+class BookingContact:
+    """What the partner typed for one booking: the phone Kela calls, the e-mail and the description of the matter."""
+
+    phone: str
+    email: str
+    description: str
+
+
+def booking_contact(*, acting: ActingContext, booking: Booking, just_confirmed: bool = False) -> BookingContact | None:
+    """The contact details typed for `booking` that the acting partner may see (DESIGN.md §4 rule 7).
+
+    Only the organisation that made the booking sees them; a booking made by another organisation, by the customer
+    online or by Kela's phone service shows none. For a customer with non-disclosure even that organisation sees them
+    only on the confirmation that follows the typing (`just_confirmed`, for the partner who confirmed it). None also
+    when the retention job has erased them: the only place this rule is decided.
+    """
+    organisation = booking.organisation if booking.channel == Booking.Channel.PARTNER else None
+    if organisation is None or organisation.business_id != acting.organisation_business_id:
+        return None
+    if booking.customer.non_disclosure and not (just_confirmed and booking.booked_by_id == acting.user.pk):
+        return None
+    if not (booking.contact_phone or booking.contact_email or booking.description):
+        return None
+    return BookingContact(phone=booking.contact_phone, email=booking.contact_email, description=booking.description)
+
+
 def upcoming_bookings(*, customer: Customer) -> list[Booking]:
     """The customer's upcoming bookings, soonest first, with their slots."""
     return list(

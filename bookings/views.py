@@ -1,7 +1,8 @@
 """The partner's booking pages: the customer, their bookings, and booking or cancelling a telephone time.
 
-What the partner has chosen so far lives in the server-side session (the "draft"), so nothing typed is lost when a
-time has to be chosen again; the hold itself lives in the database, where it counts against capacity.
+What the partner has chosen so far lives in the server-side session, encrypted (the "draft", `context.booking_draft`),
+so nothing typed is lost when a time has to be chosen again; the hold itself lives in the database, where it counts
+against capacity.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from bookings.services import (
     SlotFullError,
     booking_cancel,
     booking_confirm,
+    booking_details,
     booking_hold,
     booking_move,
     customer_find_or_create,
@@ -48,20 +50,10 @@ from bookings.services import (
 from bookings.services.booking import bookable_window
 from kelabooking import clock
 from partners import context
-from partners.context import DRAFT_KEY, CustomerLockedError, Step, acting_context, requires_step
+from partners.context import CustomerLockedError, Step, acting_context, requires_step
 
 # The reference just confirmed in this session: its page is then the confirmation page.
 JUST_BOOKED_KEY = "just_booked"
-
-
-def _draft(request: HttpRequest) -> dict[str, Any]:
-    return dict(request.session.get(DRAFT_KEY, {}))
-
-
-def _save_draft(request: HttpRequest, **values: Any) -> dict[str, Any]:
-    draft = {**_draft(request), **values}
-    request.session[DRAFT_KEY] = draft
-    return draft
 
 
 # --- The customer ---------------------------------------------------------------------------------------------
@@ -118,7 +110,7 @@ def matter_view(request: HttpRequest) -> HttpResponse:
     with that time and links to it (the rule itself is the confirm's)."""
     acting = acting_context(request)
     customer = acting_customer(acting=acting)
-    draft = _draft(request)
+    draft = context.booking_draft(request)
     initial = {
         "service_line": draft.get("service_line_id"),
         "language": draft.get("language", request.LANGUAGE_CODE),
@@ -127,7 +119,7 @@ def matter_view(request: HttpRequest) -> HttpResponse:
     }
     form = MatterForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        _save_draft(
+        context.booking_draft_save(
             request,
             service_line_id=form.cleaned_data["service_line"].pk,
             language=form.cleaned_data["language"],
@@ -222,7 +214,7 @@ def _week_view(
 @requires_step(Step.CUSTOMER_LOCKED)
 def time_view(request: HttpRequest) -> HttpResponse:
     """Pick a time: the next free time first, then a week of free times; picking one holds it."""
-    draft = _draft(request)
+    draft = context.booking_draft(request)
     if "service_line_id" not in draft:
         return redirect("bookings:matter")
     if request.method == "POST":
@@ -249,7 +241,7 @@ def time_view(request: HttpRequest) -> HttpResponse:
 @requires_step(Step.CUSTOMER_LOCKED)
 def contact_view(request: HttpRequest) -> HttpResponse:
     """Contact details for this booking: the register's, pre-filled only without non-disclosure."""
-    draft = _draft(request)
+    draft = context.booking_draft(request)
     hold = partner_hold(acting=acting_context(request))
     if hold is None:
         return redirect("bookings:time" if "service_line_id" in draft else "bookings:matter")
@@ -261,7 +253,7 @@ def contact_view(request: HttpRequest) -> HttpResponse:
         request.POST if request.method == "POST" else None, initial=initial, names_required=not customer.in_register
     )
     if request.method == "POST" and form.is_valid():
-        _save_draft(request, contact=form.cleaned_data)
+        context.booking_draft_save(request, contact=form.cleaned_data)
         return redirect("bookings:check")
     return render(request, "bookings/contact.html", {"form": form, "hold": hold, "customer": customer})
 
@@ -272,13 +264,13 @@ def contact_view(request: HttpRequest) -> HttpResponse:
 def check_view(request: HttpRequest) -> HttpResponse:
     """Check your answers, then confirm. The form names the hold it shows and carries an idempotency key: a double
     submit books once, and a confirm from a tab whose hold was replaced books nothing."""
-    draft = _draft(request)
+    draft = context.booking_draft(request)
     if request.method == "POST":
         return _confirm(request, draft)
     acting = acting_context(request)
     if (made := booking_by_key(acting=acting, idempotency_key=draft.get("idempotency_key"))) is not None:
         # Confirmed, but the session never heard of it (its save failed after the commit): show what was made.
-        request.session.pop(DRAFT_KEY, None)
+        context.booking_draft_drop(request)
         return redirect("bookings:done", reference=made.reference)
     hold = partner_hold(acting=acting)
     if hold is None or "contact" not in draft:
@@ -287,7 +279,7 @@ def check_view(request: HttpRequest) -> HttpResponse:
     key = draft.get("idempotency_key") if draft.get("idempotency_hold") == hold.pk else None
     if key is None:
         key = str(uuid.uuid4())
-        _save_draft(request, idempotency_key=key, idempotency_hold=hold.pk)
+        context.booking_draft_save(request, idempotency_key=key, idempotency_hold=hold.pk)
     return render(request, "bookings/check.html", _summary(draft, hold) | {"idempotency_key": key})
 
 
@@ -336,8 +328,11 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
     except BookingError as error:
         messages.error(request, error.message)
         return redirect("bookings:time")
-    request.session.pop(DRAFT_KEY, None)
-    request.session[JUST_BOOKED_KEY] = booking.reference
+    context.booking_draft_drop(request)
+    if str(booking.idempotency_key) == draft.get("idempotency_key"):
+        # The confirmation that follows the typing: the booking this draft made. A repeat of the form after the draft
+        # is gone returns the same booking, but as its page, never as the confirmation again.
+        request.session[JUST_BOOKED_KEY] = booking.reference
     return redirect("bookings:done", reference=booking.reference)
 
 
@@ -345,17 +340,22 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def done_view(request: HttpRequest, reference: str) -> HttpResponse:
-    """A booking's own page: the confirmation right after booking, later the place to check, move or cancel it."""
-    booking = customer_booking(acting=acting_context(request), reference=reference)
+    """A booking's own page: the confirmation right after booking, later the place to check, move or cancel it. The
+    contact details typed for it are shown as `booking_contact` allows: to the organisation that made it, and for a
+    customer with non-disclosure only on the confirmation."""
+    just_booked = request.session.pop(JUST_BOOKED_KEY, None) == reference
+    details = booking_details(acting=acting_context(request), reference=reference, just_confirmed=just_booked)
+    booking = details.booking
     state, state_name = booking.state(clock.now())
     return render(
         request,
         "bookings/done.html",
         {
             "booking": booking,
+            "contact": details.contact,
             "slot": booking.slot,
             "booking_customer": booking.customer,
-            "just_booked": request.session.pop(JUST_BOOKED_KEY, None) == booking.reference,
+            "just_booked": just_booked,
             "state": state,
             "state_name": state_name,
             "language_name": dict(SERVICE_LANGUAGES)[booking.slot.language],

@@ -13,6 +13,7 @@ which `requires_step` answers with the refusal page.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -23,7 +24,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from kelabooking import clock
+from kelabooking import clock, crypto
 from kelabooking.ratelimit import client_address
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 SESSION_KEY = "acting"
 # What the partner has chosen so far for a booking (the matter, the contact details): part of the acting state, so
-# that it goes with the organisation and the customer it was typed for.
+# that it goes with the organisation and the customer it was typed for. Read and written through `booking_draft`
+# and `booking_draft_save` alone: the session holds it encrypted.
 DRAFT_KEY = "booking_draft"
 
 
@@ -132,10 +134,34 @@ def _update(request: HttpRequest, **values: Any) -> None:
     request.session[SESSION_KEY] = stored
 
 
+def booking_draft(request: HttpRequest) -> dict[str, Any]:
+    """What the partner has chosen and typed so far for a booking. A draft that cannot be read (written under an
+    encryption key since retired) is no draft: the partner starts the booking again."""
+    stored = request.session.get(DRAFT_KEY)
+    if not isinstance(stored, str):
+        return {}
+    try:
+        return json.loads(crypto.decrypt(stored))
+    except crypto.IdentityCodeKeyError:
+        return {}
+
+
+def booking_draft_save(request: HttpRequest, **values: Any) -> dict[str, Any]:
+    """Add `values` to the draft. It holds what was typed for the customer (phone, e-mail, description, names), so
+    the session row keeps it encrypted, like the ID token (kelabooking/crypto.py): never in clear at rest."""
+    draft = {**booking_draft(request), **values}
+    request.session[DRAFT_KEY] = crypto.encrypt(json.dumps(draft))
+    return draft
+
+
+def booking_draft_drop(request: HttpRequest) -> None:
+    request.session.pop(DRAFT_KEY, None)
+
+
 def start_over(request: HttpRequest) -> None:
     """A new identification: nothing of an earlier login's organisation, terms, customer or draft is kept."""
     request.session.pop(SESSION_KEY, None)
-    request.session.pop(DRAFT_KEY, None)
+    booking_draft_drop(request)
 
 
 def choose_organisation(request: HttpRequest, *, business_id: str, name: str) -> None:
@@ -143,7 +169,7 @@ def choose_organisation(request: HttpRequest, *, business_id: str, name: str) ->
     organisation is part of that customer's handling: only a new identification changes it."""
     if acting_context(request).step >= Step.CUSTOMER_LOCKED:
         raise CustomerLockedError
-    request.session.pop(DRAFT_KEY, None)
+    booking_draft_drop(request)
     _update(request, organisation_business_id=business_id, organisation_name=name, terms_accepted_at="")
 
 

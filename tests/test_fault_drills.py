@@ -24,6 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email.utils import parseaddr
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -382,7 +383,9 @@ class Partner:
             "terms_accepted_at": clock.now().isoformat(),
             "customer_id": customer.pk,
         }
-        session[context.DRAFT_KEY] = {"service_line_id": service_line.pk, "language": "fi", "interpreter_language": ""}
+        context.booking_draft_save(
+            SimpleNamespace(session=session), service_line_id=service_line.pk, language="fi", interpreter_language=""
+        )
         session.save()
         self.session_key = session.session_key
         self.http = requests.Session()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bookings.services.booking import (
+    BookingDetails,
     BookingError,
     ContactDetails,
     CustomerOverview,
@@ -11,6 +12,7 @@ from bookings.services.booking import (
     SlotFullError,
     booking_cancel,
     booking_confirm,
+    booking_details,
     booking_hold,
     booking_move,
     customer_find_or_create,
@@ -20,6 +22,7 @@ from bookings.services.reminders import booking_remind, bookings_remind
 from bookings.services.slots import slot_capacity_check, slots_generate
 
 __all__ = [
+    "BookingDetails",
     "BookingError",
     "ContactDetails",
     "CustomerOverview",
@@ -28,6 +31,7 @@ __all__ = [
     "SlotFullError",
     "booking_cancel",
     "booking_confirm",
+    "booking_details",
     "booking_hold",
     "booking_move",
     "booking_remind",

@@ -24,7 +24,16 @@ from django.utils.translation import gettext_lazy as _
 
 from bookings.messages import booking_messages_enqueue
 from bookings.models import Booking, Customer, Slot
-from bookings.selectors import RegisterContact, acting_customer, customer_bookings, free_slots, register_contact
+from bookings.selectors import (
+    BookingContact,
+    RegisterContact,
+    acting_customer,
+    booking_contact,
+    customer_booking,
+    customer_bookings,
+    free_slots,
+    register_contact,
+)
 from kelabooking import clock
 from kelabooking.models import Message
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
@@ -160,6 +169,27 @@ def customer_overview(*, acting: ActingContext, history_page: int = 1) -> Custom
         history_page=history_page,
         has_older=len(history) > HISTORY_PAGE_SIZE,
     )
+
+
+@dataclass(frozen=True)
+class BookingDetails:
+    booking: Booking
+    contact: BookingContact | None  # what was typed for it, when the acting partner may see it
+
+
+@transaction.atomic
+def booking_details(*, acting: ActingContext, reference: str, just_confirmed: bool = False) -> BookingDetails:
+    """The locked customer's booking by its reference (a 404 for anything else), with the contact details typed for
+    it that the acting partner may see (`booking_contact`: only the organisation that made it, and with
+    non-disclosure only on the confirmation). Each showing of them is recorded, as the overview records the
+    register's."""
+    booking = customer_booking(acting=acting, reference=reference)
+    contact = booking_contact(acting=acting, booking=booking, just_confirmed=just_confirmed)
+    if contact is not None:
+        audit_event_record(
+            acting=acting, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=booking.customer, booking=booking
+        )
+    return BookingDetails(booking=booking, contact=contact)
 
 
 @transaction.atomic

@@ -53,9 +53,8 @@ def organisation() -> Organisation:
     return OrganisationFactory(business_id="0201256-6", name="Helsingin kaupunki")
 
 
-@pytest.fixture
-def partner(client, organisation):
-    user = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
+def sign_in(client, user, organisation: Organisation) -> None:
+    """`user` signed in on `client`, acting for `organisation` with the terms accepted: no customer yet."""
     client.force_login(user)
     session = client.session
     session[context.SESSION_KEY] = {
@@ -64,6 +63,12 @@ def partner(client, organisation):
         "terms_accepted_at": clock.now().isoformat(),
     }
     session.save()
+
+
+@pytest.fixture
+def partner(client, organisation):
+    user = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
+    sign_in(client, user, organisation)
     return user
 
 
@@ -194,9 +199,11 @@ def test_booking__full_journey__confirmed_with_reference_message_and_audit(
     assert [sent.to for sent in mail.outbox] == [["asta@example.org"]]
     assert booking.reference in mail.outbox[0].subject
     actions = list(AuditEvent.objects.filter(customer=customer).values_list("action", flat=True).order_by("pk"))
-    assert actions[-2:] == ["booking_held", "booking_confirmed"]
+    # The confirmation showed the contact details typed for the booking: recorded with the booking.
+    assert actions[-3:] == ["booking_held", "booking_confirmed", "contact_details_shown"]
     assert AuditEvent.objects.get(action="booking_held").details == {"reference": booking.reference, "slot": slot.pk}
     assert AuditEvent.objects.get(action="booking_confirmed").booking == booking
+    assert AuditEvent.objects.get(action="contact_details_shown").booking == booking
     overview = client.get(url("bookings:overview")).content.decode()
     assert booking.reference in overview
     assert "Booked by Helsingin kaupunki" in overview

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ORDINARY = "241170-944V"
 PROTECTED = "150580-912S"
+TUOMAS = "020594X903P"  # booking mandates for Tampere and Tukiverkko ry
 
 
 @pytest.fixture(autouse=True)
@@ -61,9 +62,11 @@ def booking_data(sandbox) -> ServiceLine:  # noqa: ARG001 - the sandbox fixture 
     return line
 
 
-def sign_in_and_open(page: Page, language: str, code: str) -> None:
-    identify(page, language, HELENA)
-    choose_organisation(page, "0201256-6")
+def sign_in_and_open(
+    page: Page, language: str, code: str, *, person: str = HELENA, business_id: str = "0201256-6"
+) -> None:
+    identify(page, language, person)
+    choose_organisation(page, business_id)
     page.wait_for_url(f"**/{language}/terms/")
     page.locator("#id_consent").check()
     page.locator("form.form button[type=submit]").click()
@@ -128,6 +131,8 @@ def test_booking__interpreted_appointment_booked_seen_and_cancelled(page: Page, 
 
 
 def test_booking__non_disclosure_customer__no_contact_details_in_any_page_source(page: Page, booking_data) -> None:
+    """The register's contact details appear nowhere, and the phone typed for the booking only on the confirmation
+    that follows: neither Helena reopening the booking nor Tuomas, acting for Tampere, sees it later."""
     sign_in_and_open(page, "fi", PROTECTED)
     sources = [page.content()]
     choose_matter(page, booking_data, "fi")
@@ -136,9 +141,31 @@ def test_booking__non_disclosure_customer__no_contact_details_in_any_page_source
     assert page.locator("#id_phone").input_value() == ""
     assert_accessible(page)
     sources.append(page.content())
-    for source in sources:
+    page.locator("#id_phone").fill("040 765 4321")
+    page.locator("form.form button[type=submit]").click()
+    page.wait_for_url("**/book/check/")
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_url("**/booking/*/")
+    assert "040 7654321" in page.locator("dl.summary").inner_text()  # the confirmation
+    sources.append(page.content())
+    booking_page = page.url
+
+    page.reload()
+    later = [page.content()]
+    assert_accessible(page)
+    page.context.clear_cookies()
+    sign_in_and_open(page, "fi", PROTECTED, person=TUOMAS, business_id="0211675-2")
+    later.append(page.content())
+    page.goto(booking_page)
+    assert "Helsingin kaupunki" in page.locator("dl.summary").inner_text()  # where it was made
+    assert_accessible(page)
+    later.append(page.content())
+    for source in sources + later:
         for secret in ("+358409998877", "040 9998877", "0409998877", "salainen@example.org"):
             assert secret not in source
+    for source in later:
+        for typed in ("+358407654321", "040 7654321", "0407654321"):
+            assert typed not in source
 
 
 def test_booking__hold_expired_and_taken__nearest_times_offered_and_contact_kept(page: Page, booking_data) -> None:
