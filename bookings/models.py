@@ -185,6 +185,9 @@ class Customer(models.Model):
     source = models.CharField(_("source"), max_length=20, choices=Source.choices, default=Source.KELA_REGISTER)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Written each time a partner opens the customer (the customer step, customer_find_or_create): the retention job
+    # keeps a customer a partner works with, bookings or not (RETENTION_CUSTOMER_DAYS).
+    last_opened_at = models.DateTimeField(_("last opened by a partner"), null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 

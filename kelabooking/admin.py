@@ -141,15 +141,29 @@ class MessageAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
     @admin.action(description=_("Resend the selected failed messages"), permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        failed = list(queryset.filter(status=Message.Status.FAILED).values_list("pk", flat=True))
-        for message_id in failed:
-            services.message_resend(message_id=message_id)
+        """A failed message whose recipient and texts the retention job erased is skipped, and said so."""
+        failed = queryset.filter(status=Message.Status.FAILED)
+        queued = [pk for pk in failed.values_list("pk", flat=True) if services.message_resend(message_id=pk)]
         self.message_user(
             request,
-            ngettext("%(count)d message queued again.", "%(count)d messages queued again.", len(failed))
-            % {"count": len(failed)},
+            ngettext("%(count)d message queued again.", "%(count)d messages queued again.", len(queued))
+            % {"count": len(queued)},
             messages.SUCCESS,
         )
+        erased = failed.exclude(erased_at=None).count()
+        if erased:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was not queued again: its recipient and texts were erased after the "
+                    "retention period.",
+                    "%(count)d messages were not queued again: their recipients and texts were erased after the "
+                    "retention period.",
+                    erased,
+                )
+                % {"count": erased},
+                messages.WARNING,
+            )
 
 
 @admin.register(RetentionRun)
@@ -157,7 +171,7 @@ class RetentionRunAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.Model
     """What each run of the retention job removed or erased (kelabooking/retention.py), read-only."""
 
     list_display = ["started_at", "finished_at", "dry_run", "expired_holds", "contacts_erased", "customers_removed"]
-    list_display += ["messages_erased", "audit_events_removed"]
+    list_display += ["messages_erased", "sessions_cleared", "audit_events_removed"]
     list_filter = ["dry_run"]
     date_hierarchy = "started_at"
     readonly_fields = [field.name for field in RetentionRun._meta.fields]

@@ -52,3 +52,29 @@ def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **k
         )
         for problem in crypto.check_keys()
     ]
+
+
+# One check a retention setting, each with its own id; the bounds are the retention job's own (retention.BOUNDS).
+RETENTION_CHECK_IDS = {
+    "contact_days": "kelabooking.E010",
+    "customer_days": "kelabooking.E011",
+    "message_days": "kelabooking.E012",
+    "audit_days": "kelabooking.E013",
+}
+
+
+def check_retention_limits(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """kelabooking.E010–E013: each RETENTION_* setting within its bounds. Out of them the job would erase or remove
+    what is still in use (a negative RETENTION_CUSTOMER_DAYS removes customers with upcoming bookings), or empty the
+    audit trail (RETENTION_AUDIT_DAYS=0); the job itself refuses such limits too."""
+    from kelabooking import retention
+
+    errors = []
+    for name, check_id in RETENTION_CHECK_IDS.items():
+        bound = retention.BOUNDS[name]
+        problem = retention.limit_problem(name, getattr(settings, bound.setting))
+        if problem:
+            errors.append(
+                Error(problem, hint=f'Set {bound.setting} (README, "Retention") within its bounds.', id=check_id)
+            )
+    return errors

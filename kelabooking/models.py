@@ -62,7 +62,8 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"))  # indexed after status: message_status_due_idx
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
-    # When the retention job erased the recipient and the texts of a sent message (RETENTION_MESSAGE_DAYS).
+    # When the retention job erased the recipient and the texts (RETENTION_MESSAGE_DAYS): a sent message's, or a failed
+    # or pending one's, which it marked failed. An erased message is never sent again (message_resend).
     erased_at = models.DateTimeField(_("erased"), null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
@@ -79,6 +80,10 @@ class Message(models.Model):
             ),
             models.CheckConstraint(
                 condition=~Q(recipient="") | Q(erased_at__isnull=False), name="message_recipient_not_empty"
+            ),
+            # Nothing puts an erased message back in the queue: it has no recipient nor texts left to send.
+            models.CheckConstraint(
+                condition=~Q(status="pending") | Q(erased_at__isnull=True), name="message_pending_not_erased"
             ),
             # A constraint, not unique=True: on PostgreSQL that also builds a LIKE index that no query uses.
             models.UniqueConstraint(fields=["key"], name="message_key_unique"),
@@ -101,6 +106,7 @@ class RetentionRun(models.Model):
     contacts_erased = models.PositiveIntegerField(_("bookings' contact details erased"), default=0)
     customers_removed = models.PositiveIntegerField(_("customers removed"), default=0)
     messages_erased = models.PositiveIntegerField(_("messages' texts erased"), default=0)
+    sessions_cleared = models.PositiveIntegerField(_("expired sessions cleared"), default=0)
     audit_events_removed = models.PositiveIntegerField(_("audit events removed"), default=0)
     error = models.TextField(_("error"), blank=True)
 

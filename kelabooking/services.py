@@ -227,10 +227,12 @@ def messages_sweep() -> list[int]:
 
 
 @transaction.atomic
-def message_resend(*, message_id: int) -> None:
-    """Put a failed message back in the queue (admin action)."""
-    updated = Message.objects.filter(pk=message_id, status=Message.Status.FAILED).update(
+def message_resend(*, message_id: int) -> bool:
+    """Put a failed message back in the queue (admin action); whether it was. One whose recipient and texts the
+    retention job erased is not: there is nothing left to send."""
+    updated = Message.objects.filter(pk=message_id, status=Message.Status.FAILED, erased_at=None).update(
         status=Message.Status.PENDING, attempts=0, next_attempt_at=clock.now(), claimed_until=None
     )
     if updated:
         transaction.on_commit(lambda: _nudge([message_id]))
+    return bool(updated)

@@ -195,7 +195,8 @@ def booking_details(*, acting: ActingContext, reference: str, just_confirmed: bo
 @transaction.atomic
 def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Customer:
     """The register's customer, or a new one the partner will give name and contact details for. A login that has
-    locked a customer gets no other (DESIGN.md §4 rule 6): refused before anything is written."""
+    locked a customer gets no other (DESIGN.md §4 rule 6): refused before anything is written. The customer keeps the
+    time a partner last opened them, which the retention job counts as activity (RETENTION_CUSTOMER_DAYS)."""
     acting_organisation(acting=acting, step=Step.TERMS_ACCEPTED)
     customer = Customer.objects.with_identity_code(identity_code).first()
     if acting.customer_id is not None and (customer is None or customer.pk != acting.customer_id):
@@ -208,6 +209,8 @@ def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Cus
                 )
         except IntegrityError:  # another partner entered the same person a moment ago: the keyed index is unique
             customer = Customer.objects.with_identity_code(identity_code).get()
+    customer.last_opened_at = clock.now()
+    Customer.objects.filter(pk=customer.pk).update(last_opened_at=customer.last_opened_at)
     return customer
 
 

@@ -4,16 +4,23 @@ changing nothing, and "who handled this customer" still telling what was removed
 from __future__ import annotations
 
 import datetime as dt
+from importlib import import_module
 
 import pytest
 import time_machine
+from django.conf import settings as django_settings
+from django.contrib import messages as admin_messages
+from django.core import mail
 from django.core.management import call_command
 from django.urls import reverse
 
 from bookings.models import Booking, Customer
+from bookings.services import customer_find_or_create
 from kelabooking import clock
+from kelabooking.checks import check_retention_limits
 from kelabooking.models import Message, RetentionRun
-from kelabooking.retention import retention_run
+from kelabooking.retention import Limits, retention_run
+from kelabooking.services import message_resend, message_send
 from partners.models import AppendOnlyError, AuditEvent, RemovedAuditEvents
 from partners.services import audit_event_record
 from tests.factories import BookingFactory, CustomerFactory, SlotFactory, acting_for
@@ -110,24 +117,186 @@ def test_sent_messages__texts_and_recipient_erased_after_ninety_days__status_kep
             sent_at=START,
             next_attempt_at=START,
         )
-        failed = Message.objects.create(
-            key="old-failed",
+        recent = Message.objects.create(
+            key="recent-sent",
             kind=Message.Kind.CONFIRMATION,
-            channel=Message.Channel.EMAIL,
-            recipient="a@example.org",
+            channel=Message.Channel.SMS,
+            recipient="+358401234567",
             language="fi",
-            subject="Aika",
             body="Aika varattu",
-            status=Message.Status.FAILED,
+            status=Message.Status.SENT,
+            sent_at=START + 10 * DAY,  # queued long ago, sent within the period: counted from the sending
             next_attempt_at=START,
         )
     run = run_at(START + 91 * DAY)
     assert run.messages_erased == 1
     sent.refresh_from_db()
-    failed.refresh_from_db()
+    recent.refresh_from_db()
     assert (sent.recipient, sent.body, sent.status, sent.sent_at) == ("", "", Message.Status.SENT, START)
     assert sent.erased_at == START + 91 * DAY
-    assert failed.body == "Aika varattu"  # not sent: kept for the staff who resend
+    assert (recent.recipient, recent.body) == ("+358401234567", "Aika varattu")
+
+
+def unsent_message(key: str, status: str, **fields) -> Message:
+    return Message.objects.create(
+        **{
+            "key": key,
+            "kind": Message.Kind.CONFIRMATION,
+            "channel": Message.Channel.EMAIL,
+            "recipient": "asiakas@example.org",
+            "language": "fi",
+            "subject": "Aika",
+            "body": "Aika varattu: soitamme numeroon 040 7654321",
+            "status": status,
+            "last_error": "relay refused asiakas@example.org",
+            "next_attempt_at": clock.now(),
+            **fields,
+        }
+    )
+
+
+def test_failed_and_pending_messages__erased_ninety_days_after_queued__never_sent_again() -> None:
+    with at(START):
+        failed = unsent_message("old-failed", Message.Status.FAILED)
+        pending = unsent_message("old-pending", Message.Status.PENDING)
+    with at(START + 10 * DAY):
+        recent = unsent_message("recent-failed", Message.Status.FAILED)
+    run = run_at(START + 91 * DAY)
+    assert run.messages_erased == 2
+    for message in (failed, pending):
+        message.refresh_from_db()
+        erased = (message.recipient, message.subject, message.body, message.last_error, message.context)
+        assert erased == ("", "", "", "", {})
+        assert message.erased_at == START + 91 * DAY
+        # Never sent now: a pending one is failed, and neither is queued again.
+        assert message.status == Message.Status.FAILED
+        with at(START + 92 * DAY):
+            assert message_resend(message_id=message.pk) is False
+            assert message_send(message_id=message.pk).sent is False
+        message.refresh_from_db()
+        assert message.status == Message.Status.FAILED
+    assert mail.outbox == []
+    recent.refresh_from_db()
+    assert (recent.recipient, recent.status) == ("asiakas@example.org", Message.Status.FAILED)
+    assert run_at(START + 92 * DAY).messages_erased == 0  # erased once
+
+
+def test_pending_message__claimed_by_a_worker__left_to_it_until_the_next_run() -> None:
+    with at(START):
+        claimed = unsent_message("claimed", Message.Status.PENDING)
+    Message.objects.filter(pk=claimed.pk).update(claimed_until=START + 91 * DAY + dt.timedelta(minutes=5))
+    assert run_at(START + 91 * DAY).messages_erased == 0
+    assert run_at(START + 92 * DAY).messages_erased == 1
+
+
+def test_message_changelist__resend_of_an_erased_failed_message__skipped_and_said_so(superuser_client) -> None:
+    with at(START):
+        erased = unsent_message("old-failed", Message.Status.FAILED)
+    run_at(START + 91 * DAY)
+    with at(START + 92 * DAY):
+        resendable = unsent_message("recent-failed", Message.Status.FAILED)
+        response = superuser_client.post(
+            reverse("admin:kelabooking_message_changelist"),
+            {"action": "resend", "_selected_action": [erased.pk, resendable.pk]},
+            headers={"Accept-Language": "en"},
+            follow=True,
+        )
+    told = {(message.level, str(message)) for message in response.context["messages"]}
+    assert (admin_messages.SUCCESS, "1 message queued again.") in told
+    assert (
+        admin_messages.WARNING,
+        "1 message was not queued again: its recipient and texts were erased after the retention period.",
+    ) in told
+    statuses = dict(Message.objects.values_list("pk", "status"))
+    assert statuses[erased.pk] == Message.Status.FAILED
+    assert statuses[resendable.pk] != Message.Status.FAILED  # queued again (and sent, tasks being eager here)
+
+
+def test_cancellation_reason__erased_with_the_contact_details_ninety_days_after_the_call() -> None:
+    with at(START - 3 * DAY):
+        slot = SlotFactory(starts_at=START, ends_at=START + dt.timedelta(minutes=45))
+        cancelled = BookingFactory.cancelled(
+            slot=slot, contact_phone="", cancellation_reason="Asiakas muutti Ruotsiin, puoliso soitti"
+        )
+    run = run_at(START + 91 * DAY)
+    assert run.contacts_erased == 1
+    cancelled.refresh_from_db()
+    assert cancelled.cancellation_reason == ""
+    assert cancelled.contact_erased_at == START + 91 * DAY
+    assert (cancelled.status, cancelled.cancelled_at) == (Booking.Status.CANCELLED, cancelled.cancelled_at)
+
+
+def test_expired_sessions__cleared_nightly_and_counted__a_live_one_kept() -> None:
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    with at(START):
+        expired = store()
+        expired["booking_draft"] = {"contact_phone": "040 7654321", "description": "Vuokra nousi"}
+        expired.set_expiry(60 * 60)
+        expired.save()
+    with at(START + dt.timedelta(minutes=90)):
+        live = store()
+        live["booking_draft"] = {"contact_phone": "040 1234567"}
+        live.set_expiry(60 * 60)
+        live.save()
+    dry = run_at(START + dt.timedelta(hours=2), dry_run=True)
+    assert dry.sessions_cleared == 1
+    run = run_at(START + dt.timedelta(hours=2))
+    assert run.sessions_cleared == 1
+    assert not store.get_model_class().objects.filter(session_key=expired.session_key).exists()
+    assert store.get_model_class().objects.filter(session_key=live.session_key).exists()
+    with at(START + dt.timedelta(hours=2)):
+        assert store(live.session_key)["booking_draft"] == {"contact_phone": "040 1234567"}
+
+
+BAD_LIMITS = [
+    ("RETENTION_CONTACT_DAYS", 0, "kelabooking.E010"),
+    ("RETENTION_CONTACT_DAYS", 100_000_000, "kelabooking.E010"),
+    ("RETENTION_CUSTOMER_DAYS", -1, "kelabooking.E011"),
+    ("RETENTION_CUSTOMER_DAYS", 29, "kelabooking.E011"),
+    ("RETENTION_MESSAGE_DAYS", 0, "kelabooking.E012"),
+    ("RETENTION_MESSAGE_DAYS", 3654, "kelabooking.E012"),
+    ("RETENTION_AUDIT_DAYS", 0, "kelabooking.E013"),
+    ("RETENTION_AUDIT_DAYS", 364, "kelabooking.E013"),
+]
+
+
+@pytest.mark.parametrize(("setting", "days", "check_id"), BAD_LIMITS)
+def test_retention_setting__out_of_its_bounds__refused_by_its_check_and_by_the_job(
+    settings, setting, days, check_id
+) -> None:
+    assert check_retention_limits() == []  # the defaults are within the bounds
+    setattr(settings, setting, days)
+    errors = check_retention_limits()
+    assert [error.id for error in errors] == [check_id]
+    assert setting in errors[0].msg
+    with at(START):
+        CustomerFactory.not_in_register()  # would go with a negative customer period
+        audit_event_record(acting=acting_for(), action=AuditEvent.Action.CUSTOMER_OPENED)
+    with pytest.raises(ValueError, match=setting), at(START + DAY):
+        retention_run()
+    assert not RetentionRun.objects.exists()
+    assert Customer.objects.count() == 1
+    assert AuditEvent.objects.count() == 1
+
+
+def test_retention_limits__given_directly__refused_out_of_bounds() -> None:
+    with pytest.raises(ValueError, match="RETENTION_AUDIT_DAYS"):
+        Limits(contact_days=90, customer_days=730, message_days=90, audit_days=0)
+    with pytest.raises(ValueError, match="RETENTION_CUSTOMER_DAYS"):
+        Limits(contact_days=90, customer_days=-1, message_days=90, audit_days=1826)
+    assert Limits(contact_days=1, customer_days=30, message_days=1, audit_days=365).audit_days == 365
+
+
+def test_partner_entered_customer__opened_by_a_partner_within_the_period__kept_until_two_years_after() -> None:
+    with at(START):
+        customer = customer_find_or_create(acting=acting_for(), identity_code="010170-123F")  # entered, never booked
+    assert customer.source == Customer.Source.ENTERED_BY_PARTNER
+    with at(START + 700 * DAY):
+        customer_find_or_create(acting=acting_for(), identity_code="010170-123F")  # another partner opens them
+    assert run_at(START + 731 * DAY).customers_removed == 0
+    assert Customer.objects.filter(pk=customer.pk).exists()
+    assert run_at(START + 700 * DAY + 731 * DAY).customers_removed == 1
+    assert not Customer.objects.filter(pk=customer.pk).exists()
 
 
 def test_audit_events__removed_after_five_years_by_the_job_alone__counted_for_the_customer(superuser_client) -> None:
@@ -195,3 +364,17 @@ def test_beat__runs_the_retention_job_nightly(settings) -> None:
     with at(START):
         BookingFactory.held(expires_at=START - DAY)
         assert retention_run_task.delay().get()["expired_holds"] == 1
+
+
+def test_customer_last_opened_at__migration__taken_from_the_latest_opening_in_the_audit_trail() -> None:
+    from django.apps import apps
+
+    migration = import_module("bookings.migrations.0010_add_customer_last_opened_at")
+    with at(START):
+        opened, never = CustomerFactory.not_in_register(), CustomerFactory.not_in_register()
+        audit_event_record(acting=acting_for(), action=AuditEvent.Action.CUSTOMER_OPENED, customer=opened)
+    with at(START + 100 * DAY):
+        audit_event_record(acting=acting_for(), action=AuditEvent.Action.CUSTOMER_OPENED, customer=opened)
+        audit_event_record(acting=acting_for(), action=AuditEvent.Action.BOOKING_HELD, customer=never)
+    migration.last_openings_from_the_audit_trail(apps, None)
+    assert dict(Customer.objects.values_list("pk", "last_opened_at")) == {opened.pk: START + 100 * DAY, never.pk: None}

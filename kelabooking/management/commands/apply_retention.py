@@ -8,12 +8,14 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from kelabooking import retention
 
+# What each rule changes, and how.
 LABELS = {
-    "expired_holds": "expired holds removed",
-    "contacts_erased": "bookings' typed contact details erased",
-    "customers_removed": "customers entered by partners removed",
-    "messages_erased": "sent messages' recipients and texts erased",
-    "audit_events_removed": "audit events removed",
+    "expired_holds": ("expired holds", "removed"),
+    "contacts_erased": ("bookings' typed contact details", "erased"),
+    "customers_removed": ("customers entered by partners", "removed"),
+    "messages_erased": ("messages' recipients and texts", "erased"),
+    "sessions_cleared": ("expired sessions", "cleared"),
+    "audit_events_removed": ("audit events", "removed"),
 }
 
 
@@ -30,8 +32,8 @@ class Command(BaseCommand):
         run = retention.retention_run(dry_run=dry_run)
         would = "would be " if dry_run else ""
         for name in retention.RULES:
-            label = LABELS[name].replace(" removed", f" {would}removed").replace(" erased", f" {would}erased")
-            self.stdout.write(f"{getattr(run, name):>8}  {label}")
+            what, done = LABELS[name]
+            self.stdout.write(f"{getattr(run, name):>8}  {what} {would}{done}")
         limits = ", ".join(f"{name} {days}" for name, days in run.limits.items())
         self.stdout.write(
             self.style.SUCCESS(f"Retention run #{run.pk} {'(dry run) ' if dry_run else ''}done ({limits}).")
