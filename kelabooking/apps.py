@@ -12,11 +12,13 @@ class KelabookingConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from kelabooking.checks import check_identity_code_keys, check_shared_cache
+        from kelabooking.checks import check_identity_code_keys, check_message_backends, check_shared_cache
         from kelabooking.permissions import sync_staff_groups
 
         checks.register(check_shared_cache)
         checks.register(check_identity_code_keys)
+        # Not a --deploy check: gunicorn's start and migrate refuse too, as for the two above.
+        checks.register(check_message_backends)
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")
