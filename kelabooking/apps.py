@@ -12,13 +12,20 @@ class KelabookingConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from kelabooking.checks import check_identity_code_keys, check_retention_limits, check_shared_cache
+        from kelabooking.checks import (
+            check_identity_code_keys,
+            check_message_backends,
+            check_retention_limits,
+            check_shared_cache,
+        )
         from kelabooking.database import grant_app_role_after_migrate
         from kelabooking.permissions import sync_staff_groups
 
         checks.register(check_shared_cache)
         checks.register(check_identity_code_keys)
         checks.register(check_retention_limits)
+        # Not a --deploy check: gunicorn's start and migrate refuse too, as for the two above.
+        checks.register(check_message_backends)
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

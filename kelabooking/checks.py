@@ -9,6 +9,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
+from django.utils.module_loading import import_string
 
 # Cache backends whose counters live in one process only.
 PER_PROCESS_CACHES = {
@@ -77,4 +78,38 @@ def check_retention_limits(app_configs: Sequence[AppConfig] | None = None, **kwa
             errors.append(
                 Error(problem, hint=f'Set {bound.setting} (README, "Retention") within its bounds.', id=check_id)
             )
+    return errors
+
+
+def check_message_backends(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """kelabooking.E020, E021: with DEBUG off, no message backend writes what it sends to the console or to files.
+
+    The console backends are the embedded default when no SMTP relay or SMS gateway is configured; they would print
+    every recipient's e-mail address or phone number and every text (names, booking times) to the process's output,
+    where the log masks cannot tell a message from a log line. A public demo is no exception: its visitors type real
+    numbers and addresses."""
+    from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
+
+    from kelabooking import sms
+
+    if settings.DEBUG:
+        return []
+    errors = []
+    if issubclass(import_string(settings.EMAIL_BACKEND), ConsoleEmailBackend):  # the file backend is one too
+        errors.append(
+            Error(
+                f"EMAIL_BACKEND {settings.EMAIL_BACKEND} writes every e-mail, recipient and text, to the console or "
+                "to files.",
+                hint="Set EMAIL_HOST (the SMTP relay), or EMAIL_BACKEND to a backend that delivers e-mail.",
+                id="kelabooking.E020",
+            )
+        )
+    if issubclass(import_string(settings.SMS_BACKEND), sms.ConsoleBackend):
+        errors.append(
+            Error(
+                f"SMS_BACKEND {settings.SMS_BACKEND} writes every SMS, phone number and text, to the console.",
+                hint="Set SMS_GATEWAY_URL (and SMS_GATEWAY_TOKEN), or SMS_BACKEND to a backend that delivers SMS.",
+                id="kelabooking.E021",
+            )
+        )
     return errors

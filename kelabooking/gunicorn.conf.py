@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from kelabooking.logging import install_mask
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -12,27 +14,13 @@ graceful_timeout = 20
 max_requests = 2000
 max_requests_jitter = 200
 accesslog = "-"
-# The access log carries paths only; identity codes never travel in URLs.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%({x-request-id}o)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# gunicorn's own access and error logs go through the same identity-code mask as the app's log: the sandbox's
-# Valtuudet stand-in, like the real API, carries the code in a request path.
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_identity_codes": {"()": "kelabooking.logging.MaskIdentityCodesFilter"}},
-    "handlers": {
-        "access": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "filters": ["mask_identity_codes"]},
-        "error": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "filters": ["mask_identity_codes"]},
-    },
-    # gunicorn merges this over its defaults key by key: the root logger must name a handler defined here.
-    "root": {"level": "INFO", "handlers": ["error"]},
-    "loggers": {
-        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-        "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
-    },
-}
+# gunicorn's access and error logs are masked like the app's log (kelabooking/logging.py), from the master's first
+# line on: the sandbox's Valtuudet stand-in, like the real API, carries an identity code in a request path, and an
+# admin search carries a phone number or an e-mail address in the query string.
+install_mask()
 
 
 def on_starting(server) -> None:

@@ -319,18 +319,18 @@ PRH_MAX_PAGES = env_int("PRH_MAX_PAGES", 50)
 REGISTRATION_REQUEST_RATE_LIMIT = env_int("REGISTRATION_REQUEST_RATE_LIMIT", 5)
 REGISTRATION_REQUEST_RATE_WINDOW_SECONDS = env_int("REGISTRATION_REQUEST_RATE_WINDOW_SECONDS", 60 * 60)
 
-# --- Logging: to stdout, identity codes masked on the way out -------------------------------------------------
+# --- Logging: to stdout; identity codes, phone numbers and e-mail addresses masked ----------------------------
+# kelabooking.logging.configure masks every record as it is made, in every process that sets Django up (web,
+# manage.py, Celery worker and beat, whatever handlers they install), then applies LOGGING.
+LOGGING_CONFIG = "kelabooking.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_identity_codes": {"()": "kelabooking.logging.MaskIdentityCodesFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_identity_codes"]},
-    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stdout"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
-        # Replace Django's own handlers so every record goes through the root handler and its mask, once.
+        # Replace Django's own handlers so every record goes through the root handler, once.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
     },

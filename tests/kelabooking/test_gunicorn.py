@@ -1,4 +1,4 @@
-"""gunicorn as the web container runs it: the access log masks identity codes."""
+"""gunicorn as the web container runs it: the access log masks identity codes, phone numbers and e-mail addresses."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_gunicorn__access_log__masks_identity_codes_in_paths(tmp_path) -> None:
+def _serve(tmp_path, *paths: str) -> str:
+    """Start gunicorn as the web container does, request each path (each answers 404), stop it; return its output."""
     port = _free_port()
     env = {
         "PATH": os.environ["PATH"],
@@ -37,23 +38,46 @@ def test_gunicorn__access_log__masks_identity_codes_in_paths(tmp_path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    status = None
+    statuses = []
     try:
         deadline = time.monotonic() + 30
-        while status is None:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/fi/no-such-page/010594Y9021/", timeout=2)  # noqa: S310
-            except urllib.error.HTTPError as error:
-                status = error.code
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.3)
+        for path in paths:
+            status = None
+            while status is None:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2)  # noqa: S310
+                except urllib.error.HTTPError as error:
+                    status = error.code
+                except OSError:
+                    assert time.monotonic() < deadline, "gunicorn did not start"
+                    time.sleep(0.3)
+            statuses.append(status)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
-    assert status == 404
+    assert statuses == [404] * len(paths), output
+    return output
+
+
+def test_gunicorn__access_log__masks_identity_codes_in_paths(tmp_path) -> None:
+    output = _serve(tmp_path, "/fi/no-such-page/010594Y9021/")
     assert "/fi/no-such-page/[identity code]/" in output
     assert "010594Y9021" not in output
+
+
+def test_gunicorn__access_log__masks_phone_numbers_and_email_addresses_in_query_strings(tmp_path) -> None:
+    output = _serve(
+        tmp_path,
+        "/fi/no-such-page/?q=%2B358401234567&o=1",
+        "/fi/no-such-page/?q=040+765+4321",
+        "/fi/no-such-page/?q=liisa.tavallinen%40example.org",
+        "/fi/no-such-page/?q=sanni@example.org",
+    )
+    assert "/fi/no-such-page/?q=[phone number]&o=1" in output
+    assert output.count("?q=[phone number]") == 2
+    assert output.count("?q=[e-mail address]") == 2
+    for shown in ("358401234567", "765", "4321", "liisa", "sanni", "example.org"):
+        assert shown not in output
 
 
 def test_gunicorn__several_workers_without_a_shared_cache__refuses_to_start(tmp_path) -> None:

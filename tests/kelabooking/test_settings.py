@@ -20,6 +20,9 @@ PRODUCTION = {
     # Identity codes are stored encrypted: production gives both key lists (kelabooking.E002 refuses it without).
     "IDENTITY_CODE_ENCRYPTION_KEYS": "5BzEvyOKEDPJFkVAuRXjOKI9O3HHz8CbySVUfutKBJc=",
     "IDENTITY_CODE_HMAC_KEYS": "iyYE7Kq8y2Wdpps21aPiS7TQ4hOptmWaSqElNQ4yzy8=",
+    # Messages go to a relay and a gateway (kelabooking.E020 and E021 refuse the console backends).
+    "EMAIL_HOST": "smtp.kelabooking.example",
+    "SMS_GATEWAY_URL": "https://sms.kelabooking.example/send",
 }
 DUMP = """
 import json, django
@@ -80,6 +83,15 @@ def test_settings__debug_off__turns_the_security_settings_on() -> None:
     directives = json.dumps(values["CONTENT_SECURITY_POLICY"])
     assert "unsafe-inline" not in directives
     assert "unsafe-eval" not in directives
+
+
+@pytest.mark.parametrize("public_demo", ["0", "1"])
+def test_settings__debug_off_without_relay_or_gateway__check_refuses_the_console_backends(public_demo: str) -> None:
+    env = {key: value for key, value in PRODUCTION.items() if key not in {"EMAIL_HOST", "SMS_GATEWAY_URL"}}
+    result = run_manage("manage.py", "check", env={**env, "SUOMIFI_SANDBOX_PUBLIC_DEMO": public_demo})
+    assert result.returncode != 0
+    assert "kelabooking.E020" in result.stderr
+    assert "kelabooking.E021" in result.stderr
 
 
 def test_settings__debug_off_without_secret_key__refuses_to_start() -> None:
