@@ -363,7 +363,8 @@ OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "kelabooking-sandbox" if SUOMIF
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "kelabooking-sandbox-secret" if SUOMIFI_SANDBOX else "")
 # client_secret_basic or private_key_jwt (the RP's public keys are published at /.well-known/jwks.json).
 OIDC_RP_CLIENT_AUTH_METHOD = env_str("OIDC_RP_CLIENT_AUTH_METHOD", "client_secret_basic")
-# The RP's RSA keys (PEM text, or a file path); generated under var/ when empty and the sandbox is on.
+# The RP's RSA keys (PEM text, or a file path); generated under var/ when empty and the sandbox is on (and never
+# read from there when generation is off).
 OIDC_RP_SIGNING_KEY = env_str("OIDC_RP_SIGNING_KEY")
 OIDC_RP_ENCRYPTION_KEY = env_str("OIDC_RP_ENCRYPTION_KEY")
 OIDC_RP_KEY_DIR = Path(env_str("OIDC_RP_KEY_DIR", str(BASE_DIR / "var")))
