@@ -12,11 +12,12 @@ class KelabookingConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from kelabooking.checks import check_identity_code_keys, check_shared_cache
+        from kelabooking.checks import check_identity_code_keys, check_shared_cache, check_stored_key_ids
         from kelabooking.permissions import sync_staff_groups
 
         checks.register(check_shared_cache)
         checks.register(check_identity_code_keys)
+        checks.register(check_stored_key_ids, checks.Tags.database)
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

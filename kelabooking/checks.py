@@ -1,4 +1,8 @@
-"""System checks of the production shape (run by `manage.py check`, `migrate` and gunicorn's start)."""
+"""System checks of the production shape (run by `manage.py check`, `migrate` and gunicorn's start).
+
+The ones that read the database (tag `database`) run when the command gives them databases: `migrate`,
+`check --database default`, and gunicorn's start (kelabooking/gunicorn.conf.py); other commands skip them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+
+from kelabooking import crypto, fields
 
 # Cache backends whose counters live in one process only.
 PER_PROCESS_CACHES = {
@@ -41,9 +49,8 @@ def check_shared_cache(app_configs: Sequence[AppConfig] | None = None, **kwargs:
 
 def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """kelabooking.E002: identity codes are stored encrypted and looked up by a keyed hash; without both key lists
-    (or with a malformed key) nothing can be stored or found, so the app refuses to start."""
-    from kelabooking import crypto
-
+    (or with a malformed or weak key, or one given twice) nothing can be stored or found safely, so the app refuses
+    to start."""
     return [
         Error(
             problem,
@@ -52,3 +59,34 @@ def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **k
         )
         for problem in crypto.check_keys()
     ]
+
+
+def check_stored_key_ids(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """kelabooking.E005 (with database access: `migrate`, `check --database`, gunicorn's start): every key id that a
+    stored identity code or keyed index names is configured. Without its key a code cannot be read, and a person
+    indexed under it is not found: the next look-up would store them a second time."""
+    if databases is None:
+        return []
+    try:
+        problems = [
+            problem for alias in databases if _migrated(alias) for problem in fields.every_unconfigured_key(using=alias)
+        ]
+    except crypto.IdentityCodeKeyError:
+        return []  # no usable keys at all: kelabooking.E002 says so
+    return [
+        Error(
+            str(problem),
+            hint=f'Keep every key that stored values name in {problem.setting}; README, "Identity codes at rest".',
+            id="kelabooking.E005",
+        )
+        for problem in problems
+    ]
+
+
+def _migrated(alias: str) -> bool:
+    """Whether the database has every migration applied: before that its values are not in their final form (the
+    migrations themselves refuse keys they cannot use)."""
+    executor = MigrationExecutor(connections[alias])
+    return not executor.migration_plan(executor.loader.graph.leaf_nodes())

@@ -397,7 +397,8 @@ LOGIN_REDIRECT_URL = "partners:work"
 # Temporary (9xx) identity codes: DVV's test people use them; never accepted in production.
 ALLOW_TEST_IDENTITY_CODES = env_bool("ALLOW_TEST_IDENTITY_CODES", SUOMIFI_SANDBOX)
 # Personal identity codes at rest (kelabooking/crypto.py): Fernet keys and HMAC keys, each list newest first.
-# Generated once under var/ when empty and DEBUG or the sandbox is on; production refuses to start without them.
+# Generated once under var/ when empty and DEBUG or the sandbox is on (and never read from there otherwise);
+# production refuses to start without them.
 IDENTITY_CODE_ENCRYPTION_KEYS = env_list("IDENTITY_CODE_ENCRYPTION_KEYS", "")
 IDENTITY_CODE_HMAC_KEYS = env_list("IDENTITY_CODE_HMAC_KEYS", "")
 IDENTITY_CODE_KEY_DIR = Path(env_str("IDENTITY_CODE_KEY_DIR", str(BASE_DIR / "var")))
