@@ -338,9 +338,15 @@ NUM_PROXIES = env_int("NUM_PROXIES", 0)
 
 # --- Partner sign-in: Suomi.fi e-Identification (OIDC) --------------------------------------------------------
 # The local Suomi.fi stand-in (partners/sandbox): an OpenID provider and a Valtuudet API with test people. The
-# embedded default (`make run`) turns it on; a system check refuses it with DEBUG off unless it is a public demo.
+# embedded default (`make run`) turns it on. It signs anyone in as anyone, so with DEBUG off these settings refuse it
+# unless the site is declared a public demo: refused here, whatever server imports them, not only in a system check.
 SUOMIFI_SANDBOX = env_bool("SUOMIFI_SANDBOX", False)
 SUOMIFI_SANDBOX_PUBLIC_DEMO = env_bool("SUOMIFI_SANDBOX_PUBLIC_DEMO", False)
+if SUOMIFI_SANDBOX and not (DEBUG or SUOMIFI_SANDBOX_PUBLIC_DEMO):
+    raise ImproperlyConfigured(
+        "SUOMIFI_SANDBOX is on while DEBUG is off: the sandbox signs anyone in as anyone. Turn it off in production; "
+        "for a public demonstration site with test identities set SUOMIFI_SANDBOX_PUBLIC_DEMO=1."
+    )
 # (business ID, name) pairs whose booking mandate a typed test identity code holds; empty: typed codes hold none.
 SUOMIFI_SANDBOX_TYPED_MANDATES: list[tuple[str, str]] = []
 # Where this app is reached; the sandbox endpoints are absolute URLs under it.

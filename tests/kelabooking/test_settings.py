@@ -55,6 +55,19 @@ def test_settings__check_deploy__reports_nothing_with_production_environment() -
     assert "no issues" in result.stdout
 
 
+def test_settings__sandbox_with_debug_off__refused_by_the_settings_under_any_server() -> None:
+    """uwsgi, mod_wsgi or a gunicorn without our config file import the application and run no system check."""
+    load = "from kelabooking.wsgi import application"
+    result = run_manage("-c", load, env={**PRODUCTION, "SUOMIFI_SANDBOX": "1"})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SUOMIFI_SANDBOX_PUBLIC_DEMO=1" in result.stderr
+    demo = run_manage("-c", load, env={**PRODUCTION, "SUOMIFI_SANDBOX": "1", "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1"})
+    assert demo.returncode == 0, demo.stderr
+    development = run_manage("-c", load, env={**PRODUCTION, "SUOMIFI_SANDBOX": "1", "DEBUG": "1"})
+    assert development.returncode == 0, development.stderr
+
+
 def test_settings__debug_off__turns_the_security_settings_on() -> None:
     values = settings_in_fresh_process(
         PRODUCTION,
