@@ -12,11 +12,19 @@ class KelabookingConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from kelabooking.checks import check_identity_code_keys, check_shared_cache, check_stored_key_ids
+        from kelabooking.checks import (
+            check_demo_admin,
+            check_identity_code_keys,
+            check_published_secrets,
+            check_shared_cache,
+            check_stored_key_ids,
+        )
         from kelabooking.permissions import sync_staff_groups
 
         checks.register(check_shared_cache)
         checks.register(check_identity_code_keys)
+        checks.register(check_published_secrets, checks.Tags.security)
+        checks.register(check_demo_admin, checks.Tags.database)
         checks.register(check_stored_key_ids, checks.Tags.database)
 
         # After every app's migrations: the groups refer to permissions of several apps.

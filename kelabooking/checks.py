@@ -12,11 +12,14 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import is_password_usable
 from django.core.checks import CheckMessage, Error
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
 from kelabooking import crypto, fields
+from kelabooking.published import DEMO_ADMIN_USERNAME, is_published, published_values_allowed
 
 # Cache backends whose counters live in one process only.
 PER_PROCESS_CACHES = {
@@ -58,6 +61,63 @@ def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **k
             id="kelabooking.E002",
         )
         for problem in crypto.check_keys()
+    ]
+
+
+def check_published_secrets(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """kelabooking.E003: with DEBUG off, and unless this is a public demo, no secret may be one the repository
+    publishes (kelabooking/published.py): anyone could sign sessions, or undo the encryption of identity codes."""
+    if published_values_allowed():
+        return []
+    found = [name for name, values in _secret_settings() if any(is_published(value) for value in values if value)]
+    return [
+        Error(
+            f"{name} is a value published in the kelabooking repository: anyone can read it.",
+            hint='Generate a secret of your own (README, "The production shape"), or set DEBUG=1 for development.',
+            id="kelabooking.E003",
+        )
+        for name in found
+    ]
+
+
+def _secret_settings() -> list[tuple[str, list[str]]]:
+    databases = [
+        (f"The password of database {alias!r} (DATABASE_URL)", [database.get("PASSWORD") or ""])
+        for alias, database in settings.DATABASES.items()
+    ]
+    return [
+        ("SECRET_KEY", [settings.SECRET_KEY]),
+        ("SECRET_KEY_FALLBACKS", list(settings.SECRET_KEY_FALLBACKS)),
+        ("IDENTITY_CODE_ENCRYPTION_KEYS", list(settings.IDENTITY_CODE_ENCRYPTION_KEYS)),
+        ("IDENTITY_CODE_HMAC_KEYS", list(settings.IDENTITY_CODE_HMAC_KEYS)),
+        *databases,
+    ]
+
+
+def check_demo_admin(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """kelabooking.E004 (with database access: `migrate`, `check --database`, gunicorn's start): with DEBUG off, and
+    unless this is a public demo, the demo admin (published name and password, in every staff group) must not be
+    able to sign in."""
+    if databases is None or published_values_allowed():
+        return []
+    return [
+        Error(
+            f"The demo admin {DEMO_ADMIN_USERNAME!r} can sign in (database {alias!r}): its name and default password "
+            "are published, and it is in every staff group.",
+            hint="Deactivate or delete that user in the admin, or set SUOMIFI_SANDBOX_PUBLIC_DEMO=1 for a demo site.",
+            id="kelabooking.E004",
+        )
+        for alias in databases
+        if _migrated(alias)
+        and any(
+            is_password_usable(password)
+            for password in get_user_model()
+            ._default_manager.using(alias)
+            .filter(username=DEMO_ADMIN_USERNAME, is_active=True)
+            .values_list("password", flat=True)
+        )
     ]
 
 
