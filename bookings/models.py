@@ -11,7 +11,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from kelabooking import crypto
-from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField
+from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField, key_id_index
 
 SERVICE_LANGUAGES = [("fi", _("Finnish")), ("sv", _("Swedish")), ("en", _("English"))]
 
@@ -194,6 +194,10 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        indexes = [
+            key_id_index("identity_code", name="customer_code_key_idx"),
+            key_id_index("identity_code_digest", name="customer_digest_key_idx"),
+        ]
 
     def __str__(self) -> str:
         # Never the identity code: this string shows up in admin and logs.

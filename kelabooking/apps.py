@@ -13,10 +13,13 @@ class KelabookingConfig(AppConfig):
         from django.core import checks
 
         from kelabooking.checks import (
+            check_demo_admin,
             check_identity_code_keys,
             check_message_backends,
+            check_published_secrets,
             check_retention_limits,
             check_shared_cache,
+            check_stored_key_ids,
         )
         from kelabooking.database import grant_app_role_after_migrate
         from kelabooking.permissions import sync_staff_groups
@@ -26,6 +29,9 @@ class KelabookingConfig(AppConfig):
         checks.register(check_retention_limits)
         # Not a --deploy check: gunicorn's start and migrate refuse too, as for the two above.
         checks.register(check_message_backends)
+        checks.register(check_published_secrets, checks.Tags.security)
+        checks.register(check_demo_admin, checks.Tags.database)
+        checks.register(check_stored_key_ids, checks.Tags.database)
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

@@ -1,4 +1,8 @@
-"""System checks of the production shape (run by `manage.py check`, `migrate` and gunicorn's start)."""
+"""System checks of the production shape (run by `manage.py check`, `migrate` and gunicorn's start).
+
+The ones that read the database (tag `database`) run when the command gives them databases: `migrate`,
+`check --database default`, and gunicorn's start (kelabooking/gunicorn.conf.py); other commands skip them.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,15 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import is_password_usable
 from django.core.checks import CheckMessage, Error
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
 from django.utils.module_loading import import_string
+
+from kelabooking import crypto, fields
+from kelabooking.published import DEMO_ADMIN_USERNAME, is_published, published_values_allowed
 
 # Cache backends whose counters live in one process only.
 PER_PROCESS_CACHES = {
@@ -42,9 +53,8 @@ def check_shared_cache(app_configs: Sequence[AppConfig] | None = None, **kwargs:
 
 def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """kelabooking.E002: identity codes are stored encrypted and looked up by a keyed hash; without both key lists
-    (or with a malformed key) nothing can be stored or found, so the app refuses to start."""
-    from kelabooking import crypto
-
+    (or with a malformed or weak key, or one given twice) nothing can be stored or found safely, so the app refuses
+    to start."""
     return [
         Error(
             problem,
@@ -53,6 +63,94 @@ def check_identity_code_keys(app_configs: Sequence[AppConfig] | None = None, **k
         )
         for problem in crypto.check_keys()
     ]
+
+
+def check_published_secrets(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """kelabooking.E003: with DEBUG off, and unless this is a public demo, no secret may be one the repository
+    publishes (kelabooking/published.py): anyone could sign sessions, or undo the encryption of identity codes."""
+    if published_values_allowed():
+        return []
+    found = [name for name, values in _secret_settings() if any(is_published(value) for value in values if value)]
+    return [
+        Error(
+            f"{name} is a value published in the kelabooking repository: anyone can read it.",
+            hint='Generate a secret of your own (README, "The production shape"), or set DEBUG=1 for development.',
+            id="kelabooking.E003",
+        )
+        for name in found
+    ]
+
+
+def _secret_settings() -> list[tuple[str, list[str]]]:
+    databases = [
+        (f"The password of database {alias!r} (DATABASE_URL)", [database.get("PASSWORD") or ""])
+        for alias, database in settings.DATABASES.items()
+    ]
+    return [
+        ("SECRET_KEY", [settings.SECRET_KEY]),
+        ("SECRET_KEY_FALLBACKS", list(settings.SECRET_KEY_FALLBACKS)),
+        ("IDENTITY_CODE_ENCRYPTION_KEYS", list(settings.IDENTITY_CODE_ENCRYPTION_KEYS)),
+        ("IDENTITY_CODE_HMAC_KEYS", list(settings.IDENTITY_CODE_HMAC_KEYS)),
+        *databases,
+    ]
+
+
+def check_demo_admin(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """kelabooking.E004 (with database access: `migrate`, `check --database`, gunicorn's start): with DEBUG off, and
+    unless this is a public demo, the demo admin (published name and password, in every staff group) must not be
+    able to sign in."""
+    if databases is None or published_values_allowed():
+        return []
+    return [
+        Error(
+            f"The demo admin {DEMO_ADMIN_USERNAME!r} can sign in (database {alias!r}): its name and default password "
+            "are published, and it is in every staff group.",
+            hint="Deactivate or delete that user in the admin, or set SUOMIFI_SANDBOX_PUBLIC_DEMO=1 for a demo site.",
+            id="kelabooking.E004",
+        )
+        for alias in databases
+        if _migrated(alias)
+        and any(
+            is_password_usable(password)
+            for password in get_user_model()
+            ._default_manager.using(alias)
+            .filter(username=DEMO_ADMIN_USERNAME, is_active=True)
+            .values_list("password", flat=True)
+        )
+    ]
+
+
+def check_stored_key_ids(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """kelabooking.E005 (with database access: `migrate`, `check --database`, gunicorn's start): every key id that a
+    stored identity code or keyed index names is configured. Without its key a code cannot be read, and a person
+    indexed under it is not found: the next look-up would store them a second time."""
+    if databases is None:
+        return []
+    try:
+        problems = [
+            problem for alias in databases if _migrated(alias) for problem in fields.every_unconfigured_key(using=alias)
+        ]
+    except crypto.IdentityCodeKeyError:
+        return []  # no usable keys at all: kelabooking.E002 says so
+    return [
+        Error(
+            str(problem),
+            hint=f'Keep every key that stored values name in {problem.setting}; README, "Identity codes at rest".',
+            id="kelabooking.E005",
+        )
+        for problem in problems
+    ]
+
+
+def _migrated(alias: str) -> bool:
+    """Whether the database has every migration applied: before that its values are not in their final form (the
+    migrations themselves refuse keys they cannot use)."""
+    executor = MigrationExecutor(connections[alias])
+    return not executor.migration_plan(executor.loader.graph.leaf_nodes())
 
 
 # One check a retention setting, each with its own id; the bounds are the retention job's own (retention.BOUNDS).

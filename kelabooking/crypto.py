@@ -2,14 +2,20 @@
 
 Two key lists come from the environment, each newest first:
 
-- IDENTITY_CODE_ENCRYPTION_KEYS: Fernet keys. The newest encrypts; any of them decrypts (MultiFernet), so a new key
+- IDENTITY_CODE_ENCRYPTION_KEYS: Fernet keys. The newest encrypts; the key a value names decrypts it, so a new key
   is put in front, `manage.py rotate_identity_keys` re-encrypts every row with it, and the old key is then dropped.
-- IDENTITY_CODE_HMAC_KEYS: secrets for HMAC-SHA256 of the canonical code: the look-up index, unique where the plain
-  column was. The newest writes; a look-up tries each, so rows written with an older key are found until the
-  rotation command has rewritten them with the newest.
+- IDENTITY_CODE_HMAC_KEYS: secrets (at least 32 random bytes) for HMAC-SHA256 of the canonical code: the look-up
+  index, unique where the plain column was. The newest writes; a look-up tries each, so rows written with an older
+  key are found until the rotation command has rewritten them with the newest.
+
+Every stored value records the key that made it: `<key id>:<Fernet token>` and `<key id>:<HMAC, base64url>`, the key
+id being the first 8 hex digits of the SHA-256 of the key's bytes. So a value under a key that is not configured is
+told apart from a person who is not stored: start-up refuses it (system check kelabooking.E005, kelabooking/checks.py)
+and a new row is refused while such a value is stored (kelabooking/fields.py), instead of a second row for one person.
 
 With both lists empty and IDENTITY_CODE_GENERATE_KEYS on (DEBUG or the sandbox, as for the OIDC keys), one key of
-each is generated once under var/. Production refuses to start without them (system check kelabooking.E002).
+each is generated once under var/; with it off, nothing under var/ is read. Production refuses to start without keys
+(system check kelabooking.E002) or with keys published in the repository (kelabooking.E003).
 """
 
 from __future__ import annotations
@@ -19,20 +25,39 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 ENCRYPTION_KEY_FILE = "identity-code-encryption.keys"
 HMAC_KEY_FILE = "identity-code-hmac.keys"
+KEY_ID_LENGTH = 8
+STORED_KEY_ID_RE = re.compile(r"([0-9a-f]{8}):")
+# A key is random bytes: at least this many, and not a few values repeated (such as 32 zero bytes).
+MIN_KEY_BYTES = 32
+MIN_DISTINCT_BYTES = 16
 
 
 class IdentityCodeKeyError(ImproperlyConfigured):
     """The identity code keys are missing or malformed."""
+
+
+class UnknownKeyError(IdentityCodeKeyError):
+    """A stored value was made with a key that is not configured (in this process)."""
+
+    def __init__(self, key_id: str, setting: str, where: str = "") -> None:
+        self.key_id, self.setting, self.where = key_id, setting, where
+        place = f" in {where}" if where else ""
+        super().__init__(
+            f"Identity codes{place} were stored with key {key_id}, which {setting} does not hold: put that key "
+            "back (after the newest) until `manage.py rotate_identity_keys` has rewritten them."
+        )
 
 
 def new_encryption_key() -> str:
@@ -92,70 +117,119 @@ def prepend_development_keys(*, encryption: str, hmac_key: str) -> None:
         draft.replace(path)
 
 
-@functools.lru_cache(maxsize=8)
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+def key_bytes(key: str) -> bytes | None:
+    """The bytes a key's base64 text stands for (padding optional), or None when it is not base64."""
     try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except (ValueError, TypeError) as error:
-        raise IdentityCodeKeyError("IDENTITY_CODE_ENCRYPTION_KEYS holds a key that is not a Fernet key.") from error
+        return base64.urlsafe_b64decode(key.strip().encode("ascii") + b"=" * (-len(key.strip()) % 4))
+    except (ValueError, UnicodeEncodeError):
+        return None
+
+
+def key_id(key: str) -> str:
+    """The key's id: the first hex digits of the SHA-256 of its bytes. Public: it tells keys apart, not their bytes."""
+    secret = key_bytes(key)
+    if secret is None:
+        raise IdentityCodeKeyError("An identity code key is not base64.")
+    return hashlib.sha256(secret).hexdigest()[:KEY_ID_LENGTH]
+
+
+def stored_key_id(value: str) -> str | None:
+    """The id of the key that made a stored ciphertext or keyed index, or None when the value carries none."""
+    match = STORED_KEY_ID_RE.match(value)
+    return match[1] if match else None
+
+
+def _strength_problem(secret: bytes) -> str | None:
+    if len(secret) < MIN_KEY_BYTES:
+        return f"at least {MIN_KEY_BYTES} bytes"
+    if len(set(secret)) < MIN_DISTINCT_BYTES:
+        return f"random bytes (this one has only {len(set(secret))} different byte values)"
+    return None
+
+
+def _keyring(setting: str, keys: tuple[str, ...], make: Callable[[str], Any]) -> dict[str, Any]:
+    """The keys by id, newest first; refused when a key is malformed, weak, or given twice."""
+    ring: dict[str, Any] = {}
+    for key in keys:
+        secret = key_bytes(key)
+        if secret is None:
+            raise IdentityCodeKeyError(f"{setting} holds a key that is not base64.")
+        identifier = key_id(key)
+        weakness = _strength_problem(secret)
+        if weakness:
+            raise IdentityCodeKeyError(f"{setting}: key {identifier} is too weak; a key must be {weakness}.")
+        if identifier in ring:
+            raise IdentityCodeKeyError(f"{setting} holds key {identifier} twice.")
+        try:
+            ring[identifier] = make(key)
+        except (ValueError, TypeError) as error:
+            raise IdentityCodeKeyError(f"{setting}: key {identifier} is not a Fernet key.") from error
+    return ring
 
 
 @functools.lru_cache(maxsize=8)
-def _hmac_secrets(keys: tuple[str, ...]) -> tuple[bytes, ...]:
-    decoded = []
-    for key in keys:
-        try:
-            secret = base64.urlsafe_b64decode(key.encode("ascii") + b"=" * (-len(key) % 4))
-        except (ValueError, UnicodeEncodeError) as error:
-            raise IdentityCodeKeyError("IDENTITY_CODE_HMAC_KEYS holds a key that is not base64.") from error
-        if len(secret) < 32:
-            raise IdentityCodeKeyError("IDENTITY_CODE_HMAC_KEYS keys must be at least 32 bytes.")
-        decoded.append(secret)
-    return tuple(decoded)
+def _fernets(keys: tuple[str, ...]) -> dict[str, Fernet]:
+    return _keyring("IDENTITY_CODE_ENCRYPTION_KEYS", keys, Fernet)
+
+
+@functools.lru_cache(maxsize=8)
+def _hmac_secrets(keys: tuple[str, ...]) -> dict[str, bytes]:
+    return _keyring("IDENTITY_CODE_HMAC_KEYS", keys, key_bytes)
+
+
+def encryption_key_ids() -> list[str]:
+    """The ids of the configured encryption keys, newest (the one that encrypts) first."""
+    return list(_fernets(encryption_keys()))
+
+
+def hmac_key_ids() -> list[str]:
+    """The ids of the configured HMAC keys, newest (the one that indexes) first."""
+    return list(_hmac_secrets(hmac_keys()))
 
 
 def encrypt(value: str) -> str:
-    return _fernet(encryption_keys()).encrypt(value.encode("utf-8")).decode("ascii")
+    """`<key id>:<Fernet token>`, with the newest encryption key."""
+    identifier, fernet = next(iter(_fernets(encryption_keys()).items()))
+    return f"{identifier}:{fernet.encrypt(value.encode('utf-8')).decode('ascii')}"
 
 
-def decrypt(token: str) -> str:
+def decrypt(stored: str) -> str:
+    """The clear value of `encrypt`'s output, with the key its id names; a key that is not configured is named."""
+    identifier = stored_key_id(stored)
+    if identifier is None:
+        raise IdentityCodeKeyError("A stored identity code carries no key id: run `manage.py migrate`.")
+    fernet = _fernets(encryption_keys()).get(identifier)
+    if fernet is None:
+        raise UnknownKeyError(identifier, "IDENTITY_CODE_ENCRYPTION_KEYS")
     try:
-        return _fernet(encryption_keys()).decrypt(token.encode("ascii")).decode("utf-8")
+        return fernet.decrypt(stored[KEY_ID_LENGTH + 1 :].encode("ascii")).decode("utf-8")
     except InvalidToken as error:
-        raise IdentityCodeKeyError("A stored identity code cannot be decrypted with any configured key.") from error
-
-
-def is_current(token: str) -> bool:
-    """Whether `token` was written with the newest encryption key (the rotation command skips those rows)."""
-    newest = Fernet(encryption_keys()[0])
-    try:
-        newest.decrypt(token.encode("ascii"))
-    except InvalidToken:
-        return False
-    return True
+        raise IdentityCodeKeyError(f"A stored identity code does not decrypt with its key {identifier}.") from error
 
 
 def digest(code: str) -> str:
-    """The look-up index of a canonical identity code, with the newest HMAC key."""
-    return _digest(_hmac_secrets(hmac_keys())[0], code)
+    """The look-up index of a canonical identity code, with the newest HMAC key: `<key id>:<HMAC-SHA256>`."""
+    identifier, secret = next(iter(_hmac_secrets(hmac_keys()).items()))
+    return _digest(identifier, secret, code)
 
 
 def digests(code: str) -> list[str]:
     """The code's look-up index under every configured HMAC key, newest first: what a look-up filters on."""
-    return [_digest(secret, code) for secret in _hmac_secrets(hmac_keys())]
+    return [_digest(identifier, secret, code) for identifier, secret in _hmac_secrets(hmac_keys()).items()]
 
 
-def _digest(secret: bytes, code: str) -> str:
-    return hmac.new(secret, code.encode("utf-8"), hashlib.sha256).hexdigest()
+def _digest(identifier: str, secret: bytes, code: str) -> str:
+    # base64url without padding: 43 characters, so that id and index fit the 64 characters the column always had.
+    mac = hmac.new(secret, code.encode("utf-8"), hashlib.sha256).digest()
+    return f"{identifier}:{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
 
 
 def check_keys() -> list[str]:
     """Problems with the configured keys, for the system check: empty when encryption and look-ups can run."""
     problems = []
-    for load in (encryption_keys, hmac_keys):
+    for ids in (encryption_key_ids, hmac_key_ids):
         try:
-            keys = load()
-            (_fernet if load is encryption_keys else _hmac_secrets)(keys)
+            ids()
         except IdentityCodeKeyError as error:
             problems.append(str(error))
     return problems

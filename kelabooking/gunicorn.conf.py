@@ -24,13 +24,21 @@ install_mask()
 
 
 def on_starting(server) -> None:
-    """Refuse to start on a configuration the system checks reject (e.g. several workers without a shared cache)."""
+    """Refuse to start on a configuration the system checks reject (e.g. several workers without a shared cache),
+    including those that read the database (a stored identity code under a key that is not configured, the demo
+    admin on a production site): the database must be reachable when the web tier starts."""
     import django
+    from django.conf import settings
     from django.core import checks
+    from django.db import connections
 
     os.environ["GUNICORN_WORKERS"] = str(server.cfg.workers)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kelabooking.settings")
     django.setup()
-    serious = [message for message in checks.run_checks() if message.is_serious()]
+    try:
+        messages = checks.run_checks(databases=list(settings.DATABASES))
+    finally:
+        connections.close_all()  # the workers are forked from this process: none may inherit its connections
+    serious = [message for message in messages if message.is_serious()]
     if serious:
         raise SystemExit("kelabooking cannot start:\n" + "\n".join(str(message) for message in serious))

@@ -341,9 +341,15 @@ NUM_PROXIES = env_int("NUM_PROXIES", 0)
 
 # --- Partner sign-in: Suomi.fi e-Identification (OIDC) --------------------------------------------------------
 # The local Suomi.fi stand-in (partners/sandbox): an OpenID provider and a Valtuudet API with test people. The
-# embedded default (`make run`) turns it on; a system check refuses it with DEBUG off unless it is a public demo.
+# embedded default (`make run`) turns it on. It signs anyone in as anyone, so with DEBUG off these settings refuse it
+# unless the site is declared a public demo: refused here, whatever server imports them, not only in a system check.
 SUOMIFI_SANDBOX = env_bool("SUOMIFI_SANDBOX", False)
 SUOMIFI_SANDBOX_PUBLIC_DEMO = env_bool("SUOMIFI_SANDBOX_PUBLIC_DEMO", False)
+if SUOMIFI_SANDBOX and not (DEBUG or SUOMIFI_SANDBOX_PUBLIC_DEMO):
+    raise ImproperlyConfigured(
+        "SUOMIFI_SANDBOX is on while DEBUG is off: the sandbox signs anyone in as anyone. Turn it off in production; "
+        "for a public demonstration site with test identities set SUOMIFI_SANDBOX_PUBLIC_DEMO=1."
+    )
 # (business ID, name) pairs whose booking mandate a typed test identity code holds; empty: typed codes hold none.
 SUOMIFI_SANDBOX_TYPED_MANDATES: list[tuple[str, str]] = []
 # Where this app is reached; the sandbox endpoints are absolute URLs under it.
@@ -366,7 +372,8 @@ OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "kelabooking-sandbox" if SUOMIF
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "kelabooking-sandbox-secret" if SUOMIFI_SANDBOX else "")
 # client_secret_basic or private_key_jwt (the RP's public keys are published at /.well-known/jwks.json).
 OIDC_RP_CLIENT_AUTH_METHOD = env_str("OIDC_RP_CLIENT_AUTH_METHOD", "client_secret_basic")
-# The RP's RSA keys (PEM text, or a file path); generated under var/ when empty and the sandbox is on.
+# The RP's RSA keys (PEM text, or a file path); generated under var/ when empty and the sandbox is on (and never
+# read from there when generation is off).
 OIDC_RP_SIGNING_KEY = env_str("OIDC_RP_SIGNING_KEY")
 OIDC_RP_ENCRYPTION_KEY = env_str("OIDC_RP_ENCRYPTION_KEY")
 OIDC_RP_KEY_DIR = Path(env_str("OIDC_RP_KEY_DIR", str(BASE_DIR / "var")))
@@ -399,7 +406,8 @@ LOGIN_REDIRECT_URL = "partners:work"
 # Temporary (9xx) identity codes: DVV's test people use them; never accepted in production.
 ALLOW_TEST_IDENTITY_CODES = env_bool("ALLOW_TEST_IDENTITY_CODES", SUOMIFI_SANDBOX)
 # Personal identity codes at rest (kelabooking/crypto.py): Fernet keys and HMAC keys, each list newest first.
-# Generated once under var/ when empty and DEBUG or the sandbox is on; production refuses to start without them.
+# Generated once under var/ when empty and DEBUG or the sandbox is on (and never read from there otherwise);
+# production refuses to start without them.
 IDENTITY_CODE_ENCRYPTION_KEYS = env_list("IDENTITY_CODE_ENCRYPTION_KEYS", "")
 IDENTITY_CODE_HMAC_KEYS = env_list("IDENTITY_CODE_HMAC_KEYS", "")
 IDENTITY_CODE_KEY_DIR = Path(env_str("IDENTITY_CODE_KEY_DIR", str(BASE_DIR / "var")))

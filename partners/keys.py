@@ -2,8 +2,9 @@
 encrypted ID tokens.
 
 Production gives them as PEM (the text, or a file path) in OIDC_RP_SIGNING_KEY and OIDC_RP_ENCRYPTION_KEY. When
-they are empty, a key pair is generated once under OIDC_RP_KEY_DIR (`var/`), so the embedded default and the
-sandbox work without setup. The public halves are published at /.well-known/jwks.json.
+they are empty and OIDC_RP_GENERATE_KEYS is on (DEBUG or the sandbox), a key pair is generated once under
+OIDC_RP_KEY_DIR (`var/`), so the embedded default and the sandbox work without setup; with it off, nothing there is
+read. The public halves are published at /.well-known/jwks.json.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ ENCRYPTION_ALG = "RSA-OAEP-256"
 
 
 def load_or_generate_rsa_key(value: str, *, generated_name: str) -> RSAKey:
-    """An RSA private key from PEM text or a file path; when empty, one generated once under OIDC_RP_KEY_DIR."""
+    """An RSA private key from PEM text or a file path; when empty, one generated once under OIDC_RP_KEY_DIR.
+
+    With generation off (production) that folder is never read: a key a development run left there must not sign
+    our requests or be published in our JWKS.
+    """
     if value.lstrip().startswith("-----BEGIN"):
         return RSAKey.import_key(value)
     if value:
         return RSAKey.import_key(Path(value).read_bytes())
+    if not settings.OIDC_RP_GENERATE_KEYS:
+        raise ImproperlyConfigured(f"Set the relying party's key ({generated_name}) in the environment.")
     path = Path(settings.OIDC_RP_KEY_DIR) / generated_name
     if not path.exists():
-        if not settings.OIDC_RP_GENERATE_KEYS:
-            raise ImproperlyConfigured(f"Set the relying party's key ({generated_name}) in the environment.")
         _publish_new_key(path)
     return RSAKey.import_key(path.read_bytes())
 

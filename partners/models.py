@@ -12,7 +12,12 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from kelabooking import crypto
-from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField
+from kelabooking.fields import (
+    EncryptedIdentityCodeField,
+    IdentityCodeDigestField,
+    IdentityCodeIndexField,
+    key_id_index,
+)
 from kelabooking.logging import IDENTITY_CODE_RE
 from partners.database import audit_events_expire, audit_expiry_cutoff
 
@@ -44,6 +49,10 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         swappable = "AUTH_USER_MODEL"
+        indexes = [
+            key_id_index("identity_code", name="user_code_key_idx"),
+            key_id_index("identity_code_digest", name="user_digest_key_idx"),
+        ]
 
     @property
     def is_partner(self) -> bool:
@@ -154,7 +163,7 @@ class AuditEvent(models.Model):
         related_name="audit_events",
         db_index=False,
     )
-    customer_digest = models.CharField(_("customer's identity code index"), max_length=64, blank=True)
+    customer_digest = IdentityCodeIndexField(_("customer's identity code index"), blank=True)
     booking = models.ForeignKey(
         "bookings.Booking",
         verbose_name=_("booking"),
@@ -178,6 +187,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["customer", "-created_at"], name="audit_customer_time_idx"),
             models.Index(fields=["actor", "-created_at"], name="audit_actor_time_idx"),
             models.Index(fields=["customer_digest", "-created_at"], name="audit_customer_digest_time_idx"),
+            key_id_index("actor_identity_code", name="audit_actor_code_key_idx"),
+            key_id_index("customer_digest", name="audit_customer_digest_key_idx"),
         ]
 
     def __str__(self) -> str:
@@ -209,7 +220,7 @@ class RemovedAuditEvents(models.Model):
     run = models.ForeignKey(
         "kelabooking.RetentionRun", verbose_name=_("retention run"), on_delete=models.PROTECT, related_name="+"
     )
-    customer_digest = models.CharField(_("customer's identity code index"), max_length=64, db_index=True)
+    customer_digest = IdentityCodeIndexField(_("customer's identity code index"), db_index=True)
     events = models.PositiveIntegerField(_("events removed"))
     oldest = models.DateTimeField(_("oldest removed"))
     newest = models.DateTimeField(_("newest removed"))
@@ -217,6 +228,7 @@ class RemovedAuditEvents(models.Model):
     class Meta:
         verbose_name = _("removed audit events")
         verbose_name_plural = _("removed audit events")
+        indexes = [key_id_index("customer_digest", name="removed_audit_digest_key_idx")]
 
     def __str__(self) -> str:
         return f"{self.events} ({self.oldest:%Y-%m-%d}–{self.newest:%Y-%m-%d})"

@@ -1,17 +1,65 @@
-"""docker-compose.yml and the Dockerfile point at things that exist in this project."""
+"""docker-compose.yml and the Dockerfile point at things that exist in this project, and the compose file holds no
+secret: it requires them from the environment, and a demo site only when asked for."""
 
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 from django.core.management import get_commands
 from django.utils.module_loading import import_string
 
+from kelabooking import crypto
+from tests.kelabooking.test_settings import run_manage
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+# Compose's own interpolation: ${NAME}, ${NAME:-default}, ${NAME:?error} (an unset or empty NAME stops `up`).
+VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<operator>:[-?])(?P<rest>[^}]*))?\}")
+REQUIRED = ["SECRET_KEY", "IDENTITY_CODE_ENCRYPTION_KEYS", "IDENTITY_CODE_HMAC_KEYS", "POSTGRES_PASSWORD"]
+
+
+class MissingVariableError(Exception):
+    pass
+
+
+def interpolate(service_environment: dict[str, str], environment: dict[str, str]) -> dict[str, str]:
+    def value(match: re.Match[str]) -> str:
+        if environment.get(match["name"]):
+            return environment[match["name"]]
+        if match["operator"] == ":?":
+            raise MissingVariableError(match["name"])
+        return match["rest"] if match["operator"] == ":-" else ""
+
+    return {name: VARIABLE.sub(value, str(text)) for name, text in service_environment.items()}
+
+
+def app_environment(environment: dict[str, str]) -> dict[str, str]:
+    """What web, worker and beat get (they share the x-app environment), given the shell's `environment`."""
+    for service in ("web", "worker", "beat"):
+        assert COMPOSE["services"][service]["environment"] is COMPOSE["x-app"]["environment"]
+    return interpolate(COMPOSE["x-app"]["environment"], environment)
+
+
+def database_environment(environment: dict[str, str]) -> dict[str, str]:
+    return interpolate(COMPOSE["services"]["db"]["environment"], environment)
+
+
+def every_environment(environment: dict[str, str]) -> list[dict[str, str]]:
+    return [app_environment(environment), database_environment(environment)]
+
+
+def own_secrets() -> dict[str, str]:
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
+        "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
+        "POSTGRES_PASSWORD": secrets.token_hex(24),
+    }
 
 
 def _commands(service: str) -> list[list[str]]:
@@ -68,3 +116,34 @@ def test_dockerfile__copies_and_runs_what_exists() -> None:
         assert (ROOT / source).exists(), source
     cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1)
     _check_command(yaml.safe_load(cmd))
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_compose__a_secret_not_given__stops_naming_it_no_default_in_the_file(missing: str) -> None:
+    given = {name: value for name, value in own_secrets().items() if name != missing}
+    with pytest.raises(MissingVariableError, match=missing):
+        every_environment(given)
+
+
+def test_compose__only_the_secrets_given__production_settings_without_demo_or_sandbox() -> None:
+    given = own_secrets()
+    app = app_environment(given)
+    assert (app["LOAD_DEMO_DATA"], app["SUOMIFI_SANDBOX"], app["SUOMIFI_SANDBOX_PUBLIC_DEMO"]) == ("0", "0", "0")
+    assert app["DEBUG"] == "0"
+    assert database_environment(given)["POSTGRES_PASSWORD"] == given["POSTGRES_PASSWORD"]
+    assert f"kelabooking:{given['POSTGRES_PASSWORD']}@db:" in app["DATABASE_URL"]
+    # The settings take it, and every start-up check passes (the database ones need the database: not here).
+    result = run_manage("manage.py", "check", env=app)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose__public_demo__only_with_its_own_variables() -> None:
+    sandbox_only = app_environment({**own_secrets(), "SUOMIFI_SANDBOX": "1"})
+    assert (sandbox_only["SUOMIFI_SANDBOX"], sandbox_only["SUOMIFI_SANDBOX_PUBLIC_DEMO"]) == ("1", "0")
+    result = run_manage("manage.py", "check", env=sandbox_only)
+    assert "SUOMIFI_SANDBOX_PUBLIC_DEMO=1" in result.stderr  # the settings refuse the sandbox without the demo flag
+    demo = app_environment(
+        {**own_secrets(), "SUOMIFI_SANDBOX": "1", "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1", "LOAD_DEMO_DATA": "1"}
+    )
+    assert (demo["SUOMIFI_SANDBOX"], demo["SUOMIFI_SANDBOX_PUBLIC_DEMO"], demo["LOAD_DEMO_DATA"]) == ("1", "1", "1")
+    assert run_manage("manage.py", "check", env=demo).returncode == 0

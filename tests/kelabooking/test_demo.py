@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError, SystemCheckError
 
+from kelabooking.checks import check_demo_admin
 from kelabooking.models import Message
 from partners.models import User
 from registry.models import Organisation, RegistrationRequest
@@ -49,3 +51,35 @@ def test_load_demo__after_the_demo_request_was_decided__leaves_the_decision(admi
     call_command("load_demo")
     assert not RegistrationRequest.objects.filter(status=RegistrationRequest.Status.PENDING).exists()
     assert Message.objects.count() == 1
+
+
+def test_load_demo__debug_off_and_no_public_demo__refused_and_nothing_loaded(settings) -> None:
+    settings.DEBUG, settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = False, False
+
+    with pytest.raises(CommandError, match="SUOMIFI_SANDBOX_PUBLIC_DEMO=1"):
+        call_command("load_demo")
+
+    assert snapshot() == ([], [], 0)
+
+
+def test_system_check__demo_admin_can_sign_in_outside_debug_or_public_demo__refused(settings) -> None:
+    call_command("load_demo")  # a public demo site, say, whose flag is then turned off
+    settings.DEBUG, settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = False, False
+
+    assert [message.id for message in check_demo_admin(databases=["default"])] == ["kelabooking.E004"]
+    with pytest.raises(SystemCheckError, match="kelabooking.E004"):
+        call_command("check", "--database", "default")
+    assert check_demo_admin() == []  # it reads the database only when the command gives it one
+
+    admin = User.objects.get(username="fpa-admin")
+    admin.set_unusable_password()
+    admin.save()
+    assert check_demo_admin(databases=["default"]) == []
+    admin.set_password("a-password-of-this-site-only")
+    admin.is_active = False
+    admin.save()
+    assert check_demo_admin(databases=["default"]) == []
+    admin.is_active = True
+    admin.save()
+    settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = True
+    assert check_demo_admin(databases=["default"]) == []

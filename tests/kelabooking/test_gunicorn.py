@@ -1,8 +1,10 @@
-"""gunicorn as the web container runs it: the access log masks identity codes, phone numbers and e-mail addresses."""
+"""gunicorn as the web container runs it: the access log masks identity codes, phone numbers and e-mail addresses,
+and the start refuses what the system checks refuse, those that read the database included."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -11,7 +13,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from kelabooking import crypto
+
 ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "kelabooking.wsgi:application",
+    "--config",
+    "kelabooking/gunicorn.conf.py",
+]
 
 
 def _free_port() -> int:
@@ -31,7 +43,7 @@ def _serve(tmp_path, *paths: str) -> str:
         "GUNICORN_WORKERS": "1",
     }
     server = subprocess.Popen(  # noqa: S603 - our own server
-        [sys.executable, "-m", "gunicorn", "kelabooking.wsgi:application", "--config", "kelabooking/gunicorn.conf.py"],
+        GUNICORN,
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -91,7 +103,7 @@ def test_gunicorn__several_workers_without_a_shared_cache__refuses_to_start(tmp_
         "GUNICORN_WORKERS": "2",
     }
     finished = subprocess.run(  # noqa: S603 - our own server
-        [sys.executable, "-m", "gunicorn", "kelabooking.wsgi:application", "--config", "kelabooking/gunicorn.conf.py"],
+        GUNICORN,
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -101,3 +113,40 @@ def test_gunicorn__several_workers_without_a_shared_cache__refuses_to_start(tmp_
     )
     assert finished.returncode != 0
     assert "kelabooking.E001" in finished.stdout + finished.stderr
+
+
+def test_gunicorn__identity_codes_stored_under_a_key_not_configured__refuses_to_start_naming_it(tmp_path) -> None:
+    stored_with = {
+        "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
+        "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
+    }
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{_free_port()}",
+        "GUNICORN_WORKERS": "1",
+        **stored_with,
+    }
+    store = "from bookings.models import Customer; Customer.objects.create(identity_code='131052-308T')"
+    for command in (["manage.py", "migrate", "--noinput"], ["manage.py", "shell", "-c", store]):
+        done = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    # The encryption key is dropped (the HMAC key too): a process with these keys could neither read nor find her.
+    env |= {
+        "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
+        "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
+    }
+    finished = subprocess.run(GUNICORN, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    output = finished.stdout + finished.stderr
+    assert finished.returncode != 0
+    assert "kelabooking.E005" in output
+    for setting, column in [
+        ("IDENTITY_CODE_ENCRYPTION_KEYS", "bookings_customer.identity_code "),
+        ("IDENTITY_CODE_HMAC_KEYS", "bookings_customer.identity_code_digest "),
+    ]:
+        assert f"{column}were stored with key {crypto.key_id(stored_with[setting])}, which {setting}" in output

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from kelabooking import crypto
+
 ROOT = Path(__file__).resolve().parents[2]
+# Secrets of its own, made for this run: one written here would be published (kelabooking.E003 refuses those).
 PRODUCTION = {
     "DEBUG": "0",
-    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "kelabooking.example",
     # Several gunicorn workers share the rate limits through Redis (kelabooking.E001 refuses them without it).
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     # Identity codes are stored encrypted: production gives both key lists (kelabooking.E002 refuses it without).
-    "IDENTITY_CODE_ENCRYPTION_KEYS": "5BzEvyOKEDPJFkVAuRXjOKI9O3HHz8CbySVUfutKBJc=",
-    "IDENTITY_CODE_HMAC_KEYS": "iyYE7Kq8y2Wdpps21aPiS7TQ4hOptmWaSqElNQ4yzy8=",
+    "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
+    "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
     # Messages go to a relay and a gateway (kelabooking.E020 and E021 refuse the console backends).
     "EMAIL_HOST": "smtp.kelabooking.example",
     "SMS_GATEWAY_URL": "https://sms.kelabooking.example/send",
@@ -56,6 +60,47 @@ def test_settings__check_deploy__reports_nothing_with_production_environment() -
     result = run_manage("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SECRET_KEY", "compose-local-secret-change-me-0123456789abcdefghijklmnopqrstuvwxyz"),
+        ("SECRET_KEY", "django-insecure-local-development-key-only-for-debug"),
+        (
+            "IDENTITY_CODE_ENCRYPTION_KEYS",
+            f"{crypto.new_encryption_key()},B9UO3XURmalYsgcGAEgQN2MVz6pILJsKVjJFXxavte4=",
+        ),
+        ("IDENTITY_CODE_HMAC_KEYS", "vJm7TpVs6e3CgepCmWtK8UnAZAwJ7uEGmNz6Ir1mlh8"),  # without its padding, too
+        ("IDENTITY_CODE_HMAC_KEYS", "wI7Gd5ADdjxIipapVluMLosJWs-5wiKabK8WAn_ERNM="),
+        ("DATABASE_URL", "postgres://kelabooking:kelabooking@db:5432/kelabooking"),
+    ],
+)
+def test_settings__check__refuses_a_secret_published_in_the_repository_unless_debug_or_public_demo(
+    variable: str, value: str
+) -> None:
+    environment = {**PRODUCTION, variable: value}
+    result = run_manage("manage.py", "check", "--deploy", env=environment)
+    assert result.returncode != 0
+    assert "kelabooking.E003" in result.stderr
+    assert variable in result.stderr or "DATABASE_URL" in result.stderr
+    assert value.split(",")[-1] not in result.stdout + result.stderr  # named, never printed
+    for allowed in ({"DEBUG": "1"}, {"SUOMIFI_SANDBOX_PUBLIC_DEMO": "1"}):
+        result = run_manage("manage.py", "check", env={**environment, **allowed})
+        assert "kelabooking.E003" not in result.stderr, allowed
+
+
+def test_settings__sandbox_with_debug_off__refused_by_the_settings_under_any_server() -> None:
+    """uwsgi, mod_wsgi or a gunicorn without our config file import the application and run no system check."""
+    load = "from kelabooking.wsgi import application"
+    result = run_manage("-c", load, env={**PRODUCTION, "SUOMIFI_SANDBOX": "1"})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SUOMIFI_SANDBOX_PUBLIC_DEMO=1" in result.stderr
+    demo = run_manage("-c", load, env={**PRODUCTION, "SUOMIFI_SANDBOX": "1", "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1"})
+    assert demo.returncode == 0, demo.stderr
+    development = run_manage("-c", load, env={**PRODUCTION, "SUOMIFI_SANDBOX": "1", "DEBUG": "1"})
+    assert development.returncode == 0, development.stderr
 
 
 def test_settings__debug_off__turns_the_security_settings_on() -> None:

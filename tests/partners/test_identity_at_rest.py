@@ -1,38 +1,49 @@
-"""Identity codes at rest (kelabooking/crypto.py): encrypted in every table, found by the keyed index, rotated by the
-command, encrypted by the data migration, and refused at start without keys."""
+"""Identity codes at rest (kelabooking/crypto.py): encrypted in every table, found by the keyed index, each value
+naming its key, rotated by the command, encrypted by the data migrations, and refused at start without keys or with
+stored values under a key that is not configured."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import io
 import re
 
 import pytest
 import time_machine
+from cryptography.fernet import Fernet
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core.exceptions import FieldError
 from django.core.management import call_command
-from django.db import connection
+from django.core.management.base import CommandError, SystemCheckError
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import TextField, Value
+from django.db.models.functions import Cast
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from bookings.models import Customer
 from bookings.services import ContactDetails, booking_confirm, booking_hold, customer_find_or_create
-from kelabooking import crypto, services
-from kelabooking.checks import check_identity_code_keys
-from kelabooking.management.commands.rotate_identity_keys import rotate
+from kelabooking import crypto, fields, services
+from kelabooking.checks import check_identity_code_keys, check_stored_key_ids
+from kelabooking.management.commands.rotate_identity_keys import older_keys_in_use, rotate
 from kelabooking.models import Message
-from partners.models import AuditEvent, User
+from partners.models import AuditEvent, RemovedAuditEvents, User
 from partners.services import audit_event_record
-from tests.factories import CustomerFactory, OrganisationFactory, SlotFactory, acting_for
-from tests.partners.provider import TEST_CODE, FakeProvider, finish_login, start_login
+from tests.factories import CustomerFactory, OrganisationFactory, PartnerFactory, SlotFactory, acting_for
+from tests.partners.provider import OTHER_TEST_CODE, TEST_CODE, FakeProvider, finish_login, start_login
 
 pytestmark = pytest.mark.django_db
 
 CUSTOMER_CODE = "131052-308T"
-NEW_ENCRYPTION_KEY = "9KpzBRQbGlmoGAXQvuLyHOgGl0YIr1F5xXbPsuZoQDE="
-NEW_HMAC_KEY = "c2Vjb25kLWhtYWMta2V5LWZvci10aGUtcm90YXRpb24tdGVzdA=="
+# Made for this run: a key written in the repository is a published one (kelabooking/published.py).
+NEW_ENCRYPTION_KEY = crypto.new_encryption_key()
+NEW_HMAC_KEY = crypto.new_hmac_key()
 
 
 def spellings(code: str) -> set[str]:
@@ -83,15 +94,142 @@ def test_stored_data__after_login_booking_and_messages__holds_no_identity_code_i
 
 
 def test_keyed_index__unique_per_person__a_second_row_for_one_code_is_refused() -> None:
-    from django.db import IntegrityError, transaction
+    from django.db import IntegrityError
 
     CustomerFactory(identity_code=CUSTOMER_CODE)
     with pytest.raises(IntegrityError), transaction.atomic():
         Customer.objects.create(identity_code=CUSTOMER_CODE)
     assert Customer.objects.count() == 1
     digest = Customer.objects.get().identity_code_digest
-    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert re.fullmatch(r"[0-9a-f]{8}:[A-Za-z0-9_-]{43}", digest)  # key id, then the HMAC in base64url
     assert CUSTOMER_CODE not in digest
+
+
+def stored(model, field: str) -> list[str]:
+    """A column's values as stored (not decrypted)."""
+    return list(model.objects.annotate(raw=Cast(field, TextField())).values_list("raw", flat=True))
+
+
+def test_stored_values__each_names_the_key_that_made_it(settings) -> None:
+    CustomerFactory(identity_code=CUSTOMER_CODE)
+    encryption_id = crypto.key_id(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0])
+    hmac_id = crypto.key_id(settings.IDENTITY_CODE_HMAC_KEYS[0])
+    assert re.fullmatch(r"[0-9a-f]{8}", encryption_id)
+    assert encryption_id != hmac_id
+    [code] = stored(Customer, "identity_code")
+    assert code.startswith(f"{encryption_id}:gAAAAA")  # the key's id, then the Fernet token
+    assert stored(Customer, "identity_code_digest") == [crypto.digest(CUSTOMER_CODE)]
+    assert crypto.digest(CUSTOMER_CODE).startswith(f"{hmac_id}:")
+    with override_settings(IDENTITY_CODE_ENCRYPTION_KEYS=[NEW_ENCRYPTION_KEY, *settings.IDENTITY_CODE_ENCRYPTION_KEYS]):
+        assert Customer.objects.get().identity_code == CUSTOMER_CODE  # read with the key it names, not the newest
+        assert crypto.encrypt(CUSTOMER_CODE).startswith(f"{crypto.key_id(NEW_ENCRYPTION_KEY)}:")
+
+
+@pytest.mark.parametrize(
+    ("stored_with", "looked_up_with"),
+    [
+        pytest.param("new, old", "old", id="a process missing the new key"),
+        pytest.param("old", "new", id="the old key dropped too early"),
+    ],
+)
+def test_customer_look_up__person_indexed_under_a_key_missing_here__refused_never_stored_twice(
+    settings, stored_with: str, looked_up_with: str
+) -> None:
+    old = settings.IDENTITY_CODE_HMAC_KEYS
+    key_lists = {"new, old": [NEW_HMAC_KEY, *old], "old": old, "new": [NEW_HMAC_KEY]}
+    acting = acting_for(PartnerFactory())
+    with override_settings(IDENTITY_CODE_HMAC_KEYS=key_lists[stored_with]):
+        CustomerFactory(identity_code=CUSTOMER_CODE, non_disclosure=True)
+    missing = crypto.key_id(key_lists[stored_with][0])
+    with (
+        override_settings(IDENTITY_CODE_HMAC_KEYS=key_lists[looked_up_with]),
+        pytest.raises(crypto.UnknownKeyError, match=f"bookings_customer.identity_code_digest.*{missing}"),
+    ):
+        customer_find_or_create(acting=acting, identity_code=CUSTOMER_CODE)
+    assert Customer.objects.get().non_disclosure  # one row, still with its non-disclosure marking
+
+
+def test_partner_login__partner_indexed_under_a_key_missing_here__refused_never_stored_twice(
+    settings, client, op
+) -> None:
+    with override_settings(IDENTITY_CODE_HMAC_KEYS=[NEW_HMAC_KEY, *settings.IDENTITY_CODE_HMAC_KEYS]):
+        finish_login(client, start_login(client, op))
+    client.logout()
+    with pytest.raises(crypto.UnknownKeyError, match=crypto.key_id(NEW_HMAC_KEY)), transaction.atomic():
+        finish_login(client, start_login(client, op))
+    assert User.objects.count() == 1
+
+
+def test_system_check__stored_values_under_keys_not_configured__refuses_naming_each_key_and_column(settings) -> None:
+    customer = CustomerFactory(identity_code=CUSTOMER_CODE)
+    audit_event_record(acting=acting_for(), action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
+    assert check_stored_key_ids(databases=["default"]) == []
+    old_encryption = crypto.key_id(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0])
+    old_hmac = crypto.key_id(settings.IDENTITY_CODE_HMAC_KEYS[0])
+    settings.IDENTITY_CODE_ENCRYPTION_KEYS, settings.IDENTITY_CODE_HMAC_KEYS = [NEW_ENCRYPTION_KEY], [NEW_HMAC_KEY]
+
+    messages = [message.msg for message in check_stored_key_ids(databases=["default"])]
+    assert {message.id for message in check_stored_key_ids(databases=["default"])} == {"kelabooking.E005"}
+    for column, key in [
+        ("bookings_customer.identity_code", old_encryption),
+        ("bookings_customer.identity_code_digest", old_hmac),
+        ("partners_user.identity_code", old_encryption),
+        ("partners_user.identity_code_digest", old_hmac),
+        ("partners_auditevent.actor_identity_code", old_encryption),
+        ("partners_auditevent.customer_digest", old_hmac),
+    ]:
+        assert any(column in message and key in message for message in messages), (column, messages)
+    assert check_stored_key_ids() == []  # without database access (plain `check`, the deploy check) it reads nothing
+    with pytest.raises(SystemCheckError, match="kelabooking.E005"):
+        call_command("check", "--database", "default")
+
+
+def test_rotation__encryption_key_dropped_before_it__refused_naming_the_key_and_column(settings) -> None:
+    CustomerFactory(identity_code=CUSTOMER_CODE)
+    dropped = crypto.key_id(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0])
+    settings.IDENTITY_CODE_ENCRYPTION_KEYS = [NEW_ENCRYPTION_KEY]
+
+    with pytest.raises(CommandError, match=f"bookings_customer.identity_code were stored with key {dropped}"):
+        call_command("rotate_identity_keys")
+    with pytest.raises(CommandError, match=dropped):
+        call_command("rotate_identity_keys", "--dry-run")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param(bytes(32), id="32 zero bytes"),
+        pytest.param(b"ab" * 16, id="two byte values"),
+        pytest.param(bytes(range(15)) * 3, id="fifteen byte values"),
+        pytest.param(bytes(range(31)), id="31 bytes"),
+    ],
+)
+def test_system_check__weak_hmac_key__refused(settings, secret: bytes) -> None:
+    settings.IDENTITY_CODE_HMAC_KEYS = [base64.urlsafe_b64encode(secret).decode("ascii")]
+    [message] = check_identity_code_keys()
+    assert message.id == "kelabooking.E002"
+    assert "IDENTITY_CODE_HMAC_KEYS" in message.msg
+    assert "too weak" in message.msg
+
+
+def test_system_check__random_keys_of_the_command__accepted(settings) -> None:
+    settings.IDENTITY_CODE_ENCRYPTION_KEYS = [crypto.new_encryption_key() for _ in range(50)]
+    settings.IDENTITY_CODE_HMAC_KEYS = [crypto.new_hmac_key() for _ in range(50)]
+    assert check_identity_code_keys() == []
+
+
+def test_rotate_identity_keys__new_keys__prints_the_new_keys_only(settings) -> None:
+    out = io.StringIO()
+    call_command("rotate_identity_keys", "--new-keys", stdout=out)
+    printed = out.getvalue()
+    for key in [*settings.IDENTITY_CODE_ENCRYPTION_KEYS, *settings.IDENTITY_CODE_HMAC_KEYS]:
+        assert key not in printed
+        assert crypto.key_id(key) not in printed
+    new = re.findall(r"\(key ([0-9a-f]{8})\): (\S+)", printed)
+    assert len(new) == 2
+    assert all(crypto.key_id(key) == key_id for key_id, key in new)
+    settings.IDENTITY_CODE_ENCRYPTION_KEYS, settings.IDENTITY_CODE_HMAC_KEYS = [new[0][1]], [new[1][1]]
+    assert check_identity_code_keys() == []
 
 
 def test_encrypted_column__exact_lookup__refused_instead_of_never_matching() -> None:
@@ -123,6 +261,7 @@ def test_rotation__new_keys_first__rows_rewritten_found_and_readable_with_the_ne
         assert before["audit events' actor codes"] >= 1
         call_command("rotate_identity_keys")
         assert set(rotate(dry_run=True).values()) == {0}  # idempotent: nothing left under an old key
+        assert older_keys_in_use() == []  # so the old keys may go
     with override_settings(IDENTITY_CODE_ENCRYPTION_KEYS=[NEW_ENCRYPTION_KEY], IDENTITY_CODE_HMAC_KEYS=[NEW_HMAC_KEY]):
         assert Customer.objects.with_identity_code(CUSTOMER_CODE).get().identity_code == CUSTOMER_CODE
         assert User.objects.with_identity_code(TEST_CODE).get() == partner
@@ -132,6 +271,7 @@ def test_rotation__new_keys_first__rows_rewritten_found_and_readable_with_the_ne
             AuditEvent.objects.filter(customer_digest=digest).count()
             == AuditEvent.objects.filter(customer=customer).count()
         )
+        assert check_stored_key_ids(databases=["default"]) == []
 
 
 def test_development_keys__generated_once_under_the_key_folder_and_kept(settings, tmp_path) -> None:
@@ -143,6 +283,15 @@ def test_development_keys__generated_once_under_the_key_folder_and_kept(settings
     assert all((tmp_path / name).stat().st_mode & 0o077 == 0 for name in files)  # readable by the owner only
     assert crypto.decrypt(first[0]) == CUSTOMER_CODE
     assert crypto.digest(CUSTOMER_CODE) == first[1]  # the same key on the next use
+
+
+def test_development_keys__generation_off__the_key_folder_is_never_read(settings, tmp_path) -> None:
+    settings.IDENTITY_CODE_ENCRYPTION_KEYS, settings.IDENTITY_CODE_HMAC_KEYS = [], []
+    settings.IDENTITY_CODE_GENERATE_KEYS, settings.IDENTITY_CODE_KEY_DIR = True, tmp_path
+    crypto.encrypt(CUSTOMER_CODE)  # a development run leaves its keys under var/
+    settings.IDENTITY_CODE_GENERATE_KEYS = False
+    with pytest.raises(crypto.IdentityCodeKeyError, match="Set IDENTITY_CODE_ENCRYPTION_KEYS"):
+        crypto.encrypt(CUSTOMER_CODE)
 
 
 def test_system_check__no_keys_in_production__refuses_to_start(settings) -> None:
@@ -179,6 +328,91 @@ def test_data_migration__rows_stored_in_clear__encrypted_and_indexed() -> None:
     event = AuditEvent.objects.get(customer=customer)
     assert event.actor_identity_code == TEST_CODE
     assert event.customer_digest == customer.identity_code_digest
+
+
+@pytest.mark.django_db(transaction=True)
+def test_data_migration__values_stored_without_key_ids__each_given_the_id_of_its_key(settings) -> None:
+    """Back to before the key ids, rows as the previous version stored them (a bare Fernet token, a hex HMAC); forward
+    again: each value names its key, reads back, is found, and the audit trail's indexes follow. Reversible."""
+    executor = MigrationExecutor(connection)
+    before = [("bookings", "0009_add_retention"), ("partners", "0007_add_retention")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    fernet = Fernet(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0])
+    secret = crypto.key_bytes(settings.IDENTITY_CODE_HMAC_KEYS[0])
+
+    def token(code: str) -> Value:  # written as is: not through the field, which now adds the key id
+        return Value(fernet.encrypt(code.encode()).decode(), output_field=TextField())
+
+    def index(code: str) -> str:
+        return hmac.new(secret, code.encode(), hashlib.sha256).hexdigest()
+
+    old_customer = old.get_model("bookings", "Customer").objects.create(identity_code=CUSTOMER_CODE, first_name="Aino")
+    old_user = old.get_model("partners", "User").objects.create(username="partner-old", identity_code=TEST_CODE)
+    for row, code in ((old_customer, CUSTOMER_CODE), (old_user, TEST_CODE)):
+        type(row).objects.filter(pk=row.pk).update(identity_code=token(code), identity_code_digest=index(code))
+    events = old.get_model("partners", "AuditEvent").objects
+    events.create(actor_id=old_user.pk, actor_identity_code=token(TEST_CODE), customer_id=old_customer.pk,
+                  customer_digest=index(CUSTOMER_CODE), action="customer_opened")  # fmt: skip
+    events.create(actor_id=old_user.pk, actor_identity_code=token(TEST_CODE), customer_digest=index(OTHER_TEST_CODE),
+                  action="customer_opened")  # fmt: skip  # of a customer removed since
+    run = old.get_model("kelabooking", "RetentionRun").objects.create(started_at=dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+    old.get_model("partners", "RemovedAuditEvents").objects.create(
+        run=run, customer_digest=index(OTHER_TEST_CODE), events=2, oldest=run.started_at, newest=run.started_at
+    )
+    legacy = sorted(every_stored_text().splitlines())  # rows in any order: an UPDATE moves a row on PostgreSQL
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    columns = [
+        (Customer, "identity_code"),
+        (Customer, "identity_code_digest"),
+        (User, "identity_code"),
+        (User, "identity_code_digest"),
+        (AuditEvent, "actor_identity_code"),
+        (AuditEvent, "customer_digest"),
+        (RemovedAuditEvents, "customer_digest"),
+    ]
+    encryption_id = crypto.key_id(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0])
+    hmac_id = crypto.key_id(settings.IDENTITY_CODE_HMAC_KEYS[0])
+    for model, field in columns:
+        values = [value for value in stored(model, field) if value]
+        assert values, (model, field)
+        assert all(value.startswith((f"{encryption_id}:", f"{hmac_id}:")) for value in values), (model, field)
+    assert check_stored_key_ids(databases=["default"]) == []
+    customer = Customer.objects.with_identity_code(CUSTOMER_CODE).get()
+    assert (customer.pk, customer.first_name, customer.identity_code) == (old_customer.pk, "Aino", CUSTOMER_CODE)
+    assert User.objects.with_identity_code(TEST_CODE).get().pk == old_user.pk
+    assert AuditEvent.objects.get(customer=customer).customer_digest == customer.identity_code_digest
+    assert {event.actor_identity_code for event in AuditEvent.objects.all()} == {TEST_CODE}
+    assert AuditEvent.objects.filter(customer_digest__in=crypto.digests(OTHER_TEST_CODE)).count() == 1
+    assert RemovedAuditEvents.objects.filter(customer_digest__in=crypto.digests(OTHER_TEST_CODE)).count() == 1
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert sorted(every_stored_text().splitlines()) == legacy  # back as the previous version stored them
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.postgres
+def test_stored_key_ids__of_the_audit_trail__read_with_index_probes_never_a_scan(settings) -> None:
+    customer = CustomerFactory(identity_code=CUSTOMER_CODE)
+    audit_event_record(acting=acting_for(), action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
+    expected = {
+        "actor_identity_code": crypto.key_id(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0]),
+        "customer_digest": crypto.key_id(settings.IDENTITY_CODE_HMAC_KEYS[0]),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # as on a table of millions: no scan where an index serves
+        for name, key_id in expected.items():
+            with CaptureQueriesContext(connection) as queries:
+                assert fields.stored_key_ids(AuditEvent, AuditEvent._meta.get_field(name)) == [key_id]
+            assert len(queries) == 2  # one probe finds the key id, one finds there is no other
+            for query in queries:
+                cursor.execute(f"EXPLAIN {query['sql']}")
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                assert "_key_idx" in plan, plan
 
 
 @pytest.mark.postgres

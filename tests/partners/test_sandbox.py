@@ -10,8 +10,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from django.core.management import call_command
-from django.core.management.base import SystemCheckError
 from django.test import Client
 from joserfc import jwe, jwt
 from joserfc.errors import JoseError
@@ -20,7 +18,7 @@ from stdnum.fi import hetu, ytunnus
 
 from kelabooking import clock
 from partners import keys
-from partners.sandbox import checks, oidc, valtuudet
+from partners.sandbox import oidc, valtuudet
 from partners.sandbox.people import PEOPLE, is_test_identity_code, person_for, temporary_identity_code
 from registry.demo import DEACTIVATED_ORGANISATION, DEMO_ORGANISATIONS, PENDING_REQUEST
 
@@ -1036,21 +1034,6 @@ def test_people__organisations__cover_the_cases_the_partner_flow_needs() -> None
     assert [org.business_id for org in person_for(TUOMAS).organisations] == ["0211675-2", "1000000-4"]
     assert any(org.business_id not in registry and "SOTE_AJANVARAUS" in org.roles for org in organisations)
     assert any(org.business_id == "0201256-6" and org.roles == ("YLEINEN_ASIOINTI",) for org in organisations)
-
-
-def test_system_check__sandbox_with_debug_off__reports_e001_unless_public_demo(settings) -> None:
-    settings.DEBUG = False
-    settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = False
-
-    assert [message.id for message in checks.check_sandbox_not_in_production()] == ["sandbox.E001"]
-    with pytest.raises(SystemCheckError, match="sandbox.E001"):
-        call_command("check")
-
-    settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = True
-    assert checks.check_sandbox_not_in_production() == []
-    settings.SUOMIFI_SANDBOX_PUBLIC_DEMO = False
-    settings.DEBUG = True
-    assert checks.check_sandbox_not_in_production() == []
 
 
 def test_temporary_identity_code__a_hundred_a_day__valid_temporary_and_distinct() -> None:

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
@@ -380,6 +381,21 @@ def test_jwks__published__public_signing_and_encryption_keys_only(client) -> Non
     document = client.get("/.well-known/jwks.json").json()
     assert sorted(key["use"] for key in document["keys"]) == ["enc", "sig"]
     assert all("d" not in key and "p" not in key for key in document["keys"])
+
+
+def test_jwks__key_generation_off__keys_a_development_run_left_are_never_read_or_published(
+    client, settings, rp_key_dir
+) -> None:
+    keys.signing_key()  # a development run generates both under the key folder
+    keys.encryption_key()
+    assert {"rp-signing.pem", "rp-encryption.pem"} <= {path.name for path in rp_key_dir.iterdir()}
+    settings.OIDC_RP_GENERATE_KEYS = False  # production: the keys come from the environment, or there are none
+    keys.signing_key.cache_clear()
+    keys.encryption_key.cache_clear()
+
+    assert client.get("/.well-known/jwks.json").json() == {"keys": []}
+    with pytest.raises(ImproperlyConfigured, match="rp-signing.pem"):
+        keys.signing_key()
 
 
 def test_login__whole_flow__no_identity_code_in_any_log_record(client, op: FakeProvider, caplog) -> None:

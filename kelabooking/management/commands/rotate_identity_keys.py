@@ -8,10 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
-from django.db.models import TextField
-from django.db.models.functions import Cast
 
-from kelabooking import crypto
+from kelabooking import crypto, fields
 from partners.database import may_rewrite_audit_events
 
 BATCH = 500
@@ -20,23 +18,23 @@ BATCH = 500
 class Command(BaseCommand):
     help = (
         "Rotate the identity code keys. Put a new key first in IDENTITY_CODE_ENCRYPTION_KEYS and/or "
-        "IDENTITY_CODE_HMAC_KEYS (keep the old ones after it), run this, then drop the old keys."
+        "IDENTITY_CODE_HMAC_KEYS (keep the old ones after it), run this, then drop the old keys it no longer names."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--new-keys",
             action="store_true",
-            help="Print a new encryption key and a new HMAC key (and, with development keys under var/, put them "
-            "first there), then rotate.",
+            help="Print a new encryption key and a new HMAC key, and only them (with development keys under var/, "
+            "put them first there and rotate).",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="Count the rows that need rewriting; change nothing."
         )
 
     def handle(self, *args: Any, new_keys: bool, dry_run: bool, **options: Any) -> None:
-        if new_keys:
-            self._new_keys()
+        if new_keys and not self._new_keys():
+            return
         if not dry_run and not may_rewrite_audit_events(connection):
             raise CommandError(
                 "This database role may not rewrite audit events: run rotate_identity_keys as the database owner, "
@@ -46,39 +44,65 @@ class Command(BaseCommand):
         verb = "need rewriting" if dry_run else "rewritten"
         for name, count in counts.items():
             self.stdout.write(f"{count:>8}  {name} {verb}")
+        for where, key_id, setting in older_keys_in_use():
+            self.stdout.write(f"{where} holds values under key {key_id}: keep that key in {setting}.")
         self.stdout.write(
             self.style.SUCCESS("Every stored identity code is under the newest keys." if not dry_run else "Dry run.")
         )
 
-    def _new_keys(self) -> None:
+    def _new_keys(self) -> bool:
+        """Print the new keys, or put them first in the development key files: whether to rotate now."""
         encryption, hmac_key = crypto.new_encryption_key(), crypto.new_hmac_key()
-        if settings.IDENTITY_CODE_ENCRYPTION_KEYS or settings.IDENTITY_CODE_HMAC_KEYS:
-            self.stdout.write(f"IDENTITY_CODE_ENCRYPTION_KEYS={encryption},{','.join(crypto.encryption_keys())}")
-            self.stdout.write(f"IDENTITY_CODE_HMAC_KEYS={hmac_key},{','.join(crypto.hmac_keys())}")
-            self.stdout.write("Set these in the environment of every process, then run this command again.")
-            raise SystemExit(0)
-        crypto.prepend_development_keys(encryption=encryption, hmac_key=hmac_key)
-        self.stdout.write(f"New development keys put first under {settings.IDENTITY_CODE_KEY_DIR}.")
+        configured = settings.IDENTITY_CODE_ENCRYPTION_KEYS or settings.IDENTITY_CODE_HMAC_KEYS
+        if settings.IDENTITY_CODE_GENERATE_KEYS and not configured:
+            crypto.prepend_development_keys(encryption=encryption, hmac_key=hmac_key)
+            self.stdout.write(f"New development keys put first under {settings.IDENTITY_CODE_KEY_DIR}.")
+            return True
+        self.stdout.write(f"New encryption key (key {crypto.key_id(encryption)}): {encryption}")
+        self.stdout.write(f"New HMAC key (key {crypto.key_id(hmac_key)}): {hmac_key}")
+        self.stdout.write(
+            "Put each first in IDENTITY_CODE_ENCRYPTION_KEYS and IDENTITY_CODE_HMAC_KEYS of every process, keeping "
+            "the keys they hold now after them; restart every process; then run this command again."
+        )
+        return False
 
 
 def rotate(*, dry_run: bool = False) -> dict[str, int]:
-    """Rewrite the rows not under the newest keys, each row in its own small transaction. Idempotent."""
+    """Rewrite the rows not under the newest keys, each row in its own small transaction. Idempotent.
+
+    Refused, naming the key and the column, while any stored value is under a key that is not configured: such a
+    value can be neither read nor re-indexed.
+    """
     from bookings.models import Customer
     from partners.models import AuditEvent, User
 
+    problems = fields.every_unconfigured_key()
+    if problems:
+        raise CommandError("\n".join(str(problem) for problem in problems))
+    newest_code, newest_index = crypto.encryption_key_ids()[0], crypto.hmac_key_ids()[0]
     counts = {"partners": 0, "customers": 0, "audit events' actor codes": 0, "audit events' customer indexes": 0}
     for model, label in ((User, "partners"), (Customer, "customers")):
-        for row in _with_tokens(model, "identity_code", "identity_code_digest"):
-            if row.identity_code_digest == crypto.digest(row.identity_code) and crypto.is_current(row.token):
-                continue
-            counts[label] += 1
-            if not dry_run:
-                row.save(update_fields=["identity_code", "identity_code_digest"])  # encrypted and indexed anew
-    for event in _with_tokens(AuditEvent, "actor_identity_code"):
-        if crypto.is_current(event.token):
+        stale = (
+            model.objects.filter(identity_code__isnull=False)
+            .annotate(code_key=fields.key_id_of("identity_code"), index_key=fields.key_id_of("identity_code_digest"))
+            .exclude(code_key=newest_code, index_key=newest_index)
+        )
+        if dry_run:
+            counts[label] = stale.count()
             continue
-        counts["audit events' actor codes"] += 1
-        if not dry_run:
+        for row in stale.only("pk", "identity_code", "identity_code_digest").order_by("pk").iterator(BATCH):
+            counts[label] += 1
+            row.save(update_fields=["identity_code", "identity_code_digest"])  # encrypted and indexed anew
+    events = (
+        AuditEvent.objects.annotate(code_key=fields.key_id_of("actor_identity_code"))
+        .filter(code_key__gt="")
+        .exclude(code_key=newest_code)
+    )
+    if dry_run:
+        counts["audit events' actor codes"] = events.count()
+    else:
+        for event in events.only("pk", "actor_identity_code").order_by("pk").iterator(BATCH):
+            counts["audit events' actor codes"] += 1
             AuditEvent.objects.filter(pk=event.pk).rewrite(actor_identity_code=event.actor_identity_code)
     # Events of a customer still here take its new index; those of removed customers keep theirs (an old HMAC key
     # stays configured while such events are within RETENTION_AUDIT_DAYS: README, "Identity code keys").
@@ -93,13 +117,12 @@ def rotate(*, dry_run: bool = False) -> dict[str, int]:
     return counts
 
 
-def _with_tokens(model: Any, field: str, *also: str) -> Any:
-    """The rows holding a code, each with its stored token as `token` (cast to text: read as stored, not decrypted)."""
-    return (
-        model.objects.annotate(token=Cast(field, TextField()))
-        .filter(token__isnull=False)
-        .exclude(token="")
-        .only("pk", field, *also)
-        .order_by("pk")
-        .iterator(chunk_size=BATCH)
-    )
+def older_keys_in_use() -> list[tuple[str, str, str]]:
+    """(table.column, key id, setting) for each key other than the newest that stored values still name: what must
+    stay configured (e.g. the HMAC key of audit events of customers removed before the rotation)."""
+    return [
+        (fields.column_label(model, field), key_id, field.key_setting)
+        for model, field in fields.keyed_columns()
+        for key_id in fields.stored_key_ids(model, field)
+        if key_id != field.configured_key_ids()[0]
+    ]
