@@ -335,7 +335,11 @@ def test_data_migration__values_stored_without_key_ids__each_given_the_id_of_its
     """Back to before the key ids, rows as the previous version stored them (a bare Fernet token, a hex HMAC); forward
     again: each value names its key, reads back, is found, and the audit trail's indexes follow. Reversible."""
     executor = MigrationExecutor(connection)
-    before = [("bookings", "0009_add_retention"), ("partners", "0007_add_retention")]
+    before = [
+        ("bookings", "0010_add_customer_last_opened_at"),
+        ("partners", "0008_audit_trail_trusts_no_session_setting"),
+        ("kelabooking", "0008_add_sessions_cleared_and_keep_erased_messages_unsent"),
+    ]
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
     fernet = Fernet(settings.IDENTITY_CODE_ENCRYPTION_KEYS[0])
