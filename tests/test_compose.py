@@ -20,7 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 # Compose's own interpolation: ${NAME}, ${NAME:-default}, ${NAME:?error} (an unset or empty NAME stops `up`).
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<operator>:[-?])(?P<rest>[^}]*))?\}")
-REQUIRED = ["SECRET_KEY", "IDENTITY_CODE_ENCRYPTION_KEYS", "IDENTITY_CODE_HMAC_KEYS", "POSTGRES_PASSWORD"]
+REQUIRED = [
+    "SECRET_KEY",
+    "IDENTITY_CODE_ENCRYPTION_KEYS",
+    "IDENTITY_CODE_HMAC_KEYS",
+    "POSTGRES_PASSWORD",
+    "APP_DB_PASSWORD",
+    "SMS_GATEWAY_URL",
+]
+INIT_SCRIPT = ROOT / "deploy" / "compose" / "initdb" / "10-app-role.sh"
 
 
 class MissingVariableError(Exception):
@@ -49,8 +57,12 @@ def database_environment(environment: dict[str, str]) -> dict[str, str]:
     return interpolate(COMPOSE["services"]["db"]["environment"], environment)
 
 
+def migrate_environment(environment: dict[str, str]) -> dict[str, str]:
+    return interpolate(COMPOSE["services"]["migrate"]["environment"], environment)
+
+
 def every_environment(environment: dict[str, str]) -> list[dict[str, str]]:
-    return [app_environment(environment), database_environment(environment)]
+    return [app_environment(environment), database_environment(environment), migrate_environment(environment)]
 
 
 def own_secrets() -> dict[str, str]:
@@ -59,6 +71,8 @@ def own_secrets() -> dict[str, str]:
         "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
         "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "APP_DB_PASSWORD": secrets.token_hex(24),
+        "SMS_GATEWAY_URL": "https://sms.kelabooking.example/send",
     }
 
 
@@ -90,12 +104,12 @@ def _check_command(argv: list[str]) -> None:
 
 
 def test_compose__has_the_production_services() -> None:
-    assert set(COMPOSE["services"]) == {"db", "redis", "mailpit", "web", "worker", "beat"}
+    assert set(COMPOSE["services"]) == {"db", "redis", "mailpit", "migrate", "web", "worker", "beat"}
     assert COMPOSE["services"]["db"]["image"].startswith("postgres:16")
 
 
 def test_compose__app_commands_point_at_existing_things() -> None:
-    for service in ["web", "worker", "beat"]:
+    for service in ["migrate", "web", "worker", "beat"]:
         for argv in _commands(service):
             _check_command(argv)
 
@@ -131,7 +145,7 @@ def test_compose__only_the_secrets_given__production_settings_without_demo_or_sa
     assert (app["LOAD_DEMO_DATA"], app["SUOMIFI_SANDBOX"], app["SUOMIFI_SANDBOX_PUBLIC_DEMO"]) == ("0", "0", "0")
     assert app["DEBUG"] == "0"
     assert database_environment(given)["POSTGRES_PASSWORD"] == given["POSTGRES_PASSWORD"]
-    assert f"kelabooking:{given['POSTGRES_PASSWORD']}@db:" in app["DATABASE_URL"]
+    assert f"kelabooking_app:{given['APP_DB_PASSWORD']}@db:" in app["DATABASE_URL"]
     # The settings take it, and every start-up check passes (the database ones need the database: not here).
     result = run_manage("manage.py", "check", env=app)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -147,3 +161,19 @@ def test_compose__public_demo__only_with_its_own_variables() -> None:
     )
     assert (demo["SUOMIFI_SANDBOX"], demo["SUOMIFI_SANDBOX_PUBLIC_DEMO"], demo["LOAD_DEMO_DATA"]) == ("1", "1", "1")
     assert run_manage("manage.py", "check", env=demo).returncode == 0
+
+
+def test_compose__web_worker_and_beat_run_as_the_app_role__only_migrate_as_the_owner() -> None:
+    """The audit trail is safe from the app's own processes (README, "Database roles"): they connect as the role the
+    database's first start creates, and `migrate`, as the owner, grants it its rights before any of them starts."""
+    given = own_secrets()
+    owner = database_environment(given)
+    migrate = migrate_environment(given)
+    role = migrate["DATABASE_APP_ROLE"]
+    assert migrate["DATABASE_URL"].startswith(f"postgres://{owner['POSTGRES_USER']}:{given['POSTGRES_PASSWORD']}@")
+    assert app_environment(given)["DATABASE_URL"].startswith(f"postgres://{role}:{given['APP_DB_PASSWORD']}@")
+    assert "DATABASE_APP_ROLE" not in app_environment(given)
+    assert f"CREATE ROLE {role} LOGIN PASSWORD :'app_password'" in INIT_SCRIPT.read_text(encoding="utf-8")
+    assert "./deploy/compose/initdb:/docker-entrypoint-initdb.d:ro" in COMPOSE["services"]["db"]["volumes"]
+    for service in ("web", "worker", "beat"):
+        assert COMPOSE["services"][service]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}

@@ -128,6 +128,8 @@ def test_gunicorn__identity_codes_stored_under_a_key_not_configured__refuses_to_
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "GUNICORN_BIND": f"127.0.0.1:{_free_port()}",
         "GUNICORN_WORKERS": "1",
+        "EMAIL_HOST": "127.0.0.1",
+        "SMS_GATEWAY_URL": "http://127.0.0.1:9/",
         **stored_with,
     }
     store = "from bookings.models import Customer; Customer.objects.create(identity_code='131052-308T')"
