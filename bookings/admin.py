@@ -23,7 +23,7 @@ from bookings import services
 from bookings.languages import language_name
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
 from kelabooking import clock
-from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
+from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
 from kelabooking.forms import BoundedDateField
 from kelabooking.phone import format_phone
 from partners.context import ActingRefusedError, acting_context
@@ -57,7 +57,7 @@ class OpeningRuleInline(admin.TabularInline):
 
 
 @admin.register(ServiceLine)
-class ServiceLineAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class ServiceLineAdmin(StrictAdminMixin, admin.ModelAdmin):
     list_display = ["name_fi", "name_sv", "name_en", "partner_appointment_minutes", "is_active", "position"]
     list_filter = ["is_active"]
     search_fields = ["name_fi", "name_sv", "name_en"]
@@ -65,7 +65,7 @@ class ServiceLineAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OpeningRule)
-class OpeningRuleAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class OpeningRuleAdmin(StrictAdminMixin, admin.ModelAdmin):
     list_display = ["service_line", "language", "weekday", "opens_at", "closes_at", "agents", "valid_from"]
     list_display += ["valid_until"]
     list_filter = ["service_line", "language", "weekday"]
@@ -73,7 +73,7 @@ class OpeningRuleAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ClosedDay)
-class ClosedDayAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class ClosedDayAdmin(StrictAdminMixin, admin.ModelAdmin):
     list_display = ["date_from", "date_until", "reason"]
     date_hierarchy = "date_from"
 
@@ -95,7 +95,7 @@ class SlotForm(forms.ModelForm):
 
 
 @admin.register(Slot)
-class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class SlotAdmin(StrictAdminMixin, admin.ModelAdmin):
     form = SlotForm
     list_display = ["starts_at", "ends_at", "service_line", "language", "capacity", "taken_display", "set_by_hand"]
     list_filter = ["service_line", "language", "set_by_hand"]
@@ -120,7 +120,7 @@ class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(ReadOnlyAdminMixin, StrictAdminMixin, admin.ModelAdmin):
     """Names only: never the identity code, and no register contact details (a customer may have non-disclosure)."""
 
     list_display = ["first_name", "last_name", "source", "non_disclosure"]
@@ -144,7 +144,7 @@ class CallListForm(forms.Form):
 
 
 @admin.register(Booking)
-class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BookingAdmin(ReadOnlyAdminMixin, StrictAdminMixin, admin.ModelAdmin):
     """Read-only: bookings change only through the booking services (here, the cancel action).
 
     The customer's identity code is in no list, page or search: bookings are found by reference.
