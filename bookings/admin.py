@@ -120,7 +120,7 @@ class SlotAdmin(StrictAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, StrictAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Names only: never the identity code, and no register contact details (a customer may have non-disclosure)."""
 
     list_display = ["first_name", "last_name", "source", "non_disclosure"]
@@ -144,7 +144,7 @@ class CallListForm(forms.Form):
 
 
 @admin.register(Booking)
-class BookingAdmin(ReadOnlyAdminMixin, StrictAdminMixin, admin.ModelAdmin):
+class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: bookings change only through the booking services (here, the cancel action).
 
     The customer's identity code is in no list, page or search: bookings are found by reference.
@@ -210,10 +210,17 @@ class BookingAdmin(ReadOnlyAdminMixin, StrictAdminMixin, admin.ModelAdmin):
         return queryset.filter(reference=term), False
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """The change permission on bookings: has_change_permission stays False (ReadOnlyAdminMixin)."""
         return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
 
+    def has_call_list_permission(self, request: HttpRequest) -> bool:
+        """The day's call list (names, phones, descriptions of the matter) is the capacity administrators' work:
+        it needs the right on bookings that they alone have, the cancel action's. Viewing bookings is not enough."""
+        return self.has_cancel_permission(request)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        return super().changelist_view(request, {**(extra_context or {}), "call_list_date": _drilled_date(request)})
+        call_list_date = _drilled_date(request) if self.has_call_list_permission(request) else None
+        return super().changelist_view(request, {**(extra_context or {}), "call_list_date": call_list_date})
 
     @admin.display(description=_("time"), ordering="slot__starts_at")
     def starts_display(self, obj: Booking) -> str:
@@ -286,7 +293,7 @@ class BookingAdmin(ReadOnlyAdminMixin, StrictAdminMixin, admin.ModelAdmin):
     def call_list_view(self, request: HttpRequest) -> HttpResponse:
         """The day's confirmed bookings in time order as CSV, for the agents who call: the customer's name, the
         languages named in the admin's language, the number as people read it. Never the identity code."""
-        if not self.has_view_permission(request):
+        if not self.has_call_list_permission(request):
             return HttpResponse(status=403)
         form = CallListForm(request.GET)
         if not form.is_valid():
