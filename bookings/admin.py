@@ -23,7 +23,7 @@ from bookings import services
 from bookings.languages import language_name
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
 from kelabooking import clock
-from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
+from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
 from kelabooking.forms import BoundedDateField
 from kelabooking.phone import format_phone
 from partners.context import ActingRefusedError, acting_context
@@ -57,7 +57,7 @@ class OpeningRuleInline(admin.TabularInline):
 
 
 @admin.register(ServiceLine)
-class ServiceLineAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class ServiceLineAdmin(StrictAdminMixin, admin.ModelAdmin):
     list_display = ["name_fi", "name_sv", "name_en", "partner_appointment_minutes", "is_active", "position"]
     list_filter = ["is_active"]
     search_fields = ["name_fi", "name_sv", "name_en"]
@@ -65,7 +65,7 @@ class ServiceLineAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OpeningRule)
-class OpeningRuleAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class OpeningRuleAdmin(StrictAdminMixin, admin.ModelAdmin):
     list_display = ["service_line", "language", "weekday", "opens_at", "closes_at", "agents", "valid_from"]
     list_display += ["valid_until"]
     list_filter = ["service_line", "language", "weekday"]
@@ -73,7 +73,7 @@ class OpeningRuleAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ClosedDay)
-class ClosedDayAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class ClosedDayAdmin(StrictAdminMixin, admin.ModelAdmin):
     list_display = ["date_from", "date_until", "reason"]
     date_hierarchy = "date_from"
 
@@ -95,7 +95,7 @@ class SlotForm(forms.ModelForm):
 
 
 @admin.register(Slot)
-class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class SlotAdmin(StrictAdminMixin, admin.ModelAdmin):
     form = SlotForm
     list_display = ["starts_at", "ends_at", "service_line", "language", "capacity", "taken_display", "set_by_hand"]
     list_filter = ["service_line", "language", "set_by_hand"]
@@ -120,7 +120,7 @@ class SlotAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Names only: never the identity code, and no register contact details (a customer may have non-disclosure)."""
 
     list_display = ["first_name", "last_name", "source", "non_disclosure"]
@@ -144,7 +144,7 @@ class CallListForm(forms.Form):
 
 
 @admin.register(Booking)
-class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: bookings change only through the booking services (here, the cancel action).
 
     The customer's identity code is in no list, page or search: bookings are found by reference.
@@ -210,10 +210,17 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         return queryset.filter(reference=term), False
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """The change permission on bookings: has_change_permission stays False (ReadOnlyAdminMixin)."""
         return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
 
+    def has_call_list_permission(self, request: HttpRequest) -> bool:
+        """The day's call list (names, phones, descriptions of the matter) is the capacity administrators' work:
+        it needs the right on bookings that they alone have, the cancel action's. Viewing bookings is not enough."""
+        return self.has_cancel_permission(request)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        return super().changelist_view(request, {**(extra_context or {}), "call_list_date": _drilled_date(request)})
+        call_list_date = _drilled_date(request) if self.has_call_list_permission(request) else None
+        return super().changelist_view(request, {**(extra_context or {}), "call_list_date": call_list_date})
 
     @admin.display(description=_("time"), ordering="slot__starts_at")
     def starts_display(self, obj: Booking) -> str:
@@ -286,7 +293,7 @@ class BookingAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     def call_list_view(self, request: HttpRequest) -> HttpResponse:
         """The day's confirmed bookings in time order as CSV, for the agents who call: the customer's name, the
         languages named in the admin's language, the number as people read it. Never the identity code."""
-        if not self.has_view_permission(request):
+        if not self.has_call_list_permission(request):
             return HttpResponse(status=403)
         form = CallListForm(request.GET)
         if not form.is_valid():

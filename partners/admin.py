@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Max, Min, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
@@ -13,18 +15,26 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from kelabooking import crypto
-from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
+from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from partners.models import AuditEvent, Notice, RemovedAuditEvents, User
 
 
 @admin.register(User)
-class UserAdmin(DateHierarchyAdminMixin, DjangoUserAdmin):
+class UserAdmin(StrictAdminMixin, DjangoUserAdmin):
     list_display = ["username", "first_name", "last_name", "is_staff", "is_partner_display"]
 
     @admin.display(description=_("partner"), boolean=True)
     def is_partner_display(self, obj: User) -> bool:
         return obj.is_partner
+
+
+admin.site.unregister(Group)  # django.contrib.auth's registration: again here, with the project's change list
+
+
+@admin.register(Group)
+class GroupAdmin(StrictAdminMixin, DjangoGroupAdmin):
+    """The staff groups (kelabooking/permissions.py) as Django's admin shows them."""
 
 
 class ActorFilter(admin.SimpleListFilter):
@@ -69,7 +79,7 @@ class CustomerSearchForm(forms.Form):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only. 'Who handled this customer' is a POST form, so the identity code never enters a URL."""
 
     list_display = ["created_at", "action", "outcome", "actor_name", "organisation_name", "customer", "request_id"]
@@ -140,7 +150,7 @@ class NoticeForm(forms.ModelForm):
 
 
 @admin.register(Notice)
-class NoticeAdmin(DateHierarchyAdminMixin, admin.ModelAdmin):
+class NoticeAdmin(StrictAdminMixin, admin.ModelAdmin):
     form = NoticeForm
     list_display = ["text_en", "level", "valid_from", "valid_until"]
     list_filter = ["level"]

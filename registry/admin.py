@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from kelabooking.admin import DateHierarchyAdminMixin, ReadOnlyAdminMixin
+from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
 from kelabooking.phone import format_phone
 from registry import services
 from registry.models import Organisation, RegistrationRequest, SyncRun
@@ -33,7 +33,7 @@ class BusinessIdSearchMixin:
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, admin.ModelAdmin):
+class OrganisationAdmin(StrictAdminMixin, BusinessIdSearchMixin, admin.ModelAdmin):
     list_display = ["name", "business_id", "kind", "source", "is_active", "added_at", "removed_at"]
     list_filter = ["kind", "source", "is_active"]
     search_fields = ["name", "name_sv", "business_id"]
@@ -147,7 +147,7 @@ class DecisionForm(forms.Form):
 
 
 @admin.register(RegistrationRequest)
-class RegistrationRequestAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, admin.ModelAdmin):
+class RegistrationRequestAdmin(StrictAdminMixin, BusinessIdSearchMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "organisation_name", "business_id", "contact_name", "language", "status"]
     list_filter = ["status", "kind", "language"]
     search_fields = ["organisation_name", "business_id", "contact_name"]
@@ -208,7 +208,7 @@ class RegistrationRequestAdmin(DateHierarchyAdminMixin, BusinessIdSearchMixin, a
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(DateHierarchyAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SyncRunAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["started_at", "finished_at", "status", "dry_run", "fetched"]
     list_filter = ["status", "dry_run"]
     readonly_fields = [field.name for field in SyncRun._meta.fields]

@@ -8,12 +8,14 @@ examples with a fixed seed (the `ci` profile, tests/conftest.py); `make fuzz` ru
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 import uuid
 from urllib.parse import quote, quote_from_bytes
 
 import pytest
+from django.contrib import admin
 from django.core.cache import cache
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +33,10 @@ from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
 from tests.factories import acting_for
+from tests.kelabooking.test_admin_filters import declared_parameters
+from tests.kelabooking.test_admin_filters import every_filter_shown as every_filter_shown  # noqa: F401 - fixtures
+from tests.kelabooking.test_admin_groups import registered_models
+from tests.kelabooking.test_admin_groups import world as world  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +101,26 @@ raw_query_values = st.one_of(
     any_input.map(lambda text: quote(text, safe="")),
     st.sampled_from(["%ED%A0%80", "%FF", "%C0%AF", "0001-01-01", "9999-12-31", "2026-02-30"]),
 )
+
+
+# What a list filter, a date drill-down, a page number or an ordering may be sent instead of what it expects.
+bad_parameter_values = st.one_of(
+    raw_query_values,
+    st.one_of(
+        st.sampled_from(["abc", "1.5", "1,5", "-0", "1e400", "True", "None", "[]", "0", "٣", "１２"]),
+        st.sampled_from(["9999", "10000", "0000-00-00", "0001-01-01", "9999-12-31", "10000-01-01", "2026-13-01"]),
+        st.floats().map(str),
+        st.integers(min_value=2**31).map(str) | st.integers(max_value=-(2**31)).map(str),
+        st.text(alphabet=UNICODE_DIGITS, min_size=1, max_size=6),
+        st.text(min_size=1000, max_size=3000),
+    ).map(lambda text: quote(text, safe="")),
+)
+# The change list's own parameters: search, ordering, page.
+CHANGE_LIST_PARAMETERS = ["q", "o", "p"]
+# What the admin's pages read besides: the list's "show all", error flag and facets, the popups' parameters, the
+# add page's initial values (named as the model's fields and relations), the change pages' way back to the filtered
+# list, the call list's day.
+ADMIN_PAGE_PARAMETERS = ["all", "e", "_facets", "_popup", "_to_field", "_changelist_filters", "date"]
 
 
 def answered(response) -> int:
@@ -273,3 +299,45 @@ def test_admin_pages__any_parameter__answered(superuser_client, value, key) -> N
 @given(typed=identity_codes | any_input)
 def test_admin_customer_search__any_identity_code__answered(superuser_client, typed) -> None:
     answered(superuser_client.post(reverse("admin:partners_auditevent_customer"), {"identity_code": typed}))
+
+
+@pytest.fixture
+def admin_pages(superuser_client, every_filter_shown, model) -> tuple[list[str], list[list[str]], list[str]]:
+    """The admin's pages of `model` (with its first object where they need one), the change list first; the
+    parameters of each filter the change list declares (a list filter's own, the date drill-down's) and its own
+    (search, ordering, page); and every query parameter any of the pages reads."""
+    model_admin = admin.site.get_model_admin(model)
+    first = model._default_manager.order_by("pk").first()
+    pages = []
+    for pattern in model_admin.get_urls():
+        if pattern.name:
+            arguments = re.findall(r"<(?:\w+:)?(\w+)>", str(pattern.pattern))
+            pages.append(reverse(f"admin:{pattern.name}", kwargs=dict.fromkeys(arguments, first.pk)))
+    changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    pages.sort(key=lambda page: page != changelist)
+    listed = superuser_client.get(changelist).context["cl"]
+    declared = declared_parameters(listed)  # every list filter offered
+    filters = [spec.expected_parameters() for spec in listed.filter_specs]
+    if listed.date_hierarchy:
+        filters.append([f"{listed.date_hierarchy}__{part}" for part in ("year", "month", "day")])
+    filters.append(CHANGE_LIST_PARAMETERS)
+    fields = [field.name for field in model._meta.get_fields()]
+    return pages, filters, sorted(declared) + CHANGE_LIST_PARAMETERS + ADMIN_PAGE_PARAMETERS + fields
+
+
+@pytest.mark.parametrize("model", registered_models(), ids=lambda model: model._meta.label)
+@settings(examples, max_examples=max(1, settings.default.max_examples // 3))  # each example is some ten requests
+@given(data=st.data())
+def test_admin_pages__any_value_of_any_parameter__answered(superuser_client, admin_pages, model, data) -> None:
+    """Each filter of each change list (all its parameters at once) fed values it cannot take, with facet counts or
+    without; then any page of the admin fed any of the parameters the pages read."""
+    pages, filters, parameters = admin_pages
+    for keys in filters:
+        query = [f"{key}={value}" for key in keys for value in data.draw(st.lists(bad_parameter_values, max_size=2))]
+        if data.draw(st.booleans(), label="facets"):
+            query.append("_facets=1")
+        answered(superuser_client.get(f"{pages[0]}?{'&'.join(query)}"))
+    for page, key, value in data.draw(
+        st.lists(st.tuples(st.sampled_from(pages), st.sampled_from(parameters), bad_parameter_values), max_size=3)
+    ):
+        answered(superuser_client.get(f"{page}?{key}={value}"))

@@ -144,7 +144,7 @@ def test_slot_admin__list__queries_do_not_grow_with_slots_or_bookings(
         slot = make_slot(line, at=at(9, days=index), language=["fi", "sv"][index % 2])
         book(slot)
         book(slot, status=Booking.Status.HELD)
-    # 10, and 3 for the filtered query's trial run in a savepoint (kelabooking.admin.BoundedChangeList).
+    # 10, and 3 for the filtered query's trial run in a savepoint (kelabooking.admin.StrictChangeList).
     with django_assert_max_num_queries(13):
         response = admin_client.get(reverse(SLOTS), {"service_line__id__exact": line.pk})
     assert response.context["cl"].result_count == slots

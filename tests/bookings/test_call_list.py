@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 
-from kelabooking.permissions import CAPACITY_ADMIN_GROUP
+from kelabooking.permissions import CAPACITY_ADMIN_GROUP, CUSTOMER_SERVICE_GROUP
 from partners.models import User
 from tests.factories import BookingFactory, CustomerFactory, ServiceLineFactory, SlotFactory
 
@@ -160,3 +161,22 @@ def test_call_list__staff_without_the_bookings_view_permission__is_refused(clien
     client.force_login(User.objects.create_user(username="muu", password="x", is_staff=True))
 
     assert client.get(reverse(CALL_LIST)).status_code == 403
+
+
+def test_call_list__customer_service__refused_and_not_offered_while_capacity_admins_get_it(
+    staff_client, interpreted_booking
+) -> None:
+    """The call list is the capacity administrators' (README, staff groups): customer service, who may view bookings
+    to see what a message is about, gets neither the list nor its link."""
+    agent = User.objects.create_user(username="asiakaspalvelu", password="x", is_staff=True)
+    agent.groups.add(Group.objects.get(name=CUSTOMER_SERVICE_GROUP))
+    assert agent.has_perm("bookings.view_booking")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(agent)
+
+    assert client.get(reverse(CALL_LIST), {"date": TODAY.isoformat()}).status_code == 403
+    bookings = client.get(reverse(BOOKINGS))
+    assert bookings.status_code == 200
+    assert reverse(CALL_LIST) not in bookings.content.decode()
+    assert [row["reference"] for row in call_list(staff_client, "en")] == [interpreted_booking.reference]
+    assert reverse(CALL_LIST) in staff_client.get(reverse(BOOKINGS)).content.decode()

@@ -472,7 +472,7 @@ def test_sms__gateway_refuses__failed_with_reason_shown_in_admin(traveller, gate
     assert sms.status == Message.Status.FAILED
     assert "HTTP 400" in sms.last_error
     assert "number not in service" in sms.last_error
-    page = admin_client.get(reverse("admin:kelabooking_message_changelist"), {"status": "failed"})
+    page = admin_client.get(reverse("admin:kelabooking_message_changelist"), {"status__exact": "failed"})
     assert page.status_code == 200
     assert "HTTP 400" in page.content.decode()
     assert "number not in service" in page.content.decode()

@@ -69,7 +69,10 @@ NOT_WALKED = {"logout"}  # POST only, and it would end the session
 # A model admin's pages, and the permission each needs ("view": view or change, as in Django's admin).
 STANDARD = {"changelist": "view", "add": "add", "change": "view", "history": "view", "delete": "delete"}
 # The custom views: each needs the model's view permission, except these.
-CUSTOM = {"auth_user_password_change": "change"}  # Django's UserAdmin: set a user's password
+CUSTOM = {
+    "auth_user_password_change": "change",  # Django's UserAdmin: set a user's password
+    "bookings_booking_call_list": "change",  # the capacity administrators' right on bookings, not customer service's
+}
 CUSTOM_VIEWS = {"bookings_booking_call_list", "partners_auditevent_customer", "registry_organisation_export"}
 
 

@@ -24,6 +24,7 @@ from tests.bookings.test_journey import customer as customer  # noqa: F401 - fix
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +88,9 @@ def test_bounded_date__far_dates__the_fields_error() -> None:
         ("admin:partners_auditevent_changelist", {"actor": "abc"}),
         ("admin:partners_auditevent_changelist", {"actor": "99999999999999999999999"}),
         ("admin:bookings_booking_call_list", {"date": "9999-12-31"}),
+        ("admin:kelabooking_message_changelist", {"created_at__year": "9999"}),  # the year after it: no datetime
+        ("admin:bookings_slot_add", {"starts_at": "0"}),  # an initial value for the split date and time inputs
+        ("admin:partners_notice_add", {"valid_until": "2026-02-30"}),
         (
             "admin:bookings_booking_changelist",
             {
@@ -100,6 +104,34 @@ def test_bounded_date__far_dates__the_fields_error() -> None:
 def test_admin__unknown_or_out_of_range_lookup__no_500(superuser_client, name, query) -> None:
     response = superuser_client.get(reverse(name), query)
     assert response.status_code < 500
+
+
+def test_admin_add_page__initial_values_in_the_address__kept_only_where_the_field_takes_them(superuser_client) -> None:
+    query = {"starts_at": "0", "ends_at": "2027-02-08 10:45", "capacity": "5", "bookings": "1", "_popup": "x"}
+    response = superuser_client.get(reverse("admin:bookings_slot_add"), query)
+
+    assert response.status_code == 200
+    initial = response.context["adminform"].form.initial
+    assert (initial["ends_at"], initial["capacity"]) == (dt.datetime(2027, 2, 8, 10, 45), 5)  # noqa: DTZ001 - as typed
+    assert "starts_at" not in initial
+
+
+@pytest.mark.parametrize("actor", ["abc", "1.5", " ", ""])
+def test_audit_changelist__actor_not_a_user_id__answered_as_a_bad_filter(superuser_client, actor) -> None:
+    """The list's own *actor* filter (a SimpleListFilter) passed its value to the query unchecked: 500 once the
+    filter was offered, i.e. once an event had an actor."""
+    user = UserFactory(first_name="Helena", last_name="Kumppani")
+    AuditEvent.objects.create(action=AuditEvent.Action.LOGIN, actor=user, actor_name="Helena Kumppani")
+    AuditEvent.objects.create(action=AuditEvent.Action.LOGIN_FAILED)
+    changelist = reverse("admin:partners_auditevent_changelist")
+
+    response = superuser_client.get(changelist, {"actor": actor})
+
+    if actor:
+        assert (response.status_code, response["Location"]) == (302, f"{changelist}?e=1")
+    else:
+        assert response.context["cl"].result_count == 2  # an empty value: no filter, as Django's own filters take it
+    assert superuser_client.get(changelist, {"actor": str(user.pk)}).context["cl"].result_count == 1
 
 
 def test_pages__signed_in__no_store_and_every_page_has_a_permissions_policy(client, partner, customer, line) -> None:
