@@ -28,11 +28,26 @@ class ServiceLineChoiceField(forms.ModelChoiceField):
         return obj.name
 
 
+class DescribedRadioSelect(forms.RadioSelect):
+    """Radios that may each point to a note beside them (`described_by`: the option's value → the note's id), so that
+    a screen reader reads the note with the option."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.described_by: dict[str, str] = {}
+
+    def create_option(self, *args: object, **kwargs: object) -> dict:
+        option = super().create_option(*args, **kwargs)
+        if (note := self.described_by.get(str(option["value"]))) is not None:
+            option["attrs"] = {**option["attrs"], "aria-describedby": note}
+        return option
+
+
 class MatterForm(forms.Form):
     service_line = ServiceLineChoiceField(
         label=_("What is the matter?"),
         queryset=ServiceLine.objects.filter(is_active=True),
-        widget=forms.RadioSelect,
+        widget=DescribedRadioSelect,
         empty_label=None,
         error_messages={"required": _("Choose the matter."), "invalid_choice": _("Choose the matter.")},
     )
@@ -54,9 +69,11 @@ class MatterForm(forms.Form):
         required=False,
     )
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, notes: dict[int, str] | None = None, **kwargs: object) -> None:
+        """`notes`: the id of the note beside each matter that has one (service line id → element id)."""
         super().__init__(*args, **kwargs)
         self.fields["interpreter_language"].choices = [("", _("Choose a language")), *interpreter_language_choices()]
+        self.fields["service_line"].widget.described_by = {str(pk): note for pk, note in (notes or {}).items()}
 
     def clean(self) -> dict:
         cleaned = super().clean()

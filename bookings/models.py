@@ -222,6 +222,17 @@ class BookingQuerySet(models.QuerySet["Booking"]):
         """Confirmed bookings whose call is still ahead (`Booking.is_upcoming` for one booking)."""
         return self.filter(status=Booking.Status.CONFIRMED, slot__starts_at__gt=now)
 
+    def conflicting(self, *, now, service_line, starts_at, ends_at) -> BookingQuerySet:
+        """Upcoming bookings that a booking of `service_line` from `starts_at` to `ends_at` may not stand beside
+        (DESIGN.md §4 rule 4): one of the same matter, or one whose time overlaps (touching ends do not).
+
+        The one definition of a conflict: the services refuse a time with it, and the time step leaves out the
+        times it finds. The slot's fields are values or `OuterRef`s to a slot.
+        """
+        return self.upcoming(now=now).filter(
+            Q(slot__service_line=service_line) | Q(slot__starts_at__lt=ends_at, slot__ends_at__gt=starts_at)
+        )
+
     def history(self, *, now) -> BookingQuerySet:
         """Past and cancelled bookings: everything but holds and what `upcoming` gives."""
         return self.exclude(status=Booking.Status.HELD).exclude(

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 
 from bookings.models import Booking, Customer, ServiceLine, Slot
@@ -23,12 +23,16 @@ def free_slots(
     end: dt.datetime,
     now: dt.datetime,
     limit: int | None = None,
+    customer_id: int | None = None,
+    excluding: Booking | None = None,
 ) -> list[Slot]:
-    """Slots between `start` and `end` with room left, in one query (`taken` annotated on each).
+    """Slots between `start` and `end` with room left, in one query (`taken` annotated on each); for a customer,
+    only those they may book beside their upcoming bookings (`excluding` one of them: the booking being moved).
 
     The bookings are counted per slot in a correlated subquery, so each slot in the window is one lookup in the
     (slot, status) index: the cost follows the slots shown, not the size of the booking history. (A join with
-    GROUP BY made PostgreSQL scan every booking once the history grew.)
+    GROUP BY made PostgreSQL scan every booking once the history grew.) The customer's conflicts are one more such
+    lookup a slot, in the (customer, status) index.
     """
     slots = (
         Slot.objects.filter(service_line=service_line, language=language, starts_at__gte=start, starts_at__lt=end)
@@ -36,7 +40,50 @@ def free_slots(
         .filter(taken__lt=F("capacity"))
         .order_by("starts_at")
     )
+    if customer_id is not None:
+        conflicts = _conflicts(
+            customer_id=customer_id,
+            now=now,
+            excluding=excluding,
+            service_line=OuterRef("service_line"),
+            starts_at=OuterRef("starts_at"),
+            ends_at=OuterRef("ends_at"),
+        )
+        slots = slots.exclude(Exists(conflicts))
     return list(slots[:limit] if limit is not None else slots)
+
+
+def conflicting_bookings(
+    *, customer_id: int, slot: Slot, now: dt.datetime, excluding: Booking | None = None
+) -> QuerySet[Booking]:
+    """The customer's upcoming bookings that `slot` may not be booked beside (DESIGN.md §4 rule 4), other than
+    `excluding`: one of the same matter, or one whose time overlaps (`BookingQuerySet.conflicting`)."""
+    return _conflicts(
+        customer_id=customer_id,
+        now=now,
+        excluding=excluding,
+        service_line=slot.service_line_id,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+    )
+
+
+def _conflicts(
+    *, customer_id: int, now: dt.datetime, excluding: Booking | None, service_line, starts_at, ends_at
+) -> QuerySet[Booking]:
+    conflicts = Booking.objects.filter(customer_id=customer_id).conflicting(
+        now=now, service_line=service_line, starts_at=starts_at, ends_at=ends_at
+    )
+    return conflicts.exclude(pk=excluding.pk) if excluding is not None else conflicts
+
+
+def booked_matters(*, customer: Customer) -> dict[int, Booking]:
+    """The customer's upcoming booking of each matter they have one of, by service line id, with its slot.
+
+    No time of these matters can be booked beside it (`conflicting_bookings`): the matter step says so beside each
+    and refuses it there, rather than at the confirm, which still decides under the customer's lock.
+    """
+    return {booking.slot.service_line_id: booking for booking in upcoming_bookings(customer=customer)}
 
 
 @dataclass(frozen=True)

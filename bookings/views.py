@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from bookings.forms import CancelForm, ConfirmForm, ContactForm, CustomerForm, MatterForm, SlotForm, WeekForm
 from bookings.languages import language_name
@@ -26,18 +27,19 @@ from bookings.models import SERVICE_LANGUAGES, Booking, ServiceLine
 from bookings.selectors import (
     acting_customer,
     acting_customer_and_hold,
+    booked_matters,
     booking_by_key,
     customer_booking,
     free_slots,
     partner_hold,
     register_contact,
-    upcoming_bookings,
 )
 from bookings.services import (
     BookingError,
     ContactDetails,
     ExistingBookingError,
     HoldChangedError,
+    MatterBookedError,
     SlotFullError,
     booking_cancel,
     booking_confirm,
@@ -106,10 +108,12 @@ def overview_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @requires_step(Step.CUSTOMER_LOCKED)
 def matter_view(request: HttpRequest) -> HttpResponse:
-    """The matter, the language and the interpreter. A matter the customer already has an upcoming time for is marked,
-    with that time and links to it (the rule itself is the confirm's)."""
+    """The matter, the language and the interpreter. A matter the customer already has an upcoming time for says so,
+    with that time, its reference and links to it, and choosing it is refused here: DESIGN.md §4 rule 4, read through
+    `booked_matters` at the first step it concerns (the confirm decides again, under the customer's lock)."""
     acting = acting_context(request)
     customer = acting_customer(acting=acting)
+    booked = booked_matters(customer=customer)
     draft = context.booking_draft(request)
     initial = {
         "service_line": draft.get("service_line_id"),
@@ -117,21 +121,27 @@ def matter_view(request: HttpRequest) -> HttpResponse:
         "interpreter_needed": "yes" if draft.get("interpreter_language") else "no",
         "interpreter_language": draft.get("interpreter_language", ""),
     }
-    form = MatterForm(request.POST if request.method == "POST" else None, initial=initial)
+    form = MatterForm(
+        request.POST if request.method == "POST" else None,
+        initial=initial,
+        notes={line_id: f"existing-{line_id}" for line_id in booked},
+    )
     if request.method == "POST" and form.is_valid():
-        context.booking_draft_save(
-            request,
-            service_line_id=form.cleaned_data["service_line"].pk,
-            language=form.cleaned_data["language"],
-            interpreter_language=form.cleaned_data["interpreter_language"],
-        )
-        return redirect("bookings:time")
-    existing = {booking.slot.service_line_id: booking for booking in upcoming_bookings(customer=customer)}
+        if (existing := booked.get(form.cleaned_data["service_line"].pk)) is not None:
+            form.add_error("service_line", MatterBookedError(existing).message)
+        else:
+            context.booking_draft_save(
+                request,
+                service_line_id=form.cleaned_data["service_line"].pk,
+                language=form.cleaned_data["language"],
+                interpreter_language=form.cleaned_data["interpreter_language"],
+            )
+            return redirect("bookings:time")
     lines = {line.pk: line for line in form.fields["service_line"].queryset}
     service_lines = []
     for radio in form["service_line"]:
         line = lines[int(str(radio.data["value"]))]
-        service_lines.append((radio, line, existing.get(line.pk)))
+        service_lines.append((radio, line, booked.get(line.pk)))
     return render(
         request, "bookings/matter.html", {"form": form, "service_lines": service_lines, "booking_customer": customer}
     )
@@ -149,21 +159,36 @@ def _week_start(request: HttpRequest, first_free: dt.datetime | None, earliest: 
     return day - dt.timedelta(days=day.weekday())
 
 
-def _time_context(request: HttpRequest, draft: dict[str, Any], *, error: str = "", alternatives=None) -> dict:
+def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", alternatives=None) -> HttpResponse:
+    """The time step; or, when the customer has got a booking of the draft's matter meanwhile (another tab, another
+    partner), back to the matter step, which shows that booking and its links beside the matter."""
+    if "service_line_id" not in draft:  # the draft is gone (a new customer in another tab): start from the matter
+        if error:
+            messages.error(request, error)
+        return redirect("bookings:matter")
     customer, hold = acting_customer_and_hold(acting=acting_context(request))
+    booked = booked_matters(customer=customer)
+    if (existing := booked.get(draft["service_line_id"])) is not None:
+        messages.error(request, MatterBookedError(existing).message)
+        matter = reverse("bookings:matter")
+        return HttpResponseClientRedirect(matter) if request.htmx else redirect(matter)
     interpreter = draft.get("interpreter_language")
-    return _week_view(
+    context_ = _week_view(
         request,
         service_line=ServiceLine.objects.get(pk=draft["service_line_id"]),
         language=draft["language"],
+        customer_id=customer.pk,
         error=error,
         alternatives=alternatives,
     ) | {
         "held_slot_id": hold.slot_id if hold else None,
         "action": reverse("bookings:time"),
         "booking_customer": customer,
+        "other_bookings": bool(booked),
         "interpreter_language_name": language_name(interpreter) if interpreter else "",
     }
+    partial = request.htmx and request.method == "GET"
+    return render(request, "bookings/time.html#slot-list" if partial else "bookings/time.html", context_)
 
 
 def _week_view(
@@ -171,16 +196,27 @@ def _week_view(
     *,
     service_line: ServiceLine,
     language: str,
+    customer_id: int,
     error: str = "",
     alternatives=None,
     excluding: Booking | None = None,
 ) -> dict:
-    """The free times of one line and language: the next one, and a week of them (`?week=`, kept across an error)."""
+    """The free times of one line and language that the customer may book beside their upcoming bookings (other than
+    `excluding`, the booking being moved): the next one, and a week of them (`?week=`, kept across an error)."""
     now = clock.now()
     earliest, latest = bookable_window(now)
 
     def free(start: dt.datetime, end: dt.datetime, limit: int | None = None) -> list:
-        found = free_slots(service_line=service_line, language=language, start=start, end=end, now=now, limit=limit)
+        found = free_slots(
+            service_line=service_line,
+            language=language,
+            start=start,
+            end=end,
+            now=now,
+            limit=limit,
+            customer_id=customer_id,
+            excluding=excluding,
+        )
         return [slot for slot in found if excluding is None or slot.pk != excluding.slot_id]
 
     first = free(earliest, latest, limit=2)[:1]  # two: the booking being moved may be the first
@@ -213,27 +249,23 @@ def _week_view(
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def time_view(request: HttpRequest) -> HttpResponse:
-    """Pick a time: the next free time first, then a week of free times; picking one holds it."""
+    """Pick a time: the next free time first, then a week of free times, without those that overlap another of the
+    customer's bookings; picking one holds it."""
     draft = context.booking_draft(request)
     if "service_line_id" not in draft:
         return redirect("bookings:matter")
     if request.method == "POST":
         form = SlotForm(request.POST)
         if not form.is_valid():
-            return render(request, "bookings/time.html", _time_context(request, draft, error=_("Choose a time.")))
+            return _time_page(request, draft, error=_("Choose a time."))
         try:
             booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
         except SlotFullError as error:
-            return render(
-                request,
-                "bookings/time.html",
-                _time_context(request, draft, error=error.message, alternatives=error.alternatives),
-            )
+            return _time_page(request, draft, error=error.message, alternatives=error.alternatives)
         except BookingError as error:
-            return render(request, "bookings/time.html", _time_context(request, draft, error=error.message))
+            return _time_page(request, draft, error=error.message)
         return redirect("bookings:contact")
-    template = "bookings/time.html#slot-list" if request.htmx else "bookings/time.html"
-    return render(request, template, _time_context(request, draft))
+    return _time_page(request, draft)
 
 
 @require_http_methods(["GET", "POST"])
@@ -317,14 +349,14 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
         )
     except SlotFullError as error:
         # The hold ran out and the time was taken meanwhile: back to the times, with everything typed kept.
-        context_ = _time_context(request, draft, error=error.message, alternatives=error.alternatives)
-        return render(request, "bookings/time.html", context_)
+        return _time_page(request, draft, error=error.message, alternatives=error.alternatives)
     except HoldChangedError as error:
         messages.error(request, error.message)
         return redirect("bookings:check")
     except ExistingBookingError as error:
-        messages.error(request, error.message)
-        return redirect("bookings:overview")
+        # The customer got another booking meanwhile: the time step says so again, without the times it rules out
+        # (or the matter step, when it is a booking of this matter), with everything typed kept.
+        return _time_page(request, draft, error=error.message)
     except BookingError as error:
         messages.error(request, error.message)
         return redirect("bookings:time")
@@ -405,15 +437,18 @@ def move_view(request: HttpRequest, reference: str) -> HttpResponse:
             else:
                 messages.success(request, _("The booking %(reference)s has a new time.") % {"reference": reference})
                 return redirect("bookings:done", reference=reference)
+    others = [other for other in booked_matters(customer=booking.customer).values() if other.pk != booking.pk]
     context_ = _week_view(
         request,
         service_line=slot.service_line,
         language=slot.language,
+        customer_id=booking.customer_id,
         error=error,
         alternatives=alternatives,
         excluding=booking,
     ) | {
         "moving": booking,
+        "other_bookings": bool(others),
         "action": reverse("bookings:move", kwargs={"reference": reference}),
         "booking_customer": booking.customer,
     }

@@ -29,6 +29,7 @@ from bookings.selectors import (
     RegisterContact,
     acting_customer,
     booking_contact,
+    conflicting_bookings,
     customer_booking,
     customer_bookings,
     free_slots,
@@ -71,9 +72,28 @@ class HoldChangedError(BookingError):
 
 
 class ExistingBookingError(BookingError):
+    """DESIGN.md §4 rule 4 refused the time: `existing` is the customer's upcoming booking it would stand beside."""
+
     def __init__(self, message: str, existing: Booking) -> None:
         super().__init__(message)
         self.existing = existing
+
+
+class MatterBookedError(ExistingBookingError):
+    """The customer already has an upcoming booking of this matter."""
+
+    def __init__(self, existing: Booking) -> None:
+        super().__init__(
+            _("The customer already has a booked time for this matter. Cancel it first if a new time is needed."),
+            existing,
+        )
+
+
+class TimeBookedError(ExistingBookingError):
+    """The time overlaps another of the customer's upcoming bookings."""
+
+    def __init__(self, existing: Booking) -> None:
+        super().__init__(_("The customer already has another booking at this time. Choose another time."), existing)
 
 
 @dataclass(frozen=True)
@@ -100,10 +120,19 @@ def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     )
 
 
-def nearest_free_slots(*, slot: Slot, now: dt.datetime, count: int = 3) -> list[Slot]:
+def nearest_free_slots(
+    *, slot: Slot, now: dt.datetime, customer_id: int, excluding: Booking | None = None, count: int = 3
+) -> list[Slot]:
+    """The free times after `slot` of its line and language that the customer may book (`free_slots`)."""
     earliest, latest = bookable_window(now)
     candidates = free_slots(
-        service_line=slot.service_line, language=slot.language, start=max(earliest, slot.starts_at), end=latest, now=now
+        service_line=slot.service_line,
+        language=slot.language,
+        start=max(earliest, slot.starts_at),
+        end=latest,
+        now=now,
+        customer_id=customer_id,
+        excluding=excluding,
     )
     return [candidate for candidate in candidates if candidate.pk != slot.pk][:count]
 
@@ -232,6 +261,10 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
 
     A partner holds one time at most: a new pick releases the old one. The partner's row is locked first, so two
     picks at once (two tabs, a double click) run one after the other and end in one hold.
+
+    A time the customer may not book beside their upcoming bookings (DESIGN.md §4 rule 4) is refused here already,
+    with the confirm's error, so that no crafted request holds one; the confirm decides again under the customer's
+    lock.
     """
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
@@ -243,8 +276,9 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     earliest, latest = bookable_window(now)
     if slot is None or not slot.service_line.is_active or not earliest <= slot.starts_at <= latest:
         raise BookingError(_("This time cannot be booked. Choose another time."))
+    _check_customer_rules(customer_id=acting.customer_id, slot=slot, now=now)
     if _taken(slot, now=now) >= slot.capacity:
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=acting.customer_id))
     hold = _create_hold(acting=acting, slot=slot, organisation=organisation, now=now)
     # A released hold is deleted, so the event names the hold rather than only linking to the row.
     audit_event_record(
@@ -340,10 +374,10 @@ def _booking_confirm(
     ):
         raise HoldChangedError
     if slot.starts_at < bookable_window(now)[0]:
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=customer.pk))
     if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now))
-    _check_customer_rules(customer=customer, slot=slot, now=now, excluding=hold)
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=customer.pk))
+    _check_customer_rules(customer_id=customer.pk, slot=slot, now=now, excluding=hold)
     if not contact.phone:
         raise BookingError(_("Give the telephone number Kela calls."))
 
@@ -379,36 +413,18 @@ CONFIRMED_FIELDS = (
 )
 
 
-def conflicting_bookings(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking | None = None):
-    """The customer's upcoming bookings on the slot's service line or overlapping it (DESIGN.md §4 rule 4)."""
-    conflicts = (
-        Booking.objects.filter(customer=customer)
-        .upcoming(now=now)
-        .filter(
-            Q(slot__service_line=slot.service_line_id)
-            | Q(slot__starts_at__lt=slot.ends_at, slot__ends_at__gt=slot.starts_at)
-        )
-    )
-    return conflicts.exclude(pk=excluding.pk) if excluding is not None else conflicts
-
-
-def _check_customer_rules(*, customer: Customer, slot: Slot, now: dt.datetime, excluding: Booking) -> None:
+def _check_customer_rules(*, customer_id: int, slot: Slot, now: dt.datetime, excluding: Booking | None = None) -> None:
     """At most one active future booking per service line, and never two overlapping ones: raise the rule's error.
-    The customer's row is locked by the caller, so their bookings cannot change until it commits."""
+    The confirm and the move lock the customer's row first, so their bookings cannot change until it commits."""
     conflicts = sorted(  # seldom any: sorted here rather than by the database
-        conflicting_bookings(customer=customer, slot=slot, now=now, excluding=excluding).select_related("slot"),
+        conflicting_bookings(customer_id=customer_id, slot=slot, now=now, excluding=excluding).select_related("slot"),
         key=lambda booking: booking.slot.starts_at,
     )
     same_line = next((booking for booking in conflicts if booking.slot.service_line_id == slot.service_line_id), None)
     if same_line is not None:
-        raise ExistingBookingError(
-            _("The customer already has a booked time for this matter. Cancel it first if a new time is needed."),
-            same_line,
-        )
+        raise MatterBookedError(same_line)
     if conflicts:
-        raise ExistingBookingError(
-            _("The customer already has another booking at this time. Choose another time."), conflicts[0]
-        )
+        raise TimeBookedError(conflicts[0])
 
 
 # --- Cancelling -----------------------------------------------------------------------------------------------------
@@ -497,8 +513,8 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     ):
         raise BookingError(_("This time cannot be booked. Choose another time."))
     if _taken(new_slot, now=now) >= new_slot.capacity:
-        raise SlotFullError(nearest_free_slots(slot=new_slot, now=now))
-    _check_customer_rules(customer=customer, slot=new_slot, now=now, excluding=booking)
+        raise SlotFullError(nearest_free_slots(slot=new_slot, now=now, customer_id=customer.pk, excluding=booking))
+    _check_customer_rules(customer_id=customer.pk, slot=new_slot, now=now, excluding=booking)
 
     booking.slot = new_slot
     booking.sequence += 1

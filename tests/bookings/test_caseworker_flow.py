@@ -134,7 +134,7 @@ def test_matter__upcoming_time_for_a_matter__marked_with_the_time_and_links_to_v
     for name in ("bookings:done", "bookings:move", "bookings:cancel"):
         assert f'href="{url(name, reference=booking.reference)}"' in marked.group(1)
     assert f'id="existing-{other.pk}"' not in page  # no time for the other matter: nothing to mark
-    # Marked, not refused here: the rule is the confirm's (test_journey's second-booking test).
+    # Still offered: choosing it gets the rule's error at this step (tests/bookings/test_existing_bookings.py).
     assert f'name="service_line" value="{line.pk}"' in page
     finnish = content(client.get(url("bookings:matter", "fi")))
     marked = text(re.search(rf'id="existing-{line.pk}">(.*?)</p>', finnish, re.S).group(1))

@@ -326,12 +326,16 @@ def test_booking__expired_hold_slot_taken__nearest_times_and_typed_contact_kept(
     assert "Asumistuki" in contact
 
 
-def test_booking__second_booking_same_line__refused_and_existing_shown(client, partner, customer, line) -> None:
+def test_booking__second_booking_same_line__refused_at_the_matter_step(client, partner, customer, line) -> None:
+    """At once, not after the contact details (tests/bookings/test_existing_bookings.py has the rest)."""
     open_customer(client)
     book(client, line, slot_at(line))
-    response, _ = book(client, line, slot_at(line, days=3))
-    assert response["Location"] == url("bookings:overview")
-    assert "already has a booked time for this matter" in client.get(response["Location"]).content.decode()
+    slot_at(line, days=3)
+    chosen = {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"}
+    matter = client.post(url("bookings:matter"), chosen)
+    assert matter.status_code == 200
+    assert "already has a booked time for this matter" in matter.content.decode()
+    assert client.get(url("bookings:time"))["Location"] == url("bookings:matter")
     assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 1
 
 

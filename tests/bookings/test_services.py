@@ -17,9 +17,10 @@ from bookings.models import Booking, Customer, Slot
 from bookings.selectors import customer_bookings, free_slots, register_contact
 from bookings.services import (
     BookingError,
-    ExistingBookingError,
     HoldChangedError,
+    MatterBookedError,
     SlotFullError,
+    TimeBookedError,
     booking_cancel,
     booking_confirm,
     booking_hold,
@@ -369,56 +370,6 @@ def test_booking__confirm__fails_for_another_partners_hold(now) -> None:
     assert held.contact_phone == ""
 
 
-def test_booking__confirm__fails_when_customer_has_future_booking_for_same_line(now) -> None:
-    customer = CustomerFactory()
-    existing = BookingFactory.confirmed(customer=customer)
-    held = hold(later(existing.slot, 4), now=now, customer=customer)
-
-    with pytest.raises(ExistingBookingError) as refused:
-        confirm(held, now=now, email="aino@example.org")
-
-    assert refused.value.existing == existing
-    held.refresh_from_db()
-    assert held.status == Booking.Status.HELD
-    assert not Message.objects.exists()
-
-
-@pytest.mark.parametrize("earlier", ["cancelled", "past"])
-def test_booking__confirm__succeeds_when_same_line_booking_cancelled_or_past(now, earlier) -> None:
-    customer = CustomerFactory()
-    slot = SlotFactory()
-    if earlier == "cancelled":
-        BookingFactory.cancelled(customer=customer, slot=later(slot, 4))
-    else:
-        BookingFactory.confirmed(customer=customer, slot=later(slot, starts_at=now - dt.timedelta(days=1)))
-
-    booking = confirm(hold(slot, now=now, customer=customer), now=now)
-
-    assert booking.status == Booking.Status.CONFIRMED
-
-
-def test_booking__confirm__fails_when_customer_has_overlapping_booking_on_another_line(now) -> None:
-    customer = CustomerFactory()
-    existing = BookingFactory.confirmed(customer=customer)
-    overlapping = SlotFactory(starts_at=existing.slot.starts_at + dt.timedelta(minutes=30))
-    held = hold(overlapping, now=now, customer=customer)
-
-    with pytest.raises(ExistingBookingError) as refused:
-        confirm(held, now=now)
-
-    assert refused.value.existing == existing
-
-
-def test_booking__confirm__succeeds_back_to_back_with_booking_on_another_line(now) -> None:
-    customer = CustomerFactory()
-    existing = BookingFactory.confirmed(customer=customer)
-    right_after = SlotFactory(starts_at=existing.slot.ends_at)
-
-    booking = confirm(hold(right_after, now=now, customer=customer), now=now)
-
-    assert booking.status == Booking.Status.CONFIRMED
-
-
 def test_booking__confirm__audit_event_written_with_the_booking(now) -> None:
     held = hold(SlotFactory(), now=now)
 
@@ -467,40 +418,113 @@ def test_booking__confirm__runs_a_fixed_number_of_queries(now, django_assert_num
         confirm(held, now=now, acting=acting, email="aino@example.org")
 
 
-@pytest.mark.parametrize(
-    ("other", "conflicts"),
-    [
-        ("same line, later", True),
-        ("same line, later, cancelled", False),
-        ("same line, past", False),
-        ("same line, later, held", False),
-        ("same line, later, another customer's", False),
-        ("another line, overlapping", True),
-        ("another line, back to back", False),
-    ],
-)
-def test_booking__confirm__refused_only_by_the_customers_upcoming_confirmed_bookings(now, other, conflicts) -> None:
-    """DESIGN.md §4 rule 4, case by case: which of the customer's other bookings stop a confirm."""
+# --- DESIGN.md §4 rule 4: the customer's other bookings ----------------------------------------------------------
+# One case table for the three that apply the rule: the time step's selector leaves out what the hold refuses
+# and what the confirm, under the customer's lock, refuses when it was booked meanwhile.
+
+MATTER_BOOKED = "The customer already has a booked time for this matter. Cancel it first if a new time is needed."
+TIME_BOOKED = "The customer already has another booking at this time. Choose another time."
+RULE_4_CASES = [
+    pytest.param("same line, later", MatterBookedError, id="same-line"),
+    pytest.param("same line, later, cancelled", None, id="same-line-cancelled"),
+    pytest.param("same line, past", None, id="same-line-past"),
+    pytest.param("same line, later, held", None, id="same-line-held"),
+    pytest.param("same line, later, another customer's", None, id="same-line-another-customer"),
+    pytest.param("another line, overlapping its end", TimeBookedError, id="overlapping-end"),
+    pytest.param("another line, overlapping its start", TimeBookedError, id="overlapping-start"),
+    pytest.param("another line, the same time", TimeBookedError, id="same-time"),
+    pytest.param("another line, back to back", None, id="back-to-back"),
+    pytest.param("another line, just before", None, id="just-before"),
+]
+
+
+def other_booking(other: str, *, slot: Slot, customer: Customer, now: dt.datetime) -> Booking:
+    """The customer's (or another customer's) booking that `other` describes, beside `slot`."""
+    length = slot.ends_at - slot.starts_at
+    if other.startswith("same line"):
+        other_slot = later(slot, starts_at=now - dt.timedelta(days=1)) if "past" in other else later(slot, 4)
+    else:
+        starts_at = {
+            "another line, overlapping its end": slot.starts_at + dt.timedelta(minutes=15),
+            "another line, overlapping its start": slot.starts_at - dt.timedelta(minutes=15),
+            "another line, the same time": slot.starts_at,
+            "another line, back to back": slot.ends_at,
+            "another line, just before": slot.starts_at - length,
+        }[other]
+        other_slot = SlotFactory(starts_at=starts_at, ends_at=starts_at + length)
+    status = "cancelled" if "cancelled" in other else "held" if "held" in other else "confirmed"
+    owner = CustomerFactory() if "another customer" in other else customer
+    return getattr(BookingFactory, status)(customer=owner, slot=other_slot)
+
+
+@pytest.mark.parametrize(("other", "refusal"), RULE_4_CASES)
+def test_free_slots__for_a_customer__leaves_out_the_times_the_rule_refuses(now, other, refusal) -> None:
+    customer = CustomerFactory()
+    slot = SlotFactory()
+    other_booking(other, slot=slot, customer=customer, now=now)
+
+    window = {"service_line": slot.service_line, "language": "fi", "start": slot.starts_at, "end": slot.ends_at}
+    offered = free_slots(**window, now=now, customer_id=customer.pk)
+
+    assert offered == ([] if refusal else [slot])
+    assert free_slots(**window, now=now) == [slot]  # without a customer, every free time
+
+
+@pytest.mark.parametrize(("other", "refusal"), RULE_4_CASES)
+def test_booking__hold__refused_by_the_customers_upcoming_confirmed_bookings_with_the_rules_error(
+    now, other, refusal
+) -> None:
+    """A crafted request holds no time the time step leaves out; the partner's earlier hold stays."""
+    customer, partner = CustomerFactory(), PartnerFactory()
+    earlier = hold(SlotFactory(starts_at=now + dt.timedelta(days=20)), now=now, partner=partner, customer=customer)
+    slot = SlotFactory()
+    existing = other_booking(other, slot=slot, customer=customer, now=now)
+
+    if refusal:
+        with pytest.raises(refusal) as refused:
+            hold(slot, now=now, partner=partner, customer=customer, organisation=earlier.organisation)
+        assert refused.value.existing == existing
+        assert str(refused.value.message) == {MatterBookedError: MATTER_BOOKED, TimeBookedError: TIME_BOOKED}[refusal]
+        assert list(Booking.objects.filter(booked_by=partner)) == [earlier]
+    else:
+        held = hold(slot, now=now, partner=partner, customer=customer, organisation=earlier.organisation)
+        assert list(Booking.objects.filter(booked_by=partner)) == [held]
+
+
+@pytest.mark.parametrize(("other", "refusal"), RULE_4_CASES)
+def test_booking__confirm__refused_by_what_the_customer_booked_meanwhile(now, other, refusal) -> None:
+    """After the hold: the confirm decides under the customer's lock, whatever the earlier steps were shown."""
     customer = CustomerFactory()
     slot = SlotFactory()
     held = hold(slot, now=now, customer=customer)
-    if other.startswith("same line"):
-        other_slot = later(slot, starts_at=now - dt.timedelta(days=1)) if "past" in other else later(slot, 4)
-    elif "overlapping" in other:
-        other_slot = SlotFactory(starts_at=slot.starts_at + dt.timedelta(minutes=15))
-    else:
-        other_slot = SlotFactory(starts_at=slot.ends_at)
-    status = "cancelled" if "cancelled" in other else "held" if "held" in other else "confirmed"
-    owner = CustomerFactory() if "another customer" in other else customer
-    getattr(BookingFactory, status)(customer=owner, slot=other_slot)
+    existing = other_booking(other, slot=slot, customer=customer, now=now)
 
-    if conflicts:
-        with pytest.raises(ExistingBookingError):
-            confirm(held, now=now)
+    if refusal:
+        with pytest.raises(refusal) as refused:
+            confirm(held, now=now, email="aino@example.org")
+        assert refused.value.existing == existing
         held.refresh_from_db()
         assert held.status == Booking.Status.HELD
+        assert not Message.objects.exists()
     else:
         assert confirm(held, now=now).status == Booking.Status.CONFIRMED
+
+
+def test_booking__confirm__earliest_of_several_conflicts_named_and_the_same_matter_first(now) -> None:
+    customer = CustomerFactory()
+    slot = SlotFactory()
+    held = hold(slot, now=now, customer=customer)
+    overlapping = BookingFactory.confirmed(customer=customer, slot=SlotFactory(starts_at=slot.starts_at))
+    same_line = BookingFactory.confirmed(customer=customer, slot=later(slot, 4))
+
+    with pytest.raises(MatterBookedError) as refused:
+        confirm(held, now=now)
+    assert refused.value.existing == same_line
+
+    same_line.delete()
+    with pytest.raises(TimeBookedError) as refused:
+        confirm(held, now=now)
+    assert refused.value.existing == overlapping
 
 
 def test_booking__hold__organisation_left_the_registry__refused_and_nothing_written(now) -> None:
@@ -897,9 +921,18 @@ def test_free_slots__uses_one_query_whatever_the_number_of_bookings(now, django_
         BookingFactory.confirmed_batch(bookings_per_slot, slot=slot)
         BookingFactory.held(slot=slot)
 
+    customer = CustomerFactory()  # with as many bookings of other matters, none at these times
+    for step in range(bookings_per_slot):
+        BookingFactory.confirmed(customer=customer, slot=SlotFactory(starts_at=slots[-1].ends_at + step * HOLD))
+
     with django_assert_num_queries(1):
         found = free_slots(
-            service_line=first.service_line, language="fi", start=first.starts_at, end=slots[-1].ends_at, now=now
+            service_line=first.service_line,
+            language="fi",
+            start=first.starts_at,
+            end=slots[-1].ends_at,
+            now=now,
+            customer_id=customer.pk,
         )
 
     assert [slot.taken for slot in found] == [bookings_per_slot + 1] * 6
