@@ -173,7 +173,9 @@ def test_compose__web_worker_and_beat_run_as_the_app_role__only_migrate_as_the_o
     assert migrate["DATABASE_URL"].startswith(f"postgres://{owner['POSTGRES_USER']}:{given['POSTGRES_PASSWORD']}@")
     assert app_environment(given)["DATABASE_URL"].startswith(f"postgres://{role}:{given['APP_DB_PASSWORD']}@")
     assert "DATABASE_APP_ROLE" not in app_environment(given)
-    assert f"CREATE ROLE {role} LOGIN PASSWORD :'app_password'" in INIT_SCRIPT.read_text(encoding="utf-8")
+    script = INIT_SCRIPT.read_text(encoding="utf-8")
+    assert f"CREATE ROLE {role} LOGIN" in script
+    assert '--set app_password="$APP_DB_PASSWORD"' in script  # the password from the environment, never the file
     assert "./deploy/compose/initdb:/docker-entrypoint-initdb.d:ro" in COMPOSE["services"]["db"]["volumes"]
     for service in ("web", "worker", "beat"):
         assert COMPOSE["services"][service]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}

@@ -3,5 +3,5 @@
 # worker and beat connect as it; the `migrate` service, as the owner, grants it exactly its rights.
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" --set app_password="$APP_DB_PASSWORD" <<'SQL'
-CREATE ROLE kelabooking_app LOGIN PASSWORD :'app_password';
+SELECT format('CREATE ROLE kelabooking_app LOGIN PASSWORD %L', :'app_password') \gexec
 SQL
