@@ -1,5 +1,9 @@
-# The production image: one image for web (gunicorn), worker and beat (Celery).
+# The production image: one image for web (gunicorn), worker and beat (Celery), without the Suomi.fi sandbox and its
+# dependencies. A public demonstration image with the sandbox (SUOMIFI_SANDBOX=1) installs its requirements instead:
+#   docker compose build --build-arg REQUIREMENTS=requirements/sandbox.txt
 FROM python:3.11-slim-bookworm
+
+ARG REQUIREMENTS=requirements/base.txt
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -7,8 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY requirements/base.txt requirements/base.txt
-RUN pip install -r requirements/base.txt
+COPY requirements/base.txt requirements/sandbox.txt requirements/
+RUN pip install -r "$REQUIREMENTS"
 
 COPY . .
 RUN useradd --system --uid 10001 --home-dir /app kelabooking \

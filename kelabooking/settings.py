@@ -355,6 +355,15 @@ SUOMIFI_SANDBOX_TYPED_MANDATES: list[tuple[str, str]] = []
 # Where this app is reached; the sandbox endpoints are absolute URLs under it.
 SUOMIFI_SANDBOX_BASE_URL = env_str("SUOMIFI_SANDBOX_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if SUOMIFI_SANDBOX:
+    # Its dependencies are not in the production requirements (requirements/base.txt, the default image).
+    try:
+        import authlib  # noqa: F401 - the sandbox's OpenID provider is built on it
+    except ImportError:
+        raise ImproperlyConfigured(
+            "SUOMIFI_SANDBOX is on, but the sandbox's dependency Authlib is not installed: the production requirements "
+            "(requirements/base.txt) leave the sandbox out. Install requirements/sandbox.txt (the dev requirements "
+            "include it); for a Docker image build with --build-arg REQUIREMENTS=requirements/sandbox.txt."
+        ) from None
     INSTALLED_APPS.append("partners.sandbox")
 _SANDBOX_OIDC = f"{SUOMIFI_SANDBOX_BASE_URL}/sandbox/oidc"
 

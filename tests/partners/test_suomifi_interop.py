@@ -508,18 +508,12 @@ def test_relying_party__imports__joserfc_only_and_authlib_only_in_the_sandbox() 
         assert not (imported & other_jose) - allowed, path
 
 
-def test_dependencies__authlib_marked_sandbox_only_and_pinned_where_the_sandbox_runs() -> None:
+def test_dependencies__joserfc_ours_pyjwt_only_through_the_library() -> None:
+    """Authlib, the sandbox's, is not the product's either (tests/partners/test_sandbox_apart.py)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     names = [requirement.split(">")[0].split("[")[0].split("=")[0].lower() for requirement in project["dependencies"]]
-    assert "authlib" not in names
     assert "pyjwt" not in names
     assert {"joserfc", "mozilla-django-oidc"} <= set(names)
-    assert any(requirement.lower().startswith("authlib") for requirement in project["optional-dependencies"]["sandbox"])
-    # The pinned files are compiled with the sandbox extra: `make run`, the tests and the compose demo run it.
-    for name in ("base.txt", "dev.txt", "bench.txt"):
-        text = (ROOT / "requirements" / name).read_text(encoding="utf-8")
-        assert "--extra sandbox" in text.splitlines()[1], name
-        assert "\nauthlib==" in text, name
 
 
 def test_relying_party_module__verifies_with_joserfc(client, op: FakeProvider) -> None:
