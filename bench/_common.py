@@ -199,7 +199,7 @@ def print_targets(targets: list[tuple[str, bool]]) -> int:
 
 def temporary_identity_codes(count: int, *, first_birthday: dt.date) -> list[str]:
     """Valid personal identity codes with temporary individual numbers (900–999): nobody real."""
-    from partners.sandbox.people import temporary_identity_code
+    from kelabooking.identity import temporary_identity_code
 
     return [temporary_identity_code(index, first_birthday=first_birthday) for index in range(count)]
 

@@ -8,6 +8,7 @@ takes any Unicode digit (`1٥0385-9013` would pass as a second person beside `15
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from django import forms
@@ -52,6 +53,26 @@ def normalise_identity_code(value: str, *, allow_temporary: bool | None = None) 
 
 def _is_temporary(code: str) -> bool:
     return len(code) == 11 and code[7:10].isdigit() and code[7] == "9"
+
+
+def is_test_identity_code(value: str) -> bool:
+    """A valid personal identity code with a temporary (900–999) individual number, exactly as written."""
+    return hetu.is_valid(value, allow_temporary=True) and not hetu.is_valid(value) and value == hetu.compact(value)
+
+
+_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+def temporary_identity_code(index: int, *, first_birthday: dt.date) -> str:
+    """The `index`-th valid identity code with a temporary individual number (900–999), born on or after
+    `first_birthday`, a hundred a day: never a real person. For test data, the sandbox and the benchmarks."""
+    born = first_birthday + dt.timedelta(days=index // 100)
+    digits = f"{born:%d%m%y}{900 + index % 100}"
+    century = "-" if born.year < 2000 else "A"
+    code = f"{digits[:6]}{century}{digits[6:]}{_CHECK_CHARACTERS[int(digits) % 31]}"
+    if not is_test_identity_code(code):
+        raise ValueError(f"not a temporary identity code: {code}")  # a birthday before 1900 or after 2099
+    return code
 
 
 class IdentityCodeInput(forms.TextInput):

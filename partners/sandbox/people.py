@@ -7,12 +7,10 @@ which is deliberately not in the registry.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.crypto import salted_hmac
-from stdnum.fi import hetu
 
 BOOKING_MANDATE = "SOTE_AJANVARAUS"
 GENERAL_MANDATE = "YLEINEN_ASIOINTI"
@@ -79,26 +77,6 @@ PEOPLE: tuple[Person, ...] = (
     # No mandates at all.
     Person("070770-905D", "Matti", "Meikäläinen"),
 )
-
-
-HETU_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
-
-
-def temporary_identity_code(index: int, *, first_birthday: dt.date) -> str:
-    """The `index`-th valid identity code with a temporary individual number (900–999), born on or after
-    `first_birthday`, a hundred a day: never a real person. For test data and the benchmarks."""
-    born = first_birthday + dt.timedelta(days=index // 100)
-    digits = f"{born:%d%m%y}{900 + index % 100}"
-    century = "-" if born.year < 2000 else "A"
-    code = f"{digits[:6]}{century}{digits[6:]}{HETU_CHECK_CHARACTERS[int(digits) % 31]}"
-    if not is_test_identity_code(code):
-        raise ValueError(f"not a temporary identity code: {code}")  # a birthday before 1900 or after 2099
-    return code
-
-
-def is_test_identity_code(value: str) -> bool:
-    """A valid personal identity code with a temporary (900–999) individual number, exactly as written."""
-    return hetu.is_valid(value, allow_temporary=True) and not hetu.is_valid(value) and value == hetu.compact(value)
 
 
 def person_for(identity_code: str) -> Person:

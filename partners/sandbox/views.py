@@ -29,8 +29,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from stdnum.fi import hetu
 
+from kelabooking.identity import is_test_identity_code
 from partners.sandbox import oidc, valtuudet
-from partners.sandbox.people import PEOPLE, Person, is_test_identity_code, person_for
+from partners.sandbox.people import PEOPLE, Person, person_for
 
 PAGE_LANGUAGES = ("fi", "sv", "en")
 

@@ -19,7 +19,7 @@ from stdnum.fi import hetu, ytunnus
 from kelabooking import clock
 from partners import keys
 from partners.sandbox import oidc, valtuudet
-from partners.sandbox.people import PEOPLE, is_test_identity_code, person_for, temporary_identity_code
+from partners.sandbox.people import PEOPLE, person_for
 from registry.demo import DEACTIVATED_ORGANISATION, DEMO_ORGANISATIONS, PENDING_REQUEST
 
 pytestmark = pytest.mark.django_db
@@ -1034,16 +1034,3 @@ def test_people__organisations__cover_the_cases_the_partner_flow_needs() -> None
     assert [org.business_id for org in person_for(TUOMAS).organisations] == ["0211675-2", "1000000-4"]
     assert any(org.business_id not in registry and "SOTE_AJANVARAUS" in org.roles for org in organisations)
     assert any(org.business_id == "0201256-6" and org.roles == ("YLEINEN_ASIOINTI",) for org in organisations)
-
-
-def test_temporary_identity_code__a_hundred_a_day__valid_temporary_and_distinct() -> None:
-    codes = [temporary_identity_code(index, first_birthday=dt.date(1999, 12, 31)) for index in range(250)]
-
-    assert len(set(codes)) == 250
-    assert all(is_test_identity_code(code) for code in codes)
-    assert (codes[0], codes[99], codes[100], codes[249]) == (
-        "311299-900" + codes[0][-1],
-        "311299-999" + codes[99][-1],
-        "010100A900" + codes[100][-1],
-        "020100A949" + codes[249][-1],
-    )
