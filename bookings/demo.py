@@ -77,8 +77,8 @@ DEMO_CUSTOMERS = [
     },
 ]
 
-# The sandbox person with the booking mandate for Tukiverkko ry (partners/sandbox/people.py): signing in as him
-# in the sandbox finds this user, so the partner sees the bookings "he" made.
+# The partner who made the demo's partner bookings, for Tukiverkko ry. The local Suomi.fi sandbox signs him in with
+# that organisation's booking mandate (it takes him from here), so the partner sees the bookings "he" made.
 DEMO_PARTNER = {"identity_code": "020594X903P", "first_name": "Tuomas", "last_name": "Mäkinen"}
 DEMO_PARTNER_USERNAME = "partner-demo-tuomas"
 DEMO_PARTNER_ORGANISATION = "1000000-4"  # Tukiverkko ry in registry/demo.py

@@ -1,8 +1,9 @@
 """The sandbox's test people and the organisations they may act for in Suomi.fi Valtuudet.
 
 Every identity code is a temporary one (individual number 900–999, from DVV's published test persons), so no real
-person can be signed in by mistake. Business IDs are the demo registry's (registry/demo.py), except Naapuriapu ry,
-which is deliberately not in the registry.
+person can be signed in by mistake. The organisations are the demo registry's (registry/demo.py), except Naapuriapu
+ry, which is deliberately not in the registry, and one person is the demo data's partner (bookings/demo.py). The
+sandbox takes them from the demo data, which knows nothing of the sandbox.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.crypto import salted_hmac
+
+from bookings.demo import DEMO_PARTNER, DEMO_PARTNER_ORGANISATION
+from registry.demo import DEMO_ORGANISATIONS
 
 BOOKING_MANDATE = "SOTE_AJANVARAUS"
 GENERAL_MANDATE = "YLEINEN_ASIOINTI"
@@ -48,11 +52,17 @@ class Person:
         return next((org for org in self.organisations if org.business_id == business_id), None)
 
 
-HELSINKI = ("0201256-6", "Helsingin kaupunki")
-TAMPERE = ("0211675-2", "Tampereen kaupunki")
-JOENSUU = ("0242746-2", "Joensuun kaupunki")
-JOINT_AUTHORITY = ("0210010-1", "Demo-kuntayhtymä")
-TUKIVERKKO = ("1000000-4", "Tukiverkko ry")
+def _registered(business_id: str) -> tuple[str, str]:
+    """(business ID, name) of an organisation in the demo registry."""
+    (name,) = [data["name"] for data in DEMO_ORGANISATIONS if data["business_id"] == business_id]
+    return business_id, name
+
+
+HELSINKI = _registered("0201256-6")
+TAMPERE = _registered("0211675-2")
+JOENSUU = _registered("0242746-2")
+JOINT_AUTHORITY = _registered("0210010-1")
+TUKIVERKKO = _registered(DEMO_PARTNER_ORGANISATION)  # Tukiverkko ry
 NOT_IN_REGISTRY = ("2718282-8", "Naapuriapu ry")
 
 
@@ -64,8 +74,14 @@ def _org(business_id_and_name: tuple[str, str], *roles: str, complete: bool = Tr
 PEOPLE: tuple[Person, ...] = (
     # The everyday case: the booking mandate for one municipality.
     Person("010594Y9021", "Helena", "Virtanen", (_org(HELSINKI, BOOKING_MANDATE),)),
-    # The booking mandate for two organisations: the organisation choice matters.
-    Person("020594X903P", "Tuomas", "Mäkinen", (_org(TAMPERE, BOOKING_MANDATE), _org(TUKIVERKKO, BOOKING_MANDATE))),
+    # The booking mandate for two organisations: the organisation choice matters. He is the demo data's partner:
+    # signing in as him finds the user who made the demo's partner bookings for Tukiverkko ry.
+    Person(
+        DEMO_PARTNER["identity_code"],
+        DEMO_PARTNER["first_name"],
+        DEMO_PARTNER["last_name"],
+        (_org(TAMPERE, BOOKING_MANDATE), _org(TUKIVERKKO, BOOKING_MANDATE)),
+    ),
     # The mandate, but the organisation is not in Kela's registry.
     Person("030694W9024", "Outi", "Järvinen", (_org(NOT_IN_REGISTRY, BOOKING_MANDATE),)),
     # A mandate of another kind only.

@@ -16,6 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey, RSAKey
 from stdnum.fi import hetu, ytunnus
 
+from bookings.demo import DEMO_CUSTOMERS, DEMO_PARTNER, DEMO_PARTNER_ORGANISATION
 from kelabooking import clock
 from partners import keys
 from partners.sandbox import oidc, valtuudet
@@ -1034,3 +1035,17 @@ def test_people__organisations__cover_the_cases_the_partner_flow_needs() -> None
     assert [org.business_id for org in person_for(TUOMAS).organisations] == ["0211675-2", "1000000-4"]
     assert any(org.business_id not in registry and "SOTE_AJANVARAUS" in org.roles for org in organisations)
     assert any(org.business_id == "0201256-6" and org.roles == ("YLEINEN_ASIOINTI",) for org in organisations)
+
+
+def test_people__demo_partner__signs_in_with_the_mandate_of_the_demo_bookings() -> None:
+    """The demo's partner bookings (bookings/demo.py) are found by signing in as the sandbox person they name."""
+    person = person_for(DEMO_PARTNER["identity_code"])
+
+    assert person in PEOPLE
+    assert (person.given_name, person.family_name) == (DEMO_PARTNER["first_name"], DEMO_PARTNER["last_name"])
+    assert "SOTE_AJANVARAUS" in person.organisation(DEMO_PARTNER_ORGANISATION).roles
+
+
+def test_people__demo_customers__none_of_them_a_sandbox_person() -> None:
+    """A partner signing in as a demo customer would book for themself: the demo keeps its customers apart."""
+    assert not {person.identity_code for person in PEOPLE} & {data["identity_code"] for data in DEMO_CUSTOMERS}
