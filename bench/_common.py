@@ -467,10 +467,10 @@ def prepare_server_database(*, sign_in: bool = True) -> None:
         return
 
     from partners import keys
-    from partners.sandbox import oidc as sandbox_oidc
 
     # Generated once here, so the workers only read them.
-    keys.signing_key(), keys.encryption_key(), sandbox_oidc.op_signing_key()
+    keys.signing_key(), keys.encryption_key()
+    call_command("sandbox_keys")
 
 
 def vacuum_analyze() -> None:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from django.core.management import call_command
 from django.test import Client
 from joserfc import jwe, jwt
 from joserfc.errors import JoseError
@@ -182,6 +183,17 @@ def test_jwks__get__publishes_only_the_public_signing_key_with_kid(client: Clien
     assert key["use"] == "sig"
     assert key["alg"] == "RS256"
     assert "d" not in key
+
+
+def test_sandbox_keys__command__generates_the_key_before_any_request(client: Client, settings, tmp_path) -> None:
+    """The benchmarks run it before gunicorn's workers start, so that they only read the key."""
+    settings.OIDC_RP_KEY_DIR = tmp_path
+
+    call_command("sandbox_keys")
+
+    (generated,) = tmp_path.iterdir()
+    [published] = client.get("/sandbox/oidc/jwks").json()["keys"]
+    assert published["kid"] == RSAKey.import_key(generated.read_bytes()).thumbprint()
 
 
 # --- The authorization request --------------------------------------------------------------------------------
