@@ -33,5 +33,5 @@ urlpatterns += i18n_patterns(
 )
 
 if settings.SUOMIFI_SANDBOX:
-    # The local Suomi.fi stand-in: never installed in production (a system check refuses it with DEBUG off).
+    # The local Suomi.fi stand-in: never installed in production (the settings refuse it with DEBUG off).
     urlpatterns.insert(0, path("sandbox/", include("partners.sandbox.urls")))
