@@ -1,6 +1,6 @@
 # The production image: one image for web (gunicorn), worker and beat (Celery), without the Suomi.fi sandbox and its
 # dependencies. A public demonstration image with the sandbox (SUOMIFI_SANDBOX=1) installs its requirements instead:
-#   docker compose build --build-arg REQUIREMENTS=requirements/sandbox.txt  (compose: IMAGE_REQUIREMENTS=…)
+#   IMAGE_REQUIREMENTS=requirements/sandbox.txt docker compose build   (docker build --build-arg REQUIREMENTS=…)
 FROM python:3.11-slim-bookworm
 
 ARG REQUIREMENTS=requirements/base.txt
