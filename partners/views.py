@@ -73,7 +73,7 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
             config = provider_config()
-            self.OIDC_OP_AUTH_ENDPOINT = config.authorization_endpoint
+            self.OIDC_OP_AUTH_ENDPOINT = config["authorization_endpoint"]
             _remember_language(request)
             response = super().get(request)
             if settings.OIDC_RP_REQUEST_OBJECT:
@@ -101,26 +101,30 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
 
 
 class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
-    """Finishes identification. Every failure is a translated page with a way to try again, and an audit event."""
+    """Finishes identification: mozilla-django-oidc checks the answer's state and uses it up, the backend does the
+    rest. Every failure is a translated page with a way to try again, and an audit event."""
+
+    failure_reason = ""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         _restore_language(request)
-        state = request.GET.get("state", "")
-        if not request.GET.get("error") and state not in request.session.get("oidc_states", {}):
-            # Not a login this session started: the back button, another tab, or a replayed callback.
-            self.failure_reason = "state_missing"
-            return self.login_failure()
-        self.failure_reason = "cancelled" if request.GET.get("error") else "invalid_response"
+        if request.GET.get("error"):
+            self.failure_reason = "cancelled"
+            try:  # RFC 9207 §2.4: an error answer's `iss` too (the backend checks a code's)
+                check_authorization_response_issuer(request.GET, config=provider_config())
+            except SuomiFiError as error:
+                self._refused(error)
         try:
-            check_authorization_response_issuer(request.GET, config=provider_config())
             return super().get(request)
         except SuspiciousOperation:
             self.failure_reason = "state_missing"
         except SuomiFiError as error:
-            self.failure_reason = error.reason
-            logger.warning("Suomi.fi login failed: %s", error)
-            self._forget_state(state)
+            self._refused(error)
         return self.login_failure()
+
+    def _refused(self, error: SuomiFiError) -> None:
+        self.failure_reason = error.reason
+        logger.warning("Suomi.fi login failed: %s", error)
 
     @staticmethod
     def on_refused_input(request: HttpRequest) -> None:
@@ -133,14 +137,10 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             details={"reason": "malformed_response"},
         )
 
-    def _forget_state(self, state: str) -> None:
-        """A refused answer uses up its login, as the library does for error answers."""
-        states = self.request.session.get("oidc_states", {})
-        if states.pop(state, None) is not None:
-            self.request.session.modified = True
-
     def login_failure(self) -> HttpResponse:
-        reason = getattr(self, "failure_reason", "invalid_response")
+        # Without a reason the library refused the answer before the backend saw it (not a login this session
+        # started: the back button, another tab, a replayed callback), or the backend found no active user.
+        reason = self.failure_reason or ("invalid_response" if hasattr(self, "user") else "state_missing")
         if self.request.GET.get("error") and reason == "cancelled":
             # Only an OAuth error code (RFC 6749 §4.1.2.1: `access_denied`, …) is kept, never the provider's text:
             # whatever arrives in the address could be anything, an identity code included.
