@@ -22,21 +22,14 @@ from mozilla_django_oidc.views import (
     OIDCLogoutView,
 )
 
-from kelabooking import crypto
 from partners import context, keys, valtuudet
 from partners.context import Step, requires_step
 from partners.forms import TermsForm
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
+from partners.oidc import SuomiFiError, check_authorization_response_issuer, provider_config
 from partners.services import Decision, audit_event_record, organisation_decide
-from partners.suomifi import (
-    ID_TOKEN_SESSION_KEY,
-    SuomiFiError,
-    check_authorization_response_issuer,
-    end_session_url,
-    provider_config,
-    signed_authorization_url,
-)
+from partners.suomifi import signed_authorization_url
 
 logger = logging.getLogger(__name__)
 
@@ -302,28 +295,9 @@ def _leave(request: HttpRequest) -> None:
             logger.warning("Valtuudet session could not be unregistered: %s", error)
 
 
-def post_logout_redirect_uri(request: HttpRequest) -> str:
-    """The one return address registered with the provider: the logged-out page in the default language (the
-    partner's language waits in the session, see `logged_out_view`)."""
-    with translation.override(settings.LANGUAGE_CODE):
-        return request.build_absolute_uri(reverse("partners:logged-out"))
-
-
-def provider_logout_url(request: HttpRequest) -> str:
-    """OIDC_OP_LOGOUT_URL_METHOD: the provider's end_session_endpoint with the signed ID token as `id_token_hint`,
-    or our own logged-out page when the provider has none or cannot be reached."""
-    returned = post_logout_redirect_uri(request)
-    stored = request.session.get(ID_TOKEN_SESSION_KEY, "")
-    try:
-        hint = crypto.decrypt(stored) if stored else ""
-    except crypto.IdentityCodeKeyError:  # written under a key since retired: log out without the hint
-        hint = ""
-    return end_session_url(id_token_hint=hint, post_logout_redirect_uri=returned) or returned
-
-
 class SuomiFiLogoutView(OIDCLogoutView):
     """Ends our session and then, through the provider's end_session_endpoint, the Suomi.fi session (the library
-    logs out and redirects to `provider_logout_url`). POST only."""
+    logs out and redirects to `partners.suomifi.provider_logout_url`). POST only."""
 
     @property
     def redirect_url(self) -> str:

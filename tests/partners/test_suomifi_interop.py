@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from kelabooking import crypto
-from partners import keys, suomifi
+from partners import keys, oidc
 from partners.models import AuditEvent, User
 from tests.partners.provider import (
     IDENTITY_CLAIM,
@@ -434,7 +434,7 @@ def test_discovery__broken__page_at_start_not_500(client, op: FakeProvider, http
 
 def test_login__cache_down__signs_in_with_a_warning(client, op: FakeProvider, settings, caplog) -> None:
     settings.CACHES = CLOSED_PORT_REDIS
-    caplog.set_level(logging.WARNING, logger="partners.suomifi")
+    caplog.set_level(logging.WARNING, logger="partners.oidc")
 
     response = finish_login(client, start_login(client, op))
 
@@ -525,8 +525,8 @@ def test_dependencies__authlib_marked_sandbox_only_and_pinned_where_the_sandbox_
 def test_relying_party_module__verifies_with_joserfc(client, op: FakeProvider) -> None:
     """The verified claims come from our own check, whatever PyJWT (mozilla-django-oidc's) would have said."""
     params = start_login(client, op)
-    claims = suomifi.verify_id_token(
-        op.id_token(nonce=params["nonce"]), config=suomifi.provider_config(), nonce=params["nonce"]
+    claims = oidc.verify_id_token(
+        op.id_token(nonce=params["nonce"]), config=oidc.provider_config(), nonce=params["nonce"]
     )
     assert claims[IDENTITY_CLAIM] == TEST_CODE
     assert claims["exp"] > time.time()
