@@ -483,6 +483,32 @@ def test_library_settings__foreign_next__ignored(client, op: FakeProvider) -> No
     assert finish_login(client, params)["Location"] == url("partners:work")
 
 
+def test_login__every_endpoint_in_the_settings__discovery_not_read(client, op: FakeProvider, settings) -> None:
+    settings.OIDC_OP_DISCOVERY_URL = "http://127.0.0.1:9/nothing-here"
+    for setting, endpoint in {
+        "AUTHORIZATION": "authorize",
+        "TOKEN": "token",
+        "JWKS": "jwks",
+        "USER": "userinfo",
+    }.items():
+        setattr(settings, f"OIDC_OP_{setting}_ENDPOINT", f"{op.issuer}/{endpoint}")
+
+    assert finish_login(client, start_login(client, op)).status_code == 302
+    assert User.objects.get().identity_code == TEST_CODE
+
+
+def test_login__partner_deactivated__refused_with_page(client, op: FakeProvider) -> None:
+    User.objects.create(username="partner-x", identity_code=TEST_CODE, is_active=False)
+
+    refused_with(finish_login(client, start_login(client, op)), "invalid_response")
+
+
+def test_relying_party__reads_no_private_session_key_of_the_library() -> None:
+    """mozilla-django-oidc keeps its login states under `oidc_states`, a layout of its own: only it reads them."""
+    for path in (ROOT / "partners").rglob("*.py"):
+        assert "oidc_states" not in path.read_text(encoding="utf-8"), path
+
+
 def test_admin_password_login__asks_no_provider(client, settings) -> None:
     """The backend answers only the provider's callback: an admin's password login never reaches for discovery."""
     settings.OIDC_OP_DISCOVERY_URL = "http://127.0.0.1:9/nothing-here"
