@@ -1,11 +1,13 @@
-"""Suomi.fi e-Identification: mozilla-django-oidc's backend, subclassed where Suomi.fi needs more.
+"""Suomi.fi e-Identification: mozilla-django-oidc's backend and hooks, subclassed where Suomi.fi needs more.
 
 The library runs the code flow: state, nonce and PKCE (S256) in the session, the authorization request, the callback,
-the token request's payload and the ID token kept for logout. `SuomiFiBackend` takes the endpoints from discovery,
-checks the authorization response's `iss` (RFC 9207) before the code is exchanged, authenticates us at the token
-endpoint (`client_secret_basic` with form-encoded credentials, or `private_key_jwt`), opens an encrypted ID token so
-that the library keeps the signed inner one, has partners/oidc.py check the tokens, requires the userinfo answer to be
-about the ID token's subject, and matches partners on the identity code claim (validated), never on e-mail.
+the token request's payload and the ID token kept for logout. Over what partners/oidc.py knows of the provider:
+- `SuomiFiBackend` takes the endpoints from discovery, checks the authorization response's `iss` (RFC 9207) before the
+  code is exchanged, authenticates us at the token endpoint (`client_secret_basic` with form-encoded credentials, or
+  `private_key_jwt`), opens an encrypted ID token so that the library keeps the signed inner one, requires the userinfo
+  answer to be about the ID token's subject, and matches partners on the identity code claim, never on e-mail;
+- `signed_authorization_url` moves the library's authorization request into a signed request object (RFC 9101);
+- `provider_logout_url` ends the provider's session too (RP-Initiated Logout, with `id_token_hint`).
 """
 
 from __future__ import annotations
@@ -28,18 +30,9 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from kelabooking import clock, crypto
 from kelabooking.identity import normalise_identity_code
-from partners import keys
+from partners import keys, oidc
 from partners.models import User
-from partners.oidc import (
-    SuomiFiError,
-    accepted_algorithms,
-    check_authorization_response_issuer,
-    open_if_encrypted,
-    provider_config,
-    transport,
-    verify_id_token,
-    verify_userinfo_token,
-)
+from partners.oidc import SuomiFiError
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +43,21 @@ PLAIN_BESIDE_REQUEST_OBJECT = ("client_id", "response_type", "scope")
 ID_TOKEN_SESSION_KEY = "oidc_id_token"  # noqa: S105 - mozilla-django-oidc's documented session key, not a secret
 
 
-def _stamped(audience: str, lifetime: int) -> dict[str, Any]:
-    now = int(clock.now().timestamp())
+def _stamped(audience: str, seconds: int) -> dict[str, Any]:
+    """The registered claims of a JWT from us, valid for `seconds`."""
+    iat = int(clock.now().timestamp())
     return {
         "iss": settings.OIDC_RP_CLIENT_ID,
         "aud": audience,
         "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + lifetime,
+        "iat": iat,
+        "exp": iat + seconds,
     }
 
 
 def _signed(claims: dict[str, Any], *, config: Mapping[str, Any], advertised: str, typ: str = "JWT") -> str:
     """Claims signed with our key: RS256, or the first of our RSA algorithms that discovery lists under `advertised`."""
-    algs = accepted_algorithms(keys.SIGNING_ALGS, config, advertised)
+    algs = oidc.accepted_algorithms(keys.SIGNING_ALGS, config, advertised)
     if not algs:
         raise SuomiFiError("provider_invalid", "The provider advertises no signing algorithm that our RSA key can use")
     key = keys.signing_key()
@@ -105,8 +99,8 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         from discovery, and the answer's `iss` is checked before the code is exchanged."""
         if request is None or "code" not in request.GET or "state" not in request.GET:
             return None
-        self.config = provider_config()
-        check_authorization_response_issuer(request.GET, config=self.config)
+        self.config = oidc.provider_config()
+        oidc.check_authorization_response_issuer(request.GET, config=self.config)
         self.OIDC_OP_TOKEN_ENDPOINT = self.config["token_endpoint"]
         self.OIDC_OP_USER_ENDPOINT = self.config.get("userinfo_endpoint", "")
         self.OIDC_OP_JWKS_ENDPOINT = self.config["jwks_uri"]
@@ -124,7 +118,7 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         else:  # RFC 6749 §2.3.1: both parts are form-encoded before they go into the Basic header.
             auth = (quote(data.pop("client_id"), safe=""), quote(secret, safe=""))
         try:
-            response = requests.post(self.OIDC_OP_TOKEN_ENDPOINT, data=data, auth=auth, **transport())  # noqa: S113
+            response = requests.post(self.OIDC_OP_TOKEN_ENDPOINT, data=data, auth=auth, **oidc.transport())  # noqa: S113
             token_info = response.json()
         except requests.JSONDecodeError:
             token_info = None
@@ -137,14 +131,14 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
             raise SuomiFiError("provider_invalid", "The token endpoint's answer was not JSON")
         if not isinstance(token_info, dict) or not isinstance(token_info.get("id_token"), str):
             raise SuomiFiError("invalid_token", "The provider answered no ID token")
-        token_info["id_token"] = open_if_encrypted(token_info["id_token"], config=self.config, kind="id_token")
+        token_info["id_token"] = oidc.open_if_encrypted(token_info["id_token"], config=self.config, kind="id_token")
         return token_info
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         """The library calls this for the ID token, with `nonce`, and for a signed userinfo answer, without."""
         if "nonce" in kwargs:
-            return verify_id_token(token, config=self.config, nonce=kwargs["nonce"])
-        return verify_userinfo_token(token, config=self.config)
+            return oidc.verify_id_token(token, config=self.config, nonce=kwargs["nonce"])
+        return oidc.verify_userinfo_token(token, config=self.config)
 
     def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The ID token's claims, completed from the userinfo endpoint when the provider has one."""
@@ -204,7 +198,7 @@ def provider_logout_url(request: HttpRequest) -> str:
     with translation.override(settings.LANGUAGE_CODE):
         returned = request.build_absolute_uri(reverse("partners:logged-out"))
     try:
-        endpoint = provider_config().get("end_session_endpoint")
+        endpoint = oidc.provider_config().get("end_session_endpoint")
     except SuomiFiError as error:
         logger.warning("Suomi.fi logout: %s", error)
         return returned
