@@ -22,21 +22,14 @@ from mozilla_django_oidc.views import (
     OIDCLogoutView,
 )
 
-from kelabooking import crypto
 from partners import context, keys, valtuudet
 from partners.context import Step, requires_step
 from partners.forms import TermsForm
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
+from partners.oidc import SuomiFiError, check_authorization_response_issuer, provider_config
 from partners.services import Decision, audit_event_record, organisation_decide
-from partners.suomifi import (
-    ID_TOKEN_SESSION_KEY,
-    SuomiFiError,
-    check_authorization_response_issuer,
-    end_session_url,
-    provider_config,
-    signed_authorization_url,
-)
+from partners.suomifi import signed_authorization_url
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +66,7 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
             config = provider_config()
-            self.OIDC_OP_AUTH_ENDPOINT = config.authorization_endpoint
+            self.OIDC_OP_AUTH_ENDPOINT = config["authorization_endpoint"]
             _remember_language(request)
             response = super().get(request)
             if settings.OIDC_RP_REQUEST_OBJECT:
@@ -101,26 +94,30 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
 
 
 class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
-    """Finishes identification. Every failure is a translated page with a way to try again, and an audit event."""
+    """Finishes identification: mozilla-django-oidc checks the answer's state and uses it up, the backend does the
+    rest. Every failure is a translated page with a way to try again, and an audit event."""
+
+    failure_reason = ""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         _restore_language(request)
-        state = request.GET.get("state", "")
-        if not request.GET.get("error") and state not in request.session.get("oidc_states", {}):
-            # Not a login this session started: the back button, another tab, or a replayed callback.
-            self.failure_reason = "state_missing"
-            return self.login_failure()
-        self.failure_reason = "cancelled" if request.GET.get("error") else "invalid_response"
+        if request.GET.get("error"):
+            self.failure_reason = "cancelled"
+            try:  # RFC 9207 §2.4: an error answer's `iss` too (the backend checks a code's)
+                check_authorization_response_issuer(request.GET, config=provider_config())
+            except SuomiFiError as error:
+                self._refused(error)
         try:
-            check_authorization_response_issuer(request.GET, config=provider_config())
             return super().get(request)
         except SuspiciousOperation:
             self.failure_reason = "state_missing"
         except SuomiFiError as error:
-            self.failure_reason = error.reason
-            logger.warning("Suomi.fi login failed: %s", error)
-            self._forget_state(state)
+            self._refused(error)
         return self.login_failure()
+
+    def _refused(self, error: SuomiFiError) -> None:
+        self.failure_reason = error.reason
+        logger.warning("Suomi.fi login failed: %s", error)
 
     @staticmethod
     def on_refused_input(request: HttpRequest) -> None:
@@ -133,14 +130,10 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             details={"reason": "malformed_response"},
         )
 
-    def _forget_state(self, state: str) -> None:
-        """A refused answer uses up its login, as the library does for error answers."""
-        states = self.request.session.get("oidc_states", {})
-        if states.pop(state, None) is not None:
-            self.request.session.modified = True
-
     def login_failure(self) -> HttpResponse:
-        reason = getattr(self, "failure_reason", "invalid_response")
+        # Without a reason the library refused the answer before the backend saw it (not a login this session
+        # started: the back button, another tab, a replayed callback), or the backend found no active user.
+        reason = self.failure_reason or ("invalid_response" if hasattr(self, "user") else "state_missing")
         if self.request.GET.get("error") and reason == "cancelled":
             # Only an OAuth error code (RFC 6749 §4.1.2.1: `access_denied`, …) is kept, never the provider's text:
             # whatever arrives in the address could be anything, an identity code included.
@@ -302,28 +295,9 @@ def _leave(request: HttpRequest) -> None:
             logger.warning("Valtuudet session could not be unregistered: %s", error)
 
 
-def post_logout_redirect_uri(request: HttpRequest) -> str:
-    """The one return address registered with the provider: the logged-out page in the default language (the
-    partner's language waits in the session, see `logged_out_view`)."""
-    with translation.override(settings.LANGUAGE_CODE):
-        return request.build_absolute_uri(reverse("partners:logged-out"))
-
-
-def provider_logout_url(request: HttpRequest) -> str:
-    """OIDC_OP_LOGOUT_URL_METHOD: the provider's end_session_endpoint with the signed ID token as `id_token_hint`,
-    or our own logged-out page when the provider has none or cannot be reached."""
-    returned = post_logout_redirect_uri(request)
-    stored = request.session.get(ID_TOKEN_SESSION_KEY, "")
-    try:
-        hint = crypto.decrypt(stored) if stored else ""
-    except crypto.IdentityCodeKeyError:  # written under a key since retired: log out without the hint
-        hint = ""
-    return end_session_url(id_token_hint=hint, post_logout_redirect_uri=returned) or returned
-
-
 class SuomiFiLogoutView(OIDCLogoutView):
     """Ends our session and then, through the provider's end_session_endpoint, the Suomi.fi session (the library
-    logs out and redirects to `provider_logout_url`). POST only."""
+    logs out and redirects to `partners.suomifi.provider_logout_url`). POST only."""
 
     @property
     def redirect_url(self) -> str:

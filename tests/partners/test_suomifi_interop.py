@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from kelabooking import crypto
-from partners import keys, suomifi
+from partners import keys, oidc
 from partners.models import AuditEvent, User
 from tests.partners.provider import (
     IDENTITY_CLAIM,
@@ -434,7 +434,7 @@ def test_discovery__broken__page_at_start_not_500(client, op: FakeProvider, http
 
 def test_login__cache_down__signs_in_with_a_warning(client, op: FakeProvider, settings, caplog) -> None:
     settings.CACHES = CLOSED_PORT_REDIS
-    caplog.set_level(logging.WARNING, logger="partners.suomifi")
+    caplog.set_level(logging.WARNING, logger="partners.oidc")
 
     response = finish_login(client, start_login(client, op))
 
@@ -483,6 +483,32 @@ def test_library_settings__foreign_next__ignored(client, op: FakeProvider) -> No
     assert finish_login(client, params)["Location"] == url("partners:work")
 
 
+def test_login__every_endpoint_in_the_settings__discovery_not_read(client, op: FakeProvider, settings) -> None:
+    settings.OIDC_OP_DISCOVERY_URL = "http://127.0.0.1:9/nothing-here"
+    for setting, endpoint in {
+        "AUTHORIZATION": "authorize",
+        "TOKEN": "token",
+        "JWKS": "jwks",
+        "USER": "userinfo",
+    }.items():
+        setattr(settings, f"OIDC_OP_{setting}_ENDPOINT", f"{op.issuer}/{endpoint}")
+
+    assert finish_login(client, start_login(client, op)).status_code == 302
+    assert User.objects.get().identity_code == TEST_CODE
+
+
+def test_login__partner_deactivated__refused_with_page(client, op: FakeProvider) -> None:
+    User.objects.create(username="partner-x", identity_code=TEST_CODE, is_active=False)
+
+    refused_with(finish_login(client, start_login(client, op)), "invalid_response")
+
+
+def test_relying_party__reads_no_private_session_key_of_the_library() -> None:
+    """mozilla-django-oidc keeps its login states under `oidc_states`, a layout of its own: only it reads them."""
+    for path in (ROOT / "partners").rglob("*.py"):
+        assert "oidc_states" not in path.read_text(encoding="utf-8"), path
+
+
 def test_admin_password_login__asks_no_provider(client, settings) -> None:
     """The backend answers only the provider's callback: an admin's password login never reaches for discovery."""
     settings.OIDC_OP_DISCOVERY_URL = "http://127.0.0.1:9/nothing-here"
@@ -519,8 +545,8 @@ def test_dependencies__joserfc_ours_pyjwt_only_through_the_library() -> None:
 def test_relying_party_module__verifies_with_joserfc(client, op: FakeProvider) -> None:
     """The verified claims come from our own check, whatever PyJWT (mozilla-django-oidc's) would have said."""
     params = start_login(client, op)
-    claims = suomifi.verify_id_token(
-        op.id_token(nonce=params["nonce"]), config=suomifi.provider_config(), nonce=params["nonce"]
+    claims = oidc.verify_id_token(
+        op.id_token(nonce=params["nonce"]), config=oidc.provider_config(), nonce=params["nonce"]
     )
     assert claims[IDENTITY_CLAIM] == TEST_CODE
     assert claims["exp"] > time.time()
