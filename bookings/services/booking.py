@@ -8,6 +8,9 @@ Capacity is never oversold: every write that takes capacity locks the slot row f
 the IMMEDIATE transaction serialises writers), reads the clock after its locks, and counts what takes capacity with
 `BookingQuerySet.taking_capacity`. Holds stop counting the moment they expire; nothing has to clean them up for the
 count to be right. Locks are always taken in one order: the partner, the slot, the customer, the booking.
+
+Each change ends in one announcement, `booking_changed` (bookings/services/changes.py), which tells the customer
+(the messages) and any other consumer an app registered, in the change's transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from bookings.messages import booking_messages_enqueue
 from bookings.models import Booking, Customer, Slot
 from bookings.selectors import (
     BookingContact,
@@ -35,8 +37,8 @@ from bookings.selectors import (
     free_slots,
     register_contact,
 )
+from bookings.services.changes import BookingChange, booking_changed
 from kelabooking import clock
-from kelabooking.models import Message
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
 from partners.models import AuditEvent, User
 from partners.services import acting_organisation, audit_event_record, audit_events_record
@@ -287,6 +289,7 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
         customer=hold.customer,
         details={"reference": hold.reference, "slot": slot.pk},
     )
+    booking_changed(booking=hold, change=BookingChange.HELD)
     return hold
 
 
@@ -325,7 +328,7 @@ def booking_confirm(
       `HoldChangedError` (another tab picked a time meanwhile).
     - An expired hold is taken again if the slot still has room; otherwise `SlotFullError` with nearby times.
     - A customer has at most one active future booking per service line and never two overlapping ones.
-    - The confirmation messages and the audit event are written in this transaction.
+    - The audit event and the announcement (the confirmation messages) are written in this transaction.
     """
     try:
         return _booking_confirm(acting=acting, hold_id=hold_id, contact=contact, idempotency_key=idempotency_key)
@@ -395,8 +398,8 @@ def _booking_confirm(
         customer.first_name, customer.last_name = contact.first_name, contact.last_name
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
     hold.slot, hold.customer = slot, customer
-    booking_messages_enqueue(booking=hold, kind=Message.Kind.CONFIRMATION)
     audit_event_record(acting=acting, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=hold)
+    booking_changed(booking=hold, change=BookingChange.CONFIRMED)
     return hold
 
 
@@ -444,7 +447,7 @@ def _may_cancel(acting: ActingContext) -> Q:
 @transaction.atomic
 def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") -> Booking:
     """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept, the
-    customer is told, and the audit trail records it."""
+    audit trail records it, and the announcement tells the customer."""
     scope = _may_cancel(acting)
     Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=booking_id).first()
     booking = (
@@ -461,7 +464,6 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
     booking.cancelled_by = acting.user
     booking.cancellation_reason = reason.strip()[:200]
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason"])
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.CANCELLATION)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_CANCELLED,
@@ -469,6 +471,7 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
         booking=booking,
         details={} if acting.authenticated else {"by": "admin"},
     )
+    booking_changed(booking=booking, change=BookingChange.CANCELLED)
     return booking
 
 
@@ -480,9 +483,9 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     """Move the locked customer's upcoming booking to another time of the same matter and language, at the
     customer's request: in one transaction the new time is taken and the old one released, or nothing changes.
 
-    The reference stays; the customer gets one "your time has changed" message (its calendar entry keeps the UID
-    with a higher SEQUENCE), and the audit trail records both times. Both slots are locked, in id order, before the
-    customer and the booking, so a move never deadlocks against a hold, a confirm or another move.
+    The reference stays; the audit trail records both times, and the announcement tells the customer with one "your
+    time has changed" message (its calendar entry keeps the UID with a higher SEQUENCE). Both slots are locked, in id
+    order, before the customer and the booking, so a move never deadlocks against a hold, a confirm or another move.
     """
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
@@ -521,7 +524,6 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     booking.reminded_at = None  # the reminder goes out the day before the new time
     booking.save(update_fields=["slot", "sequence", "reminded_at"])
     booking.customer = customer
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.CHANGE)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_MOVED,
@@ -529,4 +531,5 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
         booking=booking,
         details={"from_slot": old_slot.pk, "to_slot": new_slot.pk},
     )
+    booking_changed(booking=booking, change=BookingChange.MOVED)
     return booking
