@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 
@@ -13,6 +14,14 @@ from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
 from partners.context import ActingContext
 from partners.services import acting_organisation
+
+
+def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Times after the minimum notice and within the booking horizon can be booked."""
+    return (
+        now + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES),
+        now + dt.timedelta(weeks=settings.BOOKING_HORIZON_WEEKS),
+    )
 
 
 def free_slots(
@@ -51,6 +60,23 @@ def free_slots(
         )
         slots = slots.exclude(Exists(conflicts))
     return list(slots[:limit] if limit is not None else slots)
+
+
+def nearest_free_slots(
+    *, slot: Slot, now: dt.datetime, customer_id: int, excluding: Booking | None = None, count: int = 3
+) -> list[Slot]:
+    """The free times after `slot` of its line and language that the customer may book (`free_slots`)."""
+    earliest, latest = bookable_window(now)
+    candidates = free_slots(
+        service_line=slot.service_line,
+        language=slot.language,
+        start=max(earliest, slot.starts_at),
+        end=latest,
+        now=now,
+        customer_id=customer_id,
+        excluding=excluding,
+    )
+    return [candidate for candidate in candidates if candidate.pk != slot.pk][:count]
 
 
 def conflicting_bookings(
