@@ -9,5 +9,9 @@ class BookingsConfig(AppConfig):
     verbose_name = _("Bookings")
 
     def ready(self) -> None:
-        # Registers the renderer of the booking messages, which the worker calls before it sends one.
-        from bookings import messages  # noqa: F401
+        # Importing the messages registers their renderer, which the worker calls before it sends one.
+        from bookings.messages import booking_change_messages
+        from bookings.services.changes import on_booking_changed
+
+        # The customer is told of a booking change in the change's transaction.
+        on_booking_changed(booking_change_messages)

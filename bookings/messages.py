@@ -23,6 +23,7 @@ from icalendar import Calendar, Event, vCalAddress, vText
 
 from bookings.languages import language_name
 from bookings.models import Booking
+from bookings.services.changes import BookingChange
 from kelabooking import clock
 from kelabooking.models import Message
 from kelabooking.phone import format_phone
@@ -166,6 +167,22 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
             for channel, recipient in recipients
         ]
     )
+
+
+# Which booking changes the customer is told about, and with which message. A hold is not: nothing is booked yet.
+CHANGE_MESSAGES = {
+    BookingChange.CONFIRMED: Message.Kind.CONFIRMATION,
+    BookingChange.MOVED: Message.Kind.CHANGE,
+    BookingChange.CANCELLED: Message.Kind.CANCELLATION,
+    BookingChange.REMINDED: Message.Kind.REMINDER,
+}
+
+
+def booking_change_messages(*, booking: Booking, change: BookingChange) -> None:
+    """The customer's messages as a consumer of the booking changes (`on_booking_changed`, registered in
+    `BookingsConfig.ready()`): queued in the change's transaction."""
+    if (kind := CHANGE_MESSAGES.get(change)) is not None:
+        booking_messages_enqueue(booking=booking, kind=kind)
 
 
 @message_renderer(*KINDS)

@@ -6,13 +6,23 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
 from partners.context import ActingContext
 from partners.services import acting_organisation
+
+
+def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Times after the minimum notice and within the booking horizon can be booked."""
+    return (
+        now + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES),
+        now + dt.timedelta(weeks=settings.BOOKING_HORIZON_WEEKS),
+    )
 
 
 def free_slots(
@@ -51,6 +61,97 @@ def free_slots(
         )
         slots = slots.exclude(Exists(conflicts))
     return list(slots[:limit] if limit is not None else slots)
+
+
+def nearest_free_slots(
+    *, slot: Slot, now: dt.datetime, customer_id: int, excluding: Booking | None = None, count: int = 3
+) -> list[Slot]:
+    """The free times after `slot` of its line and language that the customer may book (`free_slots`)."""
+    earliest, latest = bookable_window(now)
+    candidates = free_slots(
+        service_line=slot.service_line,
+        language=slot.language,
+        start=max(earliest, slot.starts_at),
+        end=latest,
+        now=now,
+        customer_id=customer_id,
+        excluding=excluding,
+    )
+    return [candidate for candidate in candidates if candidate.pk != slot.pk][:count]
+
+
+@dataclass(frozen=True)
+class FreeWeek:
+    """One week of the free times of a line and language that a customer may book, and the next free time."""
+
+    service_line: ServiceLine
+    language: str
+    first_free: Slot | None
+    monday: dt.date
+    days: list[tuple[dt.date, list[Slot]]]  # the local days that have free times, in order, with their times
+    previous_monday: dt.date | None  # None when no time of the week before can be booked any more
+    next_monday: dt.date | None  # None when the week after is beyond the horizon
+
+    @property
+    def sunday(self) -> dt.date:
+        return self.monday + dt.timedelta(days=6)
+
+
+def free_week(
+    *,
+    service_line: ServiceLine,
+    language: str,
+    customer_id: int,
+    week: dt.date | None = None,
+    excluding: Booking | None = None,
+) -> FreeWeek:
+    """The free times of `service_line` and `language` that the customer may book beside their upcoming bookings
+    (`free_slots`; other than `excluding`, the booking being moved, whose own time is left out): the next one, and
+    those of the week of `week` (any day of it, kept within the bookable window), by default of the next one's week.
+    Weeks run Monday to Sunday in local time. Two queries."""
+    now = clock.now()
+    earliest, latest = bookable_window(now)
+
+    def free(start: dt.datetime, end: dt.datetime, limit: int | None = None) -> list[Slot]:
+        found = free_slots(
+            service_line=service_line,
+            language=language,
+            start=start,
+            end=end,
+            now=now,
+            limit=limit,
+            customer_id=customer_id,
+            excluding=excluding,
+        )
+        return [slot for slot in found if excluding is None or slot.pk != excluding.slot_id]
+
+    first_free = next(iter(free(earliest, latest, limit=2)), None)  # two: the booking being moved may be the first
+    first_day, last_day = timezone.localdate(earliest), timezone.localdate(latest)
+    if week is not None:
+        day = min(max(week, first_day), last_day)
+    else:
+        day = timezone.localdate(first_free.starts_at) if first_free else timezone.localdate(now)
+    monday = day - dt.timedelta(days=day.weekday())
+
+    week_start = max(_local_midnight(monday), earliest)
+    week_end = min(_local_midnight(monday + dt.timedelta(days=7)), latest)
+    days: dict[dt.date, list[Slot]] = {}
+    for slot in free(week_start, week_end) if week_start < week_end else []:
+        days.setdefault(timezone.localdate(slot.starts_at), []).append(slot)
+    previous_monday, next_monday = monday - dt.timedelta(days=7), monday + dt.timedelta(days=7)
+    return FreeWeek(
+        service_line=service_line,
+        language=language,
+        first_free=first_free,
+        monday=monday,
+        days=sorted(days.items()),
+        previous_monday=previous_monday if monday > first_day else None,
+        next_monday=next_monday if next_monday <= last_day else None,
+    )
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time()))
 
 
 def conflicting_bookings(

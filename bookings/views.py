@@ -15,7 +15,6 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -25,12 +24,13 @@ from bookings.forms import CancelForm, ConfirmForm, ContactForm, CustomerForm, M
 from bookings.languages import language_name
 from bookings.models import SERVICE_LANGUAGES, Booking, ServiceLine
 from bookings.selectors import (
+    FreeWeek,
     acting_customer,
     acting_customer_and_hold,
     booked_matters,
     booking_by_key,
     customer_booking,
-    free_slots,
+    free_week,
     partner_hold,
     register_contact,
 )
@@ -49,7 +49,6 @@ from bookings.services import (
     customer_find_or_create,
     customer_overview,
 )
-from bookings.services.booking import bookable_window
 from kelabooking import clock
 from partners import context
 from partners.context import CustomerLockedError, Step, acting_context, requires_step
@@ -147,16 +146,10 @@ def matter_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _week_start(request: HttpRequest, first_free: dt.datetime | None, earliest: dt.datetime, latest: dt.datetime):
-    """The Monday of the requested week (`?week=`, clamped to the bookable weeks); by default the week of the first
-    free time."""
+def _requested_week(request: HttpRequest) -> dt.date | None:
+    """The week the time picker asks for (`?week=`, or the week form field kept across an error), if it is a date."""
     form = WeekForm({"week": request.GET.get("week") or request.POST.get("week", "")})
-    day = form.cleaned_data["week"] if form.is_valid() else None
-    if day is not None:
-        day = min(max(day, timezone.localtime(earliest).date()), timezone.localtime(latest).date())
-    else:
-        day = timezone.localtime(first_free).date() if first_free else clock.localnow().date()
-    return day - dt.timedelta(days=day.weekday())
+    return form.cleaned_data["week"] if form.is_valid() else None
 
 
 def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", alternatives=None) -> HttpResponse:
@@ -173,14 +166,13 @@ def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", 
         matter = reverse("bookings:matter")
         return HttpResponseClientRedirect(matter) if request.htmx else redirect(matter)
     interpreter = draft.get("interpreter_language")
-    context_ = _week_view(
-        request,
+    week = free_week(
         service_line=ServiceLine.objects.get(pk=draft["service_line_id"]),
         language=draft["language"],
         customer_id=customer.pk,
-        error=error,
-        alternatives=alternatives,
-    ) | {
+        week=_requested_week(request),
+    )
+    context_ = _week_context(week, error=error, alternatives=alternatives) | {
         "held_slot_id": hold.slot_id if hold else None,
         "action": reverse("bookings:time"),
         "booking_customer": customer,
@@ -191,54 +183,17 @@ def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", 
     return render(request, "bookings/time.html#slot-list" if partial else "bookings/time.html", context_)
 
 
-def _week_view(
-    request: HttpRequest,
-    *,
-    service_line: ServiceLine,
-    language: str,
-    customer_id: int,
-    error: str = "",
-    alternatives=None,
-    excluding: Booking | None = None,
-) -> dict:
-    """The free times of one line and language that the customer may book beside their upcoming bookings (other than
-    `excluding`, the booking being moved): the next one, and a week of them (`?week=`, kept across an error)."""
-    now = clock.now()
-    earliest, latest = bookable_window(now)
-
-    def free(start: dt.datetime, end: dt.datetime, limit: int | None = None) -> list:
-        found = free_slots(
-            service_line=service_line,
-            language=language,
-            start=start,
-            end=end,
-            now=now,
-            limit=limit,
-            customer_id=customer_id,
-            excluding=excluding,
-        )
-        return [slot for slot in found if excluding is None or slot.pk != excluding.slot_id]
-
-    first = free(earliest, latest, limit=2)[:1]  # two: the booking being moved may be the first
-    monday = _week_start(request, first[0].starts_at if first else None, earliest, latest)
-    tz = timezone.get_current_timezone()
-    week_start = max(timezone.make_aware(dt.datetime.combine(monday, dt.time()), tz), earliest)
-    week_end = min(timezone.make_aware(dt.datetime.combine(monday + dt.timedelta(days=7), dt.time()), tz), latest)
-    days: dict[dt.date, list] = {}
-    for slot in free(week_start, week_end) if week_start < week_end else []:
-        days.setdefault(timezone.localtime(slot.starts_at).date(), []).append(slot)
-    previous_monday, next_monday = monday - dt.timedelta(days=7), monday + dt.timedelta(days=7)
+def _week_context(week: FreeWeek, *, error: str = "", alternatives=None) -> dict[str, Any]:
+    """The time picker's week (`free_week`), with the error and the nearest free times of a refused pick."""
     return {
-        "service_line": service_line,
-        "language_name": dict(SERVICE_LANGUAGES)[language],
-        "first_free": first[0] if first else None,
-        "monday": monday,
-        "sunday": monday + dt.timedelta(days=6),
-        "days": sorted(days.items()),
-        "previous_week": previous_monday.isoformat()
-        if previous_monday + dt.timedelta(days=7) > earliest.date()
-        else "",
-        "next_week": next_monday.isoformat() if next_monday <= latest.date() else "",
+        "service_line": week.service_line,
+        "language_name": dict(SERVICE_LANGUAGES)[week.language],
+        "first_free": week.first_free,
+        "monday": week.monday,
+        "sunday": week.sunday,
+        "days": week.days,
+        "previous_week": week.previous_monday.isoformat() if week.previous_monday else "",
+        "next_week": week.next_monday.isoformat() if week.next_monday else "",
         "held_slot_id": None,
         "error": error,
         "alternatives": alternatives or [],
@@ -438,15 +393,14 @@ def move_view(request: HttpRequest, reference: str) -> HttpResponse:
                 messages.success(request, _("The booking %(reference)s has a new time.") % {"reference": reference})
                 return redirect("bookings:done", reference=reference)
     others = [other for other in booked_matters(customer=booking.customer).values() if other.pk != booking.pk]
-    context_ = _week_view(
-        request,
+    week = free_week(
         service_line=slot.service_line,
         language=slot.language,
         customer_id=booking.customer_id,
-        error=error,
-        alternatives=alternatives,
+        week=_requested_week(request),
         excluding=booking,
-    ) | {
+    )
+    context_ = _week_context(week, error=error, alternatives=alternatives) | {
         "moving": booking,
         "other_bookings": bool(others),
         "action": reverse("bookings:move", kwargs={"reference": reference}),

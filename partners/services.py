@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,25 +12,33 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from partners.context import ActingContext, ActingRefusedError, Step
+from partners import valtuudet
+from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
 from partners.models import AuditEvent
 from partners.valtuudet import OrganisationRoles, ValtuudetError
 from registry.models import Organisation
 from registry.selectors import organisation_by_business_id, organisation_may_book
 from registry.validators import normalise_business_id
 
+logger = logging.getLogger(__name__)
+
 
 class Decision(enum.Enum):
+    """What came of an organisation choice; a refusal's value names its page (partners/refusal.html)."""
+
     ALLOWED = "allowed"
     MANDATE_MISSING = "mandate_missing"
     NOT_IN_REGISTRY = "not_in_registry"
+    NO_ORGANISATION_CHOSEN = "no_organisation_chosen"
+    VALTUUDET_UNAVAILABLE = "valtuudet_unavailable"
 
 
 @dataclass(frozen=True)
 class OrganisationDecision:
     decision: Decision
-    business_id: str
-    name: str
+    business_id: str = ""
+    name: str = ""
+    chosen: OrganisationRoles | None = None  # Valtuudet's answer, which the refusal page names
 
 
 def organisation_decide(*, chosen: OrganisationRoles) -> OrganisationDecision:
@@ -50,7 +60,71 @@ def organisation_decide(*, chosen: OrganisationRoles) -> OrganisationDecision:
     else:
         decision = Decision.ALLOWED
     name = chosen.name or getattr(organisation_by_business_id(business_id=business_id), "name", "")
-    return OrganisationDecision(decision=decision, business_id=business_id, name=name)
+    return OrganisationDecision(decision=decision, business_id=business_id, name=name, chosen=chosen)
+
+
+def organisation_choose(
+    *, acting: ActingContext, session_id: str, code: str, redirect_uri: str
+) -> OrganisationDecision:
+    """The organisation the partner chose in Valtuudet (the session `session_id` registered for them, `code` from
+    its callback, "" when they chose none or cancelled), decided by `organisation_decide` and recorded in the audit
+    trail: every outcome is one event. A partner who has locked a customer keeps the organisation they handle that
+    customer for: `CustomerLockedError`, and nothing recorded. Choosing it into the session is the caller's.
+
+    No transaction around it: it speaks to Valtuudet before it reads the registry, and each outcome writes one row.
+    """
+    if not session_id or not code:
+        audit_event_record(
+            acting=acting,
+            action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
+            outcome=AuditEvent.Outcome.REFUSED,
+            details={"reason": Decision.NO_ORGANISATION_CHOSEN.value},
+        )
+        return OrganisationDecision(decision=Decision.NO_ORGANISATION_CHOSEN)
+    try:
+        token = valtuudet.exchange_code(code=code, redirect_uri=redirect_uri)
+        chosen = valtuudet.organisation_roles(session_id=session_id, access_token=token)
+        outcome = organisation_decide(chosen=chosen)
+    except ValtuudetError as error:
+        valtuudet_failure_record(acting=acting, error=error)
+        return OrganisationDecision(decision=Decision.VALTUUDET_UNAVAILABLE)
+    organisation = {"organisation_business_id": outcome.business_id, "organisation_name": outcome.name}
+    if outcome.decision is Decision.MANDATE_MISSING:
+        audit_event_record(
+            acting=acting,
+            action=AuditEvent.Action.MANDATE_MISSING,
+            outcome=AuditEvent.Outcome.REFUSED,
+            details={"roles": list(chosen.roles)[:20], "complete": chosen.complete},
+            **organisation,
+        )
+        return outcome
+    if outcome.decision is Decision.NOT_IN_REGISTRY:
+        audit_event_record(
+            acting=acting,
+            action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
+            outcome=AuditEvent.Outcome.REFUSED,
+            **organisation,
+        )
+        return outcome
+    if acting.step >= Step.CUSTOMER_LOCKED:
+        raise CustomerLockedError
+    # Recorded as acting for the organisation now chosen, with its terms still to accept.
+    chosen_for = dataclasses.replace(
+        acting, organisation_business_id=outcome.business_id, organisation_name=outcome.name, terms_accepted_at=""
+    )
+    audit_event_record(acting=chosen_for, action=AuditEvent.Action.ORGANISATION_CHOSEN)
+    return outcome
+
+
+def valtuudet_failure_record(*, acting: ActingContext, error: ValtuudetError) -> None:
+    """Valtuudet failed or answered nonsense while the partner was choosing an organisation: logged, and recorded."""
+    logger.warning("Valtuudet failed: %s", error)
+    audit_event_record(
+        acting=acting,
+        action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
+        outcome=AuditEvent.Outcome.ERROR,
+        details={"reason": Decision.VALTUUDET_UNAVAILABLE.value},
+    )
 
 
 def acting_organisation(*, acting: ActingContext, step: Step = Step.CUSTOMER_LOCKED) -> Organisation:

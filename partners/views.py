@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import auth, messages
@@ -28,7 +31,13 @@ from partners.forms import TermsForm
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
 from partners.oidc import SuomiFiError, check_authorization_response_issuer, provider_config
-from partners.services import Decision, audit_event_record, organisation_decide
+from partners.services import (
+    Decision,
+    OrganisationDecision,
+    audit_event_record,
+    organisation_choose,
+    valtuudet_failure_record,
+)
 from partners.suomifi import signed_authorization_url
 
 logger = logging.getLogger(__name__)
@@ -204,64 +213,60 @@ def organisation_choose_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _valtuudet_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
-    logger.warning("Valtuudet failed: %s", error)
-    audit_event_record(
-        acting=context.acting_context(request),
-        action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
-        outcome=AuditEvent.Outcome.ERROR,
-        details={"reason": "valtuudet_unavailable"},
+def _valtuudet_unavailable(request: HttpRequest, error: valtuudet.ValtuudetError) -> HttpResponse:
+    valtuudet_failure_record(acting=context.acting_context(request), error=error)
+    return _refused(request, OrganisationDecision(decision=Decision.VALTUUDET_UNAVAILABLE))
+
+
+# The refusal page's status for each refused organisation choice.
+REFUSAL_STATUS = {
+    Decision.NO_ORGANISATION_CHOSEN: 400,
+    Decision.MANDATE_MISSING: 403,
+    Decision.NOT_IN_REGISTRY: 403,
+    Decision.VALTUUDET_UNAVAILABLE: 503,
+}
+
+
+def _refused(request: HttpRequest, outcome: OrganisationDecision) -> HttpResponse:
+    return render(
+        request,
+        "partners/refusal.html",
+        {"reason": outcome.decision.value, "chosen": outcome.chosen},
+        status=REFUSAL_STATUS[outcome.decision],
     )
-    return render(request, "partners/refusal.html", {"reason": "valtuudet_unavailable"}, status=503)
+
+
+def _in_partner_language(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The provider callbacks have no language prefix: the view answers in the language the partner started in."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        _restore_language(request)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 @require_GET
 @never_cache
+@_in_partner_language
+@requires_step(Step.AUTHENTICATED)
 def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
     """Back from the organisation choice: check the mandate, then the registry, then go on to the terms."""
-    _restore_language(request)
-    if context.acting_context(request).step < Step.AUTHENTICATED:
-        return context.redirect_to_step(request, Step.AUTHENTICATED)
-    started = request.session.get(VALTUUDET_KEY)
-    code = request.GET.get("code", "")
-    if not started or request.GET.get("error") or not code:
-        audit_event_record(
-            acting=context.acting_context(request),
-            action=AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
-            outcome=AuditEvent.Outcome.REFUSED,
-            details={"reason": "no_organisation_chosen"},
-        )
-        return render(request, "partners/refusal.html", {"reason": "no_organisation_chosen"}, status=400)
+    started = request.session.get(VALTUUDET_KEY) or {}
     try:
-        token = valtuudet.exchange_code(code=code, redirect_uri=_absolute(request, "valtuudet_callback"))
-        chosen = valtuudet.organisation_roles(session_id=started["session_id"], access_token=token)
-        outcome = organisation_decide(chosen=chosen)
-    except valtuudet.ValtuudetError as error:
-        return _valtuudet_unavailable(request, error)
-    organisation = {"organisation_business_id": outcome.business_id, "organisation_name": outcome.name}
-    if outcome.decision is Decision.MANDATE_MISSING:
-        audit_event_record(
+        outcome = organisation_choose(
             acting=context.acting_context(request),
-            action=AuditEvent.Action.MANDATE_MISSING,
-            outcome=AuditEvent.Outcome.REFUSED,
-            details={"roles": list(chosen.roles)[:20], "complete": chosen.complete},
-            **organisation,
+            session_id=started.get("session_id", ""),
+            code="" if request.GET.get("error") else request.GET.get("code", ""),
+            redirect_uri=_absolute(request, "valtuudet_callback"),
         )
-        return render(request, "partners/refusal.html", {"reason": "mandate_missing", "chosen": chosen}, status=403)
-    if outcome.decision is Decision.NOT_IN_REGISTRY:
-        audit_event_record(
-            acting=context.acting_context(request),
-            action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
-            outcome=AuditEvent.Outcome.REFUSED,
-            **organisation,
-        )
-        return render(request, "partners/refusal.html", {"reason": "not_in_registry", "chosen": chosen}, status=403)
-    try:
-        context.choose_organisation(request, business_id=outcome.business_id, name=outcome.name)
     except context.CustomerLockedError as error:
         messages.error(request, error.message)
         return redirect("bookings:overview")
-    audit_event_record(acting=context.acting_context(request), action=AuditEvent.Action.ORGANISATION_CHOSEN)
+    if outcome.decision is not Decision.ALLOWED:
+        return _refused(request, outcome)
+    context.choose_organisation(request, business_id=outcome.business_id, name=outcome.name)
     return redirect("partners:terms")
 
 

@@ -4,10 +4,14 @@ Every function takes the acting context and checks what it needs of it: the orga
 registry, at that moment), the customer is the one this login locked, the hold or booking is this partner's to touch.
 Each writes its audit event in its own transaction.
 
-Capacity is never oversold: every write that takes capacity locks the slot row first (`select_for_update`; on SQLite
-the IMMEDIATE transaction serialises writers), reads the clock after its locks, and counts what takes capacity with
-`BookingQuerySet.taking_capacity`. Holds stop counting the moment they expire; nothing has to clean them up for the
-count to be right. Locks are always taken in one order: the partner, the slot, the customer, the booking.
+Capacity is never oversold: every write that takes capacity locks the slot row first (`_lock_slots`; on SQLite the
+IMMEDIATE transaction serialises writers), reads the clock after its locks, and counts what takes capacity with
+`BookingQuerySet.taking_capacity` (`_ensure_room`). Holds stop counting the moment they expire; nothing has to clean
+them up for the count to be right. Locks are always taken in one order: the partner, the slot, the customer, the
+booking. Whether a time can be booked at all is `_ensure_bookable`.
+
+Each change ends in one announcement, `booking_changed` (bookings/services/changes.py), which tells the customer
+(the messages) and any other consumer an app registered, in the change's transaction.
 """
 
 from __future__ import annotations
@@ -16,27 +20,28 @@ import datetime as dt
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from bookings.messages import booking_messages_enqueue
 from bookings.models import Booking, Customer, Slot
 from bookings.selectors import (
     BookingContact,
     RegisterContact,
     acting_customer,
+    bookable_window,
     booking_contact,
     conflicting_bookings,
     customer_booking,
     customer_bookings,
-    free_slots,
+    nearest_free_slots,
     register_contact,
 )
+from bookings.services.changes import BookingChange, booking_changed
 from kelabooking import clock
-from kelabooking.models import Message
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
 from partners.models import AuditEvent, User
 from partners.services import acting_organisation, audit_event_record, audit_events_record
@@ -110,31 +115,6 @@ def new_reference() -> str:
     """`K7F-29QX`: 7 random characters from a 32-letter alphabet (about 34 bits), easy to read aloud."""
     characters = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
     return f"{characters[:3]}-{characters[3:]}"
-
-
-def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """Times after the minimum notice and within the booking horizon can be booked."""
-    return (
-        now + dt.timedelta(minutes=settings.BOOKING_MIN_NOTICE_MINUTES),
-        now + dt.timedelta(weeks=settings.BOOKING_HORIZON_WEEKS),
-    )
-
-
-def nearest_free_slots(
-    *, slot: Slot, now: dt.datetime, customer_id: int, excluding: Booking | None = None, count: int = 3
-) -> list[Slot]:
-    """The free times after `slot` of its line and language that the customer may book (`free_slots`)."""
-    earliest, latest = bookable_window(now)
-    candidates = free_slots(
-        service_line=slot.service_line,
-        language=slot.language,
-        start=max(earliest, slot.starts_at),
-        end=latest,
-        now=now,
-        customer_id=customer_id,
-        excluding=excluding,
-    )
-    return [candidate for candidate in candidates if candidate.pk != slot.pk][:count]
 
 
 # --- The acting context's customer ----------------------------------------------------------------------------------
@@ -243,16 +223,49 @@ def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Cus
     return customer
 
 
+# --- The rules of a time: can it be booked, is there room (DESIGN.md §4 rule 1) ------------------------------------
+
+
+def _lock_slots(**lookup: Any) -> dict[int, Slot]:
+    """Lock the slots a change takes or frees capacity in, with their lines, by id. The lock every such write takes
+    first (after the partner's row, before the customer and the booking); a move's two in id order, as all take them.
+    """
+    slots = Slot.objects.filter(**lookup).select_for_update(of=("self",)).select_related("service_line")
+    return {slot.pk: slot for slot in slots.order_by("pk")}
+
+
+def _ensure_bookable(slot: Slot | None, *, now: dt.datetime, instead_of: Slot | None = None) -> None:
+    """A time can be booked while its line takes bookings and it lies in the bookable window (`bookable_window`);
+    a booking moves only to another time of its line and language (`instead_of`, its time now)."""
+    earliest, latest = bookable_window(now)
+    if (
+        slot is None
+        or not slot.service_line.is_active
+        or not earliest <= slot.starts_at <= latest
+        or (instead_of is not None and not _same_matter(slot, instead_of))
+    ):
+        raise BookingError(_("This time cannot be booked. Choose another time."))
+
+
+def _same_matter(slot: Slot, other: Slot) -> bool:
+    return slot.pk != other.pk and (slot.service_line_id, slot.language) == (other.service_line_id, other.language)
+
+
+def _ensure_room(slot: Slot, *, now: dt.datetime, customer_id: int, changing: Booking | None = None) -> None:
+    """Refuse when what takes capacity in the locked `slot` (but `changing`, the booking the change is about)
+    reaches its capacity: `SlotFullError` with the nearest free times the customer may book instead."""
+    taking = slot.bookings.taking_capacity(now=now)
+    if changing is not None:
+        taking = taking.exclude(pk=changing.pk)
+    if taking.count() >= slot.capacity:
+        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=customer_id, excluding=changing))
+
+
 # --- Holding a time -------------------------------------------------------------------------------------------------
 
 
 def _partner_holds(acting: ActingContext) -> QuerySet[Booking]:
     return Booking.objects.filter(booked_by=acting.user, status=Booking.Status.HELD)
-
-
-def _taken(slot: Slot, *, now: dt.datetime, excluding: Booking | None = None) -> int:
-    taking = slot.bookings.taking_capacity(now=now)
-    return (taking.exclude(pk=excluding.pk) if excluding is not None else taking).count()
 
 
 @transaction.atomic
@@ -269,16 +282,13 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
     User.objects.select_for_update(no_key=True).filter(pk=acting.user.pk).first()
-    slot = Slot.objects.select_for_update(of=("self",)).select_related("service_line").filter(pk=slot_id).first()
+    slot = _lock_slots(pk=slot_id).get(slot_id)
     organisation = acting_organisation(acting=acting)  # the registry and the clock after the locks
     now = clock.now()
     _partner_holds(acting).delete()
-    earliest, latest = bookable_window(now)
-    if slot is None or not slot.service_line.is_active or not earliest <= slot.starts_at <= latest:
-        raise BookingError(_("This time cannot be booked. Choose another time."))
+    _ensure_bookable(slot, now=now)
     _check_customer_rules(customer_id=acting.customer_id, slot=slot, now=now)
-    if _taken(slot, now=now) >= slot.capacity:
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=acting.customer_id))
+    _ensure_room(slot, now=now, customer_id=acting.customer_id)
     hold = _create_hold(acting=acting, slot=slot, organisation=organisation, now=now)
     # A released hold is deleted, so the event names the hold rather than only linking to the row.
     audit_event_record(
@@ -287,6 +297,7 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
         customer=hold.customer,
         details={"reference": hold.reference, "slot": slot.pk},
     )
+    booking_changed(booking=hold, change=BookingChange.HELD)
     return hold
 
 
@@ -324,8 +335,9 @@ def booking_confirm(
     - The hold must be this partner's current hold for the locked customer and organisation; otherwise
       `HoldChangedError` (another tab picked a time meanwhile).
     - An expired hold is taken again if the slot still has room; otherwise `SlotFullError` with nearby times.
+    - A time that can no longer be booked (within the minimum notice now, or its line closed) is refused.
     - A customer has at most one active future booking per service line and never two overlapping ones.
-    - The confirmation messages and the audit event are written in this transaction.
+    - The audit event and the announcement (the confirmation messages) are written in this transaction.
     """
     try:
         return _booking_confirm(acting=acting, hold_id=hold_id, contact=contact, idempotency_key=idempotency_key)
@@ -343,7 +355,7 @@ def _booking_confirm(
 ) -> Booking:
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
-    slot = Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=hold_id).first()
+    slots = _lock_slots(bookings__pk=hold_id)
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
     # The hold, and in the same read the booking this key already made, if any (a double submit, or the same submit
     # confirmed while this one waited for the locks): that booking is returned, never made twice.
@@ -366,17 +378,17 @@ def _booking_confirm(
             raise BookingError(_("The booking could not be saved. Please try again."))
         return earlier
     if (
-        slot is None
-        or hold is None
+        hold is None
+        or hold.slot_id not in slots
         or hold.status != Booking.Status.HELD
         or hold.customer_id != customer.pk
         or hold.organisation_id != organisation.pk
     ):
         raise HoldChangedError
-    if slot.starts_at < bookable_window(now)[0]:
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=customer.pk))
-    if hold.hold_expires_at <= now and _taken(slot, now=now, excluding=hold) >= slot.capacity:
-        raise SlotFullError(nearest_free_slots(slot=slot, now=now, customer_id=customer.pk))
+    slot = slots[hold.slot_id]
+    _ensure_bookable(slot, now=now)
+    if hold.hold_expires_at <= now:  # an unexpired hold has its place; an expired one takes it again if it is free
+        _ensure_room(slot, now=now, customer_id=customer.pk, changing=hold)
     _check_customer_rules(customer_id=customer.pk, slot=slot, now=now, excluding=hold)
     if not contact.phone:
         raise BookingError(_("Give the telephone number Kela calls."))
@@ -395,8 +407,8 @@ def _booking_confirm(
         customer.first_name, customer.last_name = contact.first_name, contact.last_name
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
     hold.slot, hold.customer = slot, customer
-    booking_messages_enqueue(booking=hold, kind=Message.Kind.CONFIRMATION)
     audit_event_record(acting=acting, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=hold)
+    booking_changed(booking=hold, change=BookingChange.CONFIRMED)
     return hold
 
 
@@ -444,9 +456,9 @@ def _may_cancel(acting: ActingContext) -> Q:
 @transaction.atomic
 def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") -> Booking:
     """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept, the
-    customer is told, and the audit trail records it."""
+    audit trail records it, and the announcement tells the customer."""
     scope = _may_cancel(acting)
-    Slot.objects.select_for_update(of=("self",)).filter(bookings__pk=booking_id).first()
+    _lock_slots(bookings__pk=booking_id)  # the capacity it frees
     booking = (
         Booking.objects.select_for_update(of=("self",))
         .select_related("slot__service_line", "customer")
@@ -461,7 +473,6 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
     booking.cancelled_by = acting.user
     booking.cancellation_reason = reason.strip()[:200]
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason"])
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.CANCELLATION)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_CANCELLED,
@@ -469,6 +480,7 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
         booking=booking,
         details={} if acting.authenticated else {"by": "admin"},
     )
+    booking_changed(booking=booking, change=BookingChange.CANCELLED)
     return booking
 
 
@@ -480,40 +492,27 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     """Move the locked customer's upcoming booking to another time of the same matter and language, at the
     customer's request: in one transaction the new time is taken and the old one released, or nothing changes.
 
-    The reference stays; the customer gets one "your time has changed" message (its calendar entry keeps the UID
-    with a higher SEQUENCE), and the audit trail records both times. Both slots are locked, in id order, before the
-    customer and the booking, so a move never deadlocks against a hold, a confirm or another move.
+    The reference stays; the audit trail records both times, and the announcement tells the customer with one "your
+    time has changed" message (its calendar entry keeps the UID with a higher SEQUENCE). Both slots are locked, in id
+    order, before the customer and the booking, so a move never deadlocks against a hold, a confirm or another move.
     """
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
     booking = Booking.objects.filter(pk=booking_id, customer_id=acting.customer_id).select_related("slot").first()
     if booking is None:
         raise BookingError(_("Only a booked time in the future can be moved."))
-    slots = {
-        slot.pk: slot
-        for slot in Slot.objects.select_for_update(of=("self",))
-        .select_related("service_line")
-        .filter(pk__in={booking.slot_id, slot_id})
-        .order_by("pk")
-    }
+    slots = _lock_slots(pk__in={booking.slot_id, slot_id})
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
     booking = Booking.objects.select_for_update(of=("self",)).get(pk=booking_id)
     acting_organisation(acting=acting)  # the registry and the clock after the locks
     now = clock.now()
-    old_slot, new_slot = slots[booking.slot_id], slots.get(slot_id)
+    old_slot, new_slot = slots.get(booking.slot_id), slots.get(slot_id)
+    if old_slot is None:  # moved by another request while this one waited for the locks: read it again
+        raise BookingError(_("The booking could not be saved. Please try again."))
     if booking.status != Booking.Status.CONFIRMED or old_slot.starts_at <= now:
         raise BookingError(_("Only a booked time in the future can be moved."))
-    earliest, latest = bookable_window(now)
-    if (
-        new_slot is None
-        or new_slot.pk == old_slot.pk
-        or (new_slot.service_line_id, new_slot.language) != (old_slot.service_line_id, old_slot.language)
-        or not new_slot.service_line.is_active
-        or not earliest <= new_slot.starts_at <= latest
-    ):
-        raise BookingError(_("This time cannot be booked. Choose another time."))
-    if _taken(new_slot, now=now) >= new_slot.capacity:
-        raise SlotFullError(nearest_free_slots(slot=new_slot, now=now, customer_id=customer.pk, excluding=booking))
+    _ensure_bookable(new_slot, now=now, instead_of=old_slot)
+    _ensure_room(new_slot, now=now, customer_id=customer.pk, changing=booking)
     _check_customer_rules(customer_id=customer.pk, slot=new_slot, now=now, excluding=booking)
 
     booking.slot = new_slot
@@ -521,7 +520,6 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     booking.reminded_at = None  # the reminder goes out the day before the new time
     booking.save(update_fields=["slot", "sequence", "reminded_at"])
     booking.customer = customer
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.CHANGE)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_MOVED,
@@ -529,4 +527,5 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
         booking=booking,
         details={"from_slot": old_slot.pk, "to_slot": new_slot.pk},
     )
+    booking_changed(booking=booking, change=BookingChange.MOVED)
     return booking

@@ -8,10 +8,10 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from bookings.messages import HELSINKI, booking_messages_enqueue
 from bookings.models import Booking
+from bookings.services.changes import BookingChange, booking_changed
+from bookings.services.slots import SERVICE_TIMEZONE
 from kelabooking import clock
-from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +21,12 @@ def reminder_window(*, now: dt.datetime) -> tuple[dt.datetime, dt.datetime] | No
 
     Built from local dates, so a day of 23 or 25 hours (the DST changes) is still exactly one calendar day.
     """
-    local = now.astimezone(HELSINKI)
+    local = now.astimezone(SERVICE_TIMEZONE)
     if not settings.REMINDER_SEND_FROM_HOUR <= local.hour < settings.REMINDER_SEND_UNTIL_HOUR:
         return None
     tomorrow = local.date() + dt.timedelta(days=1)
-    start = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=HELSINKI)
-    end = dt.datetime.combine(tomorrow + dt.timedelta(days=1), dt.time(0), tzinfo=HELSINKI)
+    start = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=SERVICE_TIMEZONE)
+    end = dt.datetime.combine(tomorrow + dt.timedelta(days=1), dt.time(0), tzinfo=SERVICE_TIMEZONE)
     return start, end
 
 
@@ -57,12 +57,13 @@ def bookings_remind(*, now: dt.datetime | None = None) -> int:
 
 @transaction.atomic
 def booking_remind(*, booking_id: int, now: dt.datetime | None = None) -> bool:
-    """Mark one booking reminded and queue its reminder, unless it was cancelled or reminded meanwhile."""
+    """Mark one booking reminded and announce it (the customer's messages queue the reminder), unless it was
+    cancelled or reminded meanwhile."""
     now = now or clock.now()
     booking = Booking.objects.select_for_update(of=("self",)).select_related("slot__service_line").get(pk=booking_id)
     if booking.status != Booking.Status.CONFIRMED or booking.reminded_at is not None or booking.slot.starts_at <= now:
         return False
     booking.reminded_at = now
     booking.save(update_fields=["reminded_at"])
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.REMINDER)
+    booking_changed(booking=booking, change=BookingChange.REMINDED)  # the reminder itself is the messages' part
     return True

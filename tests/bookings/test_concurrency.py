@@ -23,6 +23,7 @@ from django.db.models import Model
 
 from bookings.models import Booking, Customer, Slot
 from bookings.services import (
+    BookingError,
     ContactDetails,
     ExistingBookingError,
     HoldChangedError,
@@ -31,6 +32,7 @@ from bookings.services import (
     booking_cancel,
     booking_confirm,
     booking_hold,
+    booking_move,
 )
 from kelabooking import clock
 from kelabooking.models import Message
@@ -470,6 +472,32 @@ def test_booking__another_partner_holds_for_the_customer_while_confirming__no_de
     assert isinstance(other_hold, Booking)
     assert isinstance(confirmed, Booking)
     assert taking_capacity_in(held.slot) == 2
+
+
+def test_booking__moved_twice_at_once_to_two_times__one_move_and_the_other_refused_cleanly() -> None:
+    """Two tabs move the same booking at once. The second move read the booking's time before its locks and locked
+    that time and its new one; when it gets the booking, the first move has taken it elsewhere. The old design then
+    failed with a KeyError (a 500); now it is refused, and nothing of it is written."""
+    booked = BookingFactory.confirmed(contact_email="aino@example.org")
+    acting = acting_for_hold(booked)
+    first, second = (
+        SlotFactory(service_line=booked.slot.service_line, starts_at=booked.slot.starts_at + dt.timedelta(hours=hours))
+        for hours in (2, 4)
+    )
+
+    with row_locked(Customer, booked.customer_id):
+        moving = started(lambda: booking_move(acting=acting, booking_id=booked.pk, slot_id=first.pk))
+        wait_until_waiting_for_locks(1)  # holds both its times, waiting for the customer
+        moving_again = started(lambda: booking_move(acting=acting, booking_id=booked.pk, slot_id=second.pk))
+        wait_until_waiting_for_locks(2)  # waiting for the booking's old time
+    moved, refused = moving.finish(), moving_again.finish()
+
+    assert isinstance(moved, Booking)
+    assert type(refused) is BookingError
+    assert refused.message == "The booking could not be saved. Please try again."
+    assert Booking.objects.get(pk=booked.pk).slot_id == first.pk
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_MOVED).count() == 1
+    assert Message.objects.filter(kind=Message.Kind.CHANGE).count() == 2  # one SMS and one e-mail
 
 
 # --- The acting context ---------------------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ from django.utils import translation
 from werkzeug import Request, Response
 
 from partners import context, valtuudet
+from partners.context import ActingContext, CustomerLockedError
 from partners.models import AuditEvent
-from tests.factories import OrganisationFactory, UserFactory
+from partners.services import Decision, OrganisationDecision, organisation_choose
+from tests.factories import CustomerFactory, OrganisationFactory, UserFactory, acting_for
 from tests.partners.provider import TEST_CODE
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +221,79 @@ def test_logout__unregisters_the_valtuudet_session(client, fake, partner) -> Non
     client.post(url("partners:logout"))
     assert fake.calls[-1] == "unregister"
     assert fake.bad_headers == []
+
+
+# --- The choice as a service: each outcome one audit event ----------------------------------------------------------
+
+CALLBACK = "http://testserver/valtuudet/callback/"
+
+
+def choose_in_service(acting, **kwargs) -> OrganisationDecision:
+    return organisation_choose(
+        acting=acting, **({"session_id": "session-1", "code": "va-code", "redirect_uri": CALLBACK} | kwargs)
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "decision", "action", "outcome"),
+    [
+        ("registered", Decision.ALLOWED, AuditEvent.Action.ORGANISATION_CHOSEN, AuditEvent.Outcome.SUCCESS),
+        ("no mandate", Decision.MANDATE_MISSING, AuditEvent.Action.MANDATE_MISSING, AuditEvent.Outcome.REFUSED),
+        (
+            "not registered",
+            Decision.NOT_IN_REGISTRY,
+            AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY,
+            AuditEvent.Outcome.REFUSED,
+        ),
+        (
+            "no code",
+            Decision.NO_ORGANISATION_CHOSEN,
+            AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
+            AuditEvent.Outcome.REFUSED,
+        ),
+        (
+            "valtuudet fails",
+            Decision.VALTUUDET_UNAVAILABLE,
+            AuditEvent.Action.ORGANISATION_CHOICE_FAILED,
+            AuditEvent.Outcome.ERROR,
+        ),
+    ],
+)
+def test_organisation__choose__decided_and_recorded_as_one_event(fake, setup, decision, action, outcome) -> None:
+    partner = UserFactory(identity_code=TEST_CODE)
+    if setup != "not registered":
+        OrganisationFactory(business_id="0201256-6", name="Helsingin kaupunki")
+    if setup == "no mandate":
+        fake.roles_answer[0]["roles"] = ["YLEINEN_ASIOINTI"]
+    if setup == "valtuudet fails":
+        fake.status = 500
+
+    decided = choose_in_service(ActingContext(user=partner), **({"code": ""} if setup == "no code" else {}))
+
+    assert decided.decision is decision
+    event = AuditEvent.objects.get()
+    assert (event.action, event.outcome, event.actor) == (action, outcome, partner)
+    if decision in (Decision.ALLOWED, Decision.MANDATE_MISSING, Decision.NOT_IN_REGISTRY):
+        assert (decided.business_id, event.organisation_business_id) == ("0201256-6", "0201256-6")
+
+
+def test_organisation__choose_another_with_the_customer_locked__refused_and_nothing_recorded(fake) -> None:
+    OrganisationFactory(business_id="0201256-6")
+    acting = acting_for(UserFactory(identity_code=TEST_CODE), customer=CustomerFactory())
+
+    with pytest.raises(CustomerLockedError):
+        choose_in_service(acting)
+
+    assert not AuditEvent.objects.exists()
+
+
+def test_organisation__chosen_after_another__recorded_for_the_new_one(fake) -> None:
+    OrganisationFactory(business_id="0201256-6", name="Helsingin kaupunki")
+    earlier = OrganisationFactory(business_id="0211675-2", name="Tampereen kaupunki")
+    fake.roles_answer[0]["name"] = ""  # the registry names it
+    acting = acting_for(UserFactory(identity_code=TEST_CODE), organisation=earlier)
+
+    choose_in_service(acting)
+
+    event = AuditEvent.objects.get()
+    assert (event.organisation_business_id, event.organisation_name) == ("0201256-6", "Helsingin kaupunki")
