@@ -9,5 +9,22 @@ class BookingsConfig(AppConfig):
     verbose_name = _("Bookings")
 
     def ready(self) -> None:
-        # Registers the renderer of the booking messages, which the worker calls before it sends one.
-        from bookings import messages  # noqa: F401
+        from bookings.demo import load_bookings_demo
+        from bookings.messages import booking_message_render
+        from bookings.models import Booking
+        from bookings.permissions import STAFF_GROUPS
+        from bookings.retention import RETENTION_RULES
+        from kelabooking.demo import demo_loader_register
+        from kelabooking.message_kinds import message_kinds_register
+        from kelabooking.permissions import staff_group_register
+        from kelabooking.retention import retention_rule_register
+
+        # What the customer is told, queued without its texts: the worker renders them before the first send.
+        message_kinds_register(
+            Booking.MessageKind.choices, readers="bookings.view_booking", render=booking_message_render
+        )
+        for rule in RETENTION_RULES:
+            retention_rule_register(rule)
+        for name, rights in STAFF_GROUPS.items():
+            staff_group_register(name, rights)
+        demo_loader_register(load_bookings_demo)

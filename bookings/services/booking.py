@@ -36,7 +36,6 @@ from bookings.selectors import (
     register_contact,
 )
 from kelabooking import clock
-from kelabooking.models import Message
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
 from partners.models import AuditEvent, User
 from partners.services import acting_organisation, audit_event_record, audit_events_record
@@ -395,7 +394,7 @@ def _booking_confirm(
         customer.first_name, customer.last_name = contact.first_name, contact.last_name
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
     hold.slot, hold.customer = slot, customer
-    booking_messages_enqueue(booking=hold, kind=Message.Kind.CONFIRMATION)
+    booking_messages_enqueue(booking=hold, kind=Booking.MessageKind.CONFIRMATION)
     audit_event_record(acting=acting, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=hold)
     return hold
 
@@ -461,7 +460,7 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
     booking.cancelled_by = acting.user
     booking.cancellation_reason = reason.strip()[:200]
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason"])
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.CANCELLATION)
+    booking_messages_enqueue(booking=booking, kind=Booking.MessageKind.CANCELLATION)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_CANCELLED,
@@ -521,7 +520,7 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     booking.reminded_at = None  # the reminder goes out the day before the new time
     booking.save(update_fields=["slot", "sequence", "reminded_at"])
     booking.customer = customer
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.CHANGE)
+    booking_messages_enqueue(booking=booking, kind=Booking.MessageKind.CHANGE)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_MOVED,

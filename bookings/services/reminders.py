@@ -11,7 +11,6 @@ from django.db import transaction
 from bookings.messages import HELSINKI, booking_messages_enqueue
 from bookings.models import Booking
 from kelabooking import clock
-from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -64,5 +63,5 @@ def booking_remind(*, booking_id: int, now: dt.datetime | None = None) -> bool:
         return False
     booking.reminded_at = now
     booking.save(update_fields=["reminded_at"])
-    booking_messages_enqueue(booking=booking, kind=Message.Kind.REMINDER)
+    booking_messages_enqueue(booking=booking, kind=Booking.MessageKind.REMINDER)
     return True
