@@ -60,6 +60,13 @@ def test_message__enqueue_without_texts_of_a_kind_nobody_renders__refused() -> N
     assert not Message.objects.exists()
 
 
+def test_message__enqueue_of_a_kind_no_app_declared__refused() -> None:
+    """The kinds are the apps' (kelabooking/message_kinds.py): a message nobody declared would have no readers."""
+    with pytest.raises(ValueError, match="not a declared message kind"):
+        enqueue(kind="newsletter")
+    assert not Message.objects.exists()
+
+
 def test_message__enqueue_in_rolled_back_transaction__leaves_nothing(django_capture_on_commit_callbacks) -> None:
     def enqueue_then_fail() -> None:
         with transaction.atomic():
