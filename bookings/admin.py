@@ -23,11 +23,10 @@ from bookings import services
 from bookings.languages import language_name
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
 from kelabooking import clock
-from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
+from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin, csv_safe
 from kelabooking.forms import BoundedDateField
 from kelabooking.phone import format_phone
 from partners.context import ActingRefusedError, acting_context
-from registry.admin import _csv_safe
 
 # A number as `format_phone` shows it: only digits and spaces after the "+", nothing a spreadsheet could run.
 DISPLAYED_PHONE = re.compile(r"\+?[0-9][0-9 ]{5,20}")
@@ -320,12 +319,12 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 [
                     timezone.localtime(booking.slot.starts_at).strftime("%H:%M"),
                     booking.reference,
-                    _csv_safe(f"{customer.first_name} {customer.last_name}".strip()),
-                    _csv_safe(booking.slot.service_line.name),
+                    csv_safe(f"{customer.first_name} {customer.last_name}".strip()),
+                    csv_safe(booking.slot.service_line.name),
                     booking.slot.get_language_display(),
-                    _csv_safe(language_name(booking.interpreter_language) if booking.interpreter_language else ""),
+                    csv_safe(language_name(booking.interpreter_language) if booking.interpreter_language else ""),
                     _csv_safe_phone(format_phone(booking.contact_phone)),
-                    _csv_safe(booking.description),
+                    csv_safe(booking.description),
                 ]
             )
         return response
@@ -333,7 +332,7 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 def _csv_safe_phone(phone: str) -> str:
     """An international number starts with "+": keep it as shown rather than quoting it like a formula."""
-    return phone if DISPLAYED_PHONE.fullmatch(phone) else _csv_safe(phone)
+    return phone if DISPLAYED_PHONE.fullmatch(phone) else csv_safe(phone)
 
 
 def _drilled_date(request: HttpRequest) -> dt.date:

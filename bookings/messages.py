@@ -25,9 +25,10 @@ from bookings.languages import language_name
 from bookings.models import Booking
 from bookings.services.changes import BookingChange
 from kelabooking import clock
+from kelabooking.message_kinds import RenderedMessage
 from kelabooking.models import Message
 from kelabooking.phone import format_phone
-from kelabooking.services import RenderedMessage, message_renderer, messages_enqueue
+from kelabooking.services import messages_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ HELSINKI = ZoneInfo("Europe/Helsinki")
 SMS_MAX_LENGTH = 320
 # How each service language writes a date and a clock time (Finnish "maanantai 30.3.2026 klo 9.00").
 DATE_FORMATS = {"fi": "l j.n.Y", "sv": "l j F Y", "en": "l j F Y"}
-KINDS = (Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION, Message.Kind.REMINDER, Message.Kind.CHANGE)
 
 
 def caller_note(language: str) -> str:
@@ -92,7 +92,7 @@ def booking_calendar(*, booking: Booking, kind: str) -> str:
     `Europe/Helsinki` TZID and the calendar its VTIMEZONE, so the call shows at the right hour in any time zone.
     """
     language = booking.slot.language
-    cancelled = kind == Message.Kind.CANCELLATION
+    cancelled = kind == Booking.MessageKind.CANCELLATION
     with translation.override(language):
         summary = (
             gettext("Cancelled: telephone appointment with Kela")
@@ -148,7 +148,7 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
     booking request does not pay for templates and the calendar entry, and what they are built from (the slot, the
     contact details typed for the booking) does not change after it is booked.
     """
-    if kind not in KINDS:
+    if kind not in Booking.MessageKind.values:
         raise ValueError(f"No booking message of kind {kind!r}")
     language = booking.slot.language
     recipients = [(Message.Channel.SMS, booking.contact_phone)]
@@ -171,10 +171,10 @@ def booking_messages_enqueue(*, booking: Booking, kind: str) -> list[Message]:
 
 # Which booking changes the customer is told about, and with which message. A hold is not: nothing is booked yet.
 CHANGE_MESSAGES = {
-    BookingChange.CONFIRMED: Message.Kind.CONFIRMATION,
-    BookingChange.MOVED: Message.Kind.CHANGE,
-    BookingChange.CANCELLED: Message.Kind.CANCELLATION,
-    BookingChange.REMINDED: Message.Kind.REMINDER,
+    BookingChange.CONFIRMED: Booking.MessageKind.CONFIRMATION,
+    BookingChange.MOVED: Booking.MessageKind.CHANGE,
+    BookingChange.CANCELLED: Booking.MessageKind.CANCELLATION,
+    BookingChange.REMINDED: Booking.MessageKind.REMINDER,
 }
 
 
@@ -185,7 +185,6 @@ def booking_change_messages(*, booking: Booking, change: BookingChange) -> None:
         booking_messages_enqueue(booking=booking, kind=kind)
 
 
-@message_renderer(*KINDS)
 def booking_message_render(message: Message) -> RenderedMessage:
     """The texts of a queued booking message, in the booking's service language.
 

@@ -251,6 +251,14 @@ class Booking(models.Model):
         CUSTOMER_ONLINE = "customer_online", _("The customer online")
         KELA_PHONE_SERVICE = "kela_phone_service", _("Kela's phone service")
 
+    class MessageKind(models.TextChoices):
+        """What the customer is told about a booking (bookings/messages.py), as kinds of outbox message."""
+
+        CONFIRMATION = "confirmation", _("Booking confirmation")
+        CANCELLATION = "cancellation", _("Booking cancellation")
+        CHANGE = "change", _("Booking moved to another time")
+        REMINDER = "reminder", _("Reminder")
+
     reference = models.CharField(_("reference"), max_length=8)  # unique: booking_reference_unique
     # No index of their own: booking_slot_status_idx and booking_customer_status_idx lead with these columns, and
     # every index more is one more write on each hold, confirm and cancel.

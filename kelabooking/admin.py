@@ -20,6 +20,11 @@ from kelabooking.permissions import message_kinds_for
 from kelabooking.phone import format_phone
 
 
+def csv_safe(value: str) -> str:
+    """Keep a spreadsheet from reading a cell of an admin's CSV export as a formula (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 class StrictChangeList(ChangeList):
     """Django's change list, filtering only by what its admin declares: its list filters (each takes the parameters
     of its own `expected_parameters()`), its date hierarchy's drill-down (`…__year`, `__month`, `__day`) and its

@@ -6,6 +6,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class KelabookingConfig(AppConfig):
+    """The project's own app: the outbox, the retention job, the staff groups' sync, the start-up checks. The other
+    apps fill its registries (message kinds, retention rules, staff groups, demo data) in their own `ready()`."""
+
     name = "kelabooking"
     verbose_name = _("Messages")
 
@@ -23,6 +26,7 @@ class KelabookingConfig(AppConfig):
         )
         from kelabooking.database import grant_app_role_after_migrate
         from kelabooking.permissions import sync_staff_groups
+        from kelabooking.retention import RETENTION_RULES, retention_rule_register
 
         checks.register(check_shared_cache)
         checks.register(check_identity_code_keys)
@@ -32,6 +36,9 @@ class KelabookingConfig(AppConfig):
         checks.register(check_published_secrets, checks.Tags.security)
         checks.register(check_demo_admin, checks.Tags.database)
         checks.register(check_stored_key_ids, checks.Tags.database)
+
+        for rule in RETENTION_RULES:
+            retention_rule_register(rule)
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

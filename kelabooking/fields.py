@@ -7,11 +7,13 @@ the start-up check, the rotation command and the refusal of a new row below all 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
 from django.db import models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import Left
 
 from kelabooking import crypto
@@ -151,3 +153,44 @@ def keyed_columns() -> Iterator[tuple[type[models.Model], KeyedField]]:
         for field in model._meta.get_fields():
             if isinstance(field, EncryptedIdentityCodeField | IdentityCodeIndexField):
                 yield model, field
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """How `rotate_identity_keys` puts one keyed column under the newest key, for a column a plain save cannot rewrite
+    (an append-only table's, a copy of another row's index); registered by the app that owns the column, in its
+    `AppConfig.ready()`. A model whose keyed index is computed from its own encrypted code is rewritten by saving its
+    rows again (`resaved_columns`), and needs none.
+
+    `rewrite(dry_run=…)` rewrites the column's rows not under the newest key (or only counts them) and returns how
+    many; `refusal(connection)` says why this connection may not (its database role, say), or "" when it may.
+    """
+
+    label: str
+    model: type[models.Model]
+    field: str
+    rewrite: Callable[..., int]
+    refusal: Callable[[BaseDatabaseWrapper], str] | None = None
+
+
+_key_rotations: list[KeyRotation] = []
+
+
+def key_rotation_register(rotation: KeyRotation) -> None:
+    if rotation not in _key_rotations:
+        _key_rotations.append(rotation)
+
+
+def key_rotations() -> list[KeyRotation]:
+    return list(_key_rotations)
+
+
+def resaved_columns() -> list[tuple[type[models.Model], IdentityCodeDigestField]]:
+    """The keyed indexes computed from an encrypted identity code of the same row: saving the row again rewrites
+    both columns under the newest keys."""
+    return [
+        (model, field)
+        for model, field in keyed_columns()
+        if isinstance(field, IdentityCodeDigestField)
+        and isinstance(model._meta.get_field(field.source), EncryptedIdentityCodeField)
+    ]

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from kelabooking.message_kinds import message_kind_choices
+
 
 class MessageQuerySet(models.QuerySet["Message"]):
     def due(self, *, now) -> MessageQuerySet:
@@ -16,13 +18,6 @@ class MessageQuerySet(models.QuerySet["Message"]):
 
 
 class Message(models.Model):
-    class Kind(models.TextChoices):
-        CONFIRMATION = "confirmation", _("Booking confirmation")
-        CANCELLATION = "cancellation", _("Booking cancellation")
-        CHANGE = "change", _("Booking moved to another time")
-        REMINDER = "reminder", _("Reminder")
-        REGISTRY_DECISION = "registry_decision", _("Registry decision")
-
     class Channel(models.TextChoices):
         EMAIL = "email", _("E-mail")
         SMS = "sms", _("SMS")
@@ -40,12 +35,13 @@ class Message(models.Model):
             "queued twice."
         ),
     )
-    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    # The kinds the apps declare (kelabooking/message_kinds.py): a callable, so a new kind makes no migration.
+    kind = models.CharField(_("kind"), max_length=32, choices=message_kind_choices)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
     recipient = models.CharField(_("recipient"), max_length=254)
     language = models.CharField(_("language"), max_length=8)
     # What the sender renders the texts from (e.g. the booking's id), for a kind with a renderer: the texts are then
-    # written by the worker when it first sends the message (services.message_render), not in the caller's request.
+    # written by the worker when it first sends the message (delivery.message_render), not in the caller's request.
     context = models.JSONField(_("context"), default=dict, blank=True)
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     body = models.TextField(

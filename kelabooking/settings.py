@@ -60,9 +60,11 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    # Each app after the apps it imports (tests/kelabooking/test_layering.py): their AppConfig.ready() fill
+    # kelabooking's registries in this order, and `load_demo` loads their demo data in it.
     "kelabooking",
-    "partners",
     "registry",
+    "partners",
     "bookings",
 ]
 

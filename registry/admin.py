@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
+from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin, csv_safe
 from kelabooking.phone import format_phone
 from registry import services
 from registry.models import Organisation, RegistrationRequest, SyncRun
@@ -93,15 +93,15 @@ class OrganisationAdmin(StrictAdminMixin, BusinessIdSearchMixin, admin.ModelAdmi
             writer.writerow(
                 [
                     organisation.business_id,
-                    _csv_safe(organisation.name),
-                    _csv_safe(organisation.name_sv),
+                    csv_safe(organisation.name),
+                    csv_safe(organisation.name_sv),
                     organisation.get_kind_display(),
                     organisation.get_source_display(),
                     _("yes") if organisation.is_active else _("no"),
                     timezone.localtime(organisation.added_at).strftime("%Y-%m-%d"),
                     timezone.localtime(organisation.removed_at).strftime("%Y-%m-%d") if organisation.removed_at else "",
-                    _csv_safe(organisation.email),
-                    _csv_safe(format_phone(organisation.phone)),
+                    csv_safe(organisation.email),
+                    csv_safe(format_phone(organisation.phone)),
                 ]
             )
         return response
@@ -125,11 +125,6 @@ class OrganisationAdmin(StrictAdminMixin, BusinessIdSearchMixin, admin.ModelAdmi
             % {"count": changed},
             messages.SUCCESS,
         )
-
-
-def _csv_safe(value: str) -> str:
-    """Keep a spreadsheet from reading a cell as a formula (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 class DecisionForm(forms.Form):

@@ -77,6 +77,11 @@ class RegistrationRequest(models.Model):
         APPROVED = "approved", _("Approved")
         REJECTED = "rejected", _("Rejected")
 
+    class MessageKind(models.TextChoices):
+        """What the contact person is told (registry/services.py), as a kind of outbox message."""
+
+        DECISION = "registry_decision", _("Registry decision")
+
     kind = models.CharField(_("request"), max_length=8, choices=Kind.choices)
     business_id = models.CharField(_("business ID (Y-tunnus)"), max_length=9, validators=[validate_business_id])
     organisation_name = models.CharField(_("organisation name"), max_length=200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -10,7 +11,6 @@ from django.utils.translation import gettext_lazy as _
 from kelabooking import clock
 from kelabooking.models import Message
 from kelabooking.services import message_enqueue
-from partners.models import User
 from registry.models import Organisation, RegistrationRequest
 from registry.selectors import organisation_by_business_id, pending_request_exists
 
@@ -98,7 +98,9 @@ def _lock_pending(request_id: int) -> RegistrationRequest:
 
 
 @transaction.atomic
-def registration_request_approve(*, request_id: int, decided_by: User, note: str = "") -> RegistrationRequest:
+def registration_request_approve(
+    *, request_id: int, decided_by: AbstractBaseUser, note: str = ""
+) -> RegistrationRequest:
     """Approve a request: an *add* creates or reactivates the organisation, a *remove* deactivates it.
 
     The contact person is told through the outbox, in the language the request was made in.
@@ -123,7 +125,7 @@ def registration_request_approve(*, request_id: int, decided_by: User, note: str
 
 
 @transaction.atomic
-def registration_request_reject(*, request_id: int, decided_by: User, note: str) -> RegistrationRequest:
+def registration_request_reject(*, request_id: int, decided_by: AbstractBaseUser, note: str) -> RegistrationRequest:
     """Reject a request; the registry does not change and the contact person is told why."""
     registration = _lock_pending(request_id)
     if not note.strip():
@@ -134,7 +136,7 @@ def registration_request_reject(*, request_id: int, decided_by: User, note: str)
 def _decide(
     registration: RegistrationRequest,
     status: str,
-    decided_by: User,
+    decided_by: AbstractBaseUser,
     note: str,
     organisation: Organisation | None,
 ) -> RegistrationRequest:
@@ -159,8 +161,8 @@ def _enqueue_decision_message(registration: RegistrationRequest) -> None:
         subject = render_to_string("registry/messages/decision_subject.txt", context).strip()
         body = render_to_string(f"registry/messages/decision_{channel}.txt", context).strip()
     message_enqueue(
-        key=f"registration_request:{registration.pk}:{Message.Kind.REGISTRY_DECISION}:{channel}",
-        kind=Message.Kind.REGISTRY_DECISION,
+        key=f"registration_request:{registration.pk}:{RegistrationRequest.MessageKind.DECISION}:{channel}",
+        kind=RegistrationRequest.MessageKind.DECISION,
         channel=channel,
         recipient=recipient,
         language=registration.language,

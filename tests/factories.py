@@ -14,10 +14,10 @@ from bookings.models import Booking, Customer, ServiceLine, Slot
 from bookings.services.booking import new_reference
 from kelabooking import clock
 from kelabooking.identity import temporary_identity_code
-from kelabooking.permissions import REGISTRY_ADMIN_GROUP
 from partners.context import ActingContext, RequestMeta
 from partners.models import User
 from registry.models import Organisation, RegistrationRequest
+from registry.permissions import REGISTRY_ADMIN_GROUP
 
 # Valid Y-tunnus values for builders: a 7-digit body and its computed check digit.
 _sequence = iter(range(3_000_000, 9_999_999))

@@ -40,8 +40,9 @@ from django.utils import translation
 from bookings.models import Booking, Customer, ServiceLine, Slot
 from bookings.services import ContactDetails, booking_confirm, booking_hold
 from kelabooking import clock
+from kelabooking.delivery import message_id
 from kelabooking.models import Message
-from kelabooking.services import message_id, messages_sweep
+from kelabooking.tasks import messages_sweep
 from partners import context
 from partners.models import AuditEvent, User
 from tests.conftest import IN_CI
@@ -176,7 +177,7 @@ def test_booking__broker_stopped_while_bookings_continue__every_message_arrives_
     assert broker.queued() == 3  # each booking's send task waits in the broker: no worker runs yet
 
     broker.stop()
-    with caplog.at_level(logging.WARNING, logger="kelabooking.services"):
+    with caplog.at_level(logging.WARNING, logger="kelabooking.tasks"):
         during = [book(email=f"katko{n}@example.org") for n in range(3)]
     bookings = before + during
     assert set(Booking.objects.values_list("status", flat=True)) == {Booking.Status.CONFIRMED}

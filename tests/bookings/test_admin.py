@@ -15,8 +15,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from bookings.models import Booking, Customer, ServiceLine, Slot
+from bookings.permissions import CAPACITY_ADMIN_GROUP
 from kelabooking.models import Message
-from kelabooking.permissions import CAPACITY_ADMIN_GROUP
 from partners.models import AuditEvent, User
 from registry.models import Organisation
 
@@ -392,7 +392,7 @@ def test_booking_admin__cancel_action__asks_for_a_reason_then_cancels_through_th
     assert upcoming.cancellation_reason == "Agent sick"
     assert upcoming.cancelled_at == NOW
     assert past.status == Booking.Status.CONFIRMED  # the service refuses to cancel the past
-    assert Message.objects.filter(kind=Message.Kind.CANCELLATION, recipient="aino@example.org").count() == 1
+    assert Message.objects.filter(kind=Booking.MessageKind.CANCELLATION, recipient="aino@example.org").count() == 1
     notes = [str(message) for message in get_messages(response.wsgi_request)]
     assert f"{past.reference}: Only a booked time in the future can be cancelled." in notes
     assert "1 booking cancelled." in notes

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from kelabooking.permissions import CAPACITY_ADMIN_GROUP, CUSTOMER_SERVICE_GROUP
+from bookings.permissions import CAPACITY_ADMIN_GROUP, CUSTOMER_SERVICE_GROUP
 from partners.models import User
 from tests.factories import BookingFactory, CustomerFactory, ServiceLineFactory, SlotFactory
 

@@ -473,7 +473,7 @@ def test_move__through_the_move_page__same_reference_old_time_released_one_messa
     booking.refresh_from_db()
     assert (booking.reference, booking.slot_id, booking.status) == (reference, second.pk, Booking.Status.CONFIRMED)
     assert Booking.objects.count() == 1
-    changes = Message.objects.filter(kind=Message.Kind.CHANGE)
+    changes = Message.objects.filter(kind=Booking.MessageKind.CHANGE)
     assert sorted(changes.values_list("channel", "recipient")) == [
         ("email", "asta@example.org"),
         ("sms", "+358401234567"),
@@ -486,7 +486,7 @@ def test_move__through_the_move_page__same_reference_old_time_released_one_messa
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(move_url, {"slot": third.pk})
-    assert Message.objects.filter(kind=Message.Kind.CHANGE).count() == 4  # each move tells the customer once
+    assert Message.objects.filter(kind=Booking.MessageKind.CHANGE).count() == 4  # each move tells the customer once
     assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_MOVED).count() == 2
 
 
@@ -508,7 +508,7 @@ def test_move__to_a_time_of_another_matter__refused_and_nothing_changes(client, 
     assert "cannot be booked" in page
     booking.refresh_from_db()
     assert booking.slot_id == slot_id
-    assert not Message.objects.filter(kind=Message.Kind.CHANGE).exists()
+    assert not Message.objects.filter(kind=Booking.MessageKind.CHANGE).exists()
 
 
 # --- The interpreter -----------------------------------------------------------------------------------------------

@@ -162,10 +162,10 @@ def test_booking_change__messages_consumer__registered_once_by_the_app() -> None
     ("change", "kind"),
     [
         (BookingChange.HELD, None),
-        (BookingChange.CONFIRMED, Message.Kind.CONFIRMATION),
-        (BookingChange.MOVED, Message.Kind.CHANGE),
-        (BookingChange.CANCELLED, Message.Kind.CANCELLATION),
-        (BookingChange.REMINDED, Message.Kind.REMINDER),
+        (BookingChange.CONFIRMED, Booking.MessageKind.CONFIRMATION),
+        (BookingChange.MOVED, Booking.MessageKind.CHANGE),
+        (BookingChange.CANCELLED, Booking.MessageKind.CANCELLATION),
+        (BookingChange.REMINDED, Booking.MessageKind.REMINDER),
     ],
 )
 def test_booking_change_messages__each_change__the_customers_message_or_none(change, kind) -> None:

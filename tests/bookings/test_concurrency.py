@@ -497,7 +497,7 @@ def test_booking__moved_twice_at_once_to_two_times__one_move_and_the_other_refus
     assert refused.message == "The booking could not be saved. Please try again."
     assert Booking.objects.get(pk=booked.pk).slot_id == first.pk
     assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_MOVED).count() == 1
-    assert Message.objects.filter(kind=Message.Kind.CHANGE).count() == 2  # one SMS and one e-mail
+    assert Message.objects.filter(kind=Booking.MessageKind.CHANGE).count() == 2  # one SMS and one e-mail
 
 
 # --- The acting context ---------------------------------------------------------------------------------------------

@@ -356,7 +356,7 @@ def test_cancel__confirm_step_then_cancelled_capacity_freed_and_audited(
         partner,
         "Asiakas hoiti asian verkossa",
     )
-    assert Message.objects.filter(kind=Message.Kind.CANCELLATION, recipient="asta@example.org").count() == 1
+    assert Message.objects.filter(kind=Booking.MessageKind.CANCELLATION, recipient="asta@example.org").count() == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CANCELLED, booking=booking).exists()
 
 

@@ -23,8 +23,9 @@ from bookings.services import booking_cancel, booking_confirm, booking_hold, boo
 from bookings.services.booking import ContactDetails
 from bookings.tasks import remind_bookings_task
 from kelabooking import clock
+from kelabooking.delivery import message_render, message_send
 from kelabooking.models import Message
-from kelabooking.services import message_enqueue, message_render, message_send
+from kelabooking.services import message_enqueue
 from kelabooking.sms import LocmemBackend
 from tests.factories import (
     BookingFactory,
@@ -121,7 +122,7 @@ def test_booking__confirm__queues_sms_and_email_in_service_language(
     with translation.override("sv" if language == "fi" else "fi"):  # the partner's page language does not matter
         booking = book(language=language, interpreter_language="ar")
 
-    sent = messages_of(booking, Message.Kind.CONFIRMATION)
+    sent = messages_of(booking, Booking.MessageKind.CONFIRMATION)
     assert set(sent) == {Message.Channel.SMS, Message.Channel.EMAIL}
     sms, email = sent[Message.Channel.SMS], sent[Message.Channel.EMAIL]
     assert (sms.recipient, email.recipient) == (PHONE, EMAIL)
@@ -143,12 +144,14 @@ def test_booking__confirm__queues_sms_and_email_in_service_language(
 def test_booking__confirm__without_interpreter__names_no_interpreter(traveller) -> None:
     booking = book(language="en")
 
-    for message in messages_of(booking, Message.Kind.CONFIRMATION).values():
+    for message in messages_of(booking, Booking.MessageKind.CONFIRMATION).values():
         assert "Interpreter" not in message.body
 
 
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
-@pytest.mark.parametrize("kind", [Message.Kind.CONFIRMATION, Message.Kind.REMINDER, Message.Kind.CANCELLATION])
+@pytest.mark.parametrize(
+    "kind", [Booking.MessageKind.CONFIRMATION, Booking.MessageKind.REMINDER, Booking.MessageKind.CANCELLATION]
+)
 def test_booking_messages__longest_sms__fits_320_characters(traveller, language, kind) -> None:
     # A Wednesday in September, two-digit hours, and the longest interpreter language name in each language.
     longest = {"fi": "ckb", "sv": "zh", "en": "ckb"}[language]
@@ -215,7 +218,7 @@ def test_booking__calendar__same_event_requested_then_cancelled(traveller) -> No
     assert booking.reference in str(confirmed_event["DESCRIPTION"])
 
 
-@pytest.mark.parametrize("kind", [Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION])
+@pytest.mark.parametrize("kind", [Booking.MessageKind.CONFIRMATION, Booking.MessageKind.CANCELLATION])
 def test_booking__calendar__local_times_with_helsinki_timezone(traveller, kind) -> None:
     booking = book(language="sv")
     booking_cancel(acting=acting_for_hold(booking), booking_id=booking.pk)
@@ -330,7 +333,7 @@ def test_bookings__remind__reminds_tomorrows_booking_inside_send_hours(now) -> N
 
     booking.refresh_from_db()
     assert booking.reminded_at == now
-    sent = messages_of(booking, Message.Kind.REMINDER)
+    sent = messages_of(booking, Booking.MessageKind.REMINDER)
     assert {channel: message.recipient for channel, message in sent.items()} == {"sms": PHONE, "email": EMAIL}
     assert "Muistutus" in sent["sms"].body
     assert "maanantai 30.3.2026 klo 9.00-9.45" in sent["sms"].body
@@ -371,7 +374,7 @@ def test_bookings__remind__cancelled_or_held_booking__is_never_reminded() -> Non
     with time_machine.travel(local(2026, 3, 29, 10), tick=False):
         assert bookings_remind() == 0
 
-    assert not Message.objects.filter(kind=Message.Kind.REMINDER).exists()
+    assert not Message.objects.filter(kind=Booking.MessageKind.REMINDER).exists()
 
 
 def test_bookings__remind__only_the_next_day(traveller) -> None:
@@ -436,7 +439,7 @@ def test_sms__gateway_fails_then_answers__retried_and_delivered_once(traveller, 
     gateway.expect_ordered_request("/v1/messages", method="POST").respond_with_json({"error": "busy"}, status=500)
     gateway.expect_ordered_request("/v1/messages", method="POST").respond_with_json({"status": "queued"}, status=202)
     booking = book(email="")
-    sms = messages_of(booking, Message.Kind.CONFIRMATION)["sms"]
+    sms = messages_of(booking, Booking.MessageKind.CONFIRMATION)["sms"]
 
     first = message_send(message_id=sms.pk)
     assert (first.sent, first.retry_in is not None) == (False, True)
@@ -461,7 +464,7 @@ def test_sms__gateway_refuses__failed_with_reason_shown_in_admin(traveller, gate
         {"error": "number not in service"}, status=400
     )
     booking = book(email="")
-    sms = messages_of(booking, Message.Kind.CONFIRMATION)["sms"]
+    sms = messages_of(booking, Booking.MessageKind.CONFIRMATION)["sms"]
 
     assert message_send(message_id=sms.pk).sent is False
     traveller.shift(dt.timedelta(hours=2))
@@ -487,7 +490,7 @@ def test_message_admin__changelist__shows_how_long_the_oldest_pending_message_ha
         with time_machine.travel(start - waited, tick=False):
             message = message_enqueue(
                 key=f"test:{waited.total_seconds()}:sms",
-                kind=Message.Kind.REMINDER,
+                kind=Booking.MessageKind.REMINDER,
                 channel=Message.Channel.SMS,
                 recipient=PHONE,
                 language="fi",

@@ -126,7 +126,7 @@ def test_admin__message_list_and_registry_export__phones_in_the_display_form(sup
 
     Message.objects.create(
         key="phone-form",
-        kind=Message.Kind.CONFIRMATION,
+        kind=Booking.MessageKind.CONFIRMATION,
         channel=Message.Channel.SMS,
         recipient="+358401110001",
         language="fi",

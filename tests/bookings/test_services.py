@@ -29,8 +29,8 @@ from bookings.services import (
 )
 from bookings.services.booking import ContactDetails, new_reference
 from kelabooking import clock
+from kelabooking.delivery import message_render
 from kelabooking.models import Message
-from kelabooking.services import message_render
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError
 from partners.models import AuditEvent, User
 from registry.models import Organisation
@@ -638,7 +638,7 @@ def test_booking__confirm__queues_email_in_slot_language(now, language) -> None:
         booking = confirm(hold(slot, now=now), now=now, email="aino@example.org")
 
     message = message_render(Message.objects.get(channel=Message.Channel.EMAIL))
-    assert (message.kind, message.channel) == (Message.Kind.CONFIRMATION, Message.Channel.EMAIL)
+    assert (message.kind, message.channel) == (Booking.MessageKind.CONFIRMATION, Message.Channel.EMAIL)
     assert (message.recipient, message.language) == ("aino@example.org", language)
     assert booking.reference in message.subject
     assert booking.reference in message.body
@@ -751,7 +751,7 @@ def test_booking__cancel__by_staff_with_change_permission__cancelled_and_audited
     booking.refresh_from_db()
     assert (booking.status, booking.cancelled_by, booking.cancelled_at) == (Booking.Status.CANCELLED, staff, now)
     assert booking.cancellation_reason == "Agent sick"
-    assert Message.objects.filter(kind=Message.Kind.CANCELLATION).count() == 2
+    assert Message.objects.filter(kind=Booking.MessageKind.CANCELLATION).count() == 2
     event = AuditEvent.objects.get()
     assert (event.action, event.booking, event.customer, event.actor, event.details) == (
         AuditEvent.Action.BOOKING_CANCELLED,
@@ -780,7 +780,7 @@ def test_booking__cancel__queues_cancellation_message_in_slot_language(now) -> N
     cancel(booking, now=now)
 
     message = message_render(Message.objects.get(channel=Message.Channel.EMAIL))
-    assert (message.kind, message.channel) == (Message.Kind.CANCELLATION, Message.Channel.EMAIL)
+    assert (message.kind, message.channel) == (Booking.MessageKind.CANCELLATION, Message.Channel.EMAIL)
     assert (message.recipient, message.language) == ("aino@example.org", "sv")
     assert booking.reference in message.subject
     assert weekday_in("sv", booking.slot.starts_at) in message.body

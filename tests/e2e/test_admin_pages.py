@@ -122,7 +122,7 @@ def admin_data() -> dict:
     ):
         Message.objects.create(
             key=f"e2e-admin-{number}",
-            kind=Message.Kind.CONFIRMATION,
+            kind=Booking.MessageKind.CONFIRMATION,
             channel=channel,
             recipient=recipient,
             language="fi",

@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Booking, Customer
+from bookings.permissions import CAPACITY_ADMIN_GROUP
 from kelabooking.admin import StrictAdminMixin, StrictChangeList
-from kelabooking.permissions import CAPACITY_ADMIN_GROUP, GROUP_PERMISSIONS
+from kelabooking.permissions import GROUP_PERMISSIONS
 from partners.models import AuditEvent
 from tests.factories import CustomerFactory, ServiceLineFactory, UserFactory
 from tests.kelabooking.test_admin_groups import REGISTER_PHONE, can, registered_models, staff_client

@@ -18,13 +18,14 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
 
-from bookings.models import ClosedDay, OpeningRule
+from bookings.models import Booking, ClosedDay, OpeningRule
 from kelabooking import clock
+from kelabooking.message_kinds import message_kind, message_kinds
 from kelabooking.models import Message, RetentionRun
 from kelabooking.permissions import GROUP_PERMISSIONS
 from kelabooking.phone import format_phone
 from partners.models import AuditEvent, Notice
-from registry.models import SyncRun
+from registry.models import RegistrationRequest, SyncRun
 from tests.factories import (
     BookingFactory,
     CustomerFactory,
@@ -42,8 +43,9 @@ MESSAGES = "admin:kelabooking_message_changelist"
 
 # What a message is about decides who may read it: a registry decision is for whoever decides registration requests,
 # a booking message for whoever handles the customer's bookings.
-DECISION_KINDS = {Message.Kind.REGISTRY_DECISION}
-BOOKING_KINDS = {Message.Kind.CONFIRMATION, Message.Kind.CANCELLATION, Message.Kind.CHANGE, Message.Kind.REMINDER}
+DECISION_KINDS = set(RegistrationRequest.MessageKind.values)
+BOOKING_KINDS = set(Booking.MessageKind.values)
+KINDS = {kind.value for kind in message_kinds()}
 
 # A customer with non-disclosure: the register's contact details (never shown to anyone), and the phone and e-mail
 # the partner typed for the booking, to which the booking's messages go.
@@ -168,15 +170,17 @@ def world() -> dict[str, Model]:
     for kind in sorted(BOOKING_KINDS):
         make_message(kind, Message.Channel.SMS, BOOKING_PHONE, BOOKING_BODY)
         make_message(kind, Message.Channel.EMAIL, BOOKING_EMAIL, BOOKING_BODY)
-    decision = make_message(Message.Kind.REGISTRY_DECISION, Message.Channel.EMAIL, DECISION_EMAIL, DECISION_BODY)
+    decision = make_message(
+        RegistrationRequest.MessageKind.DECISION, Message.Channel.EMAIL, DECISION_EMAIL, DECISION_BODY
+    )
     # One waiting to be sent (the count above the list), and one from long ago (the date hierarchy's years).
-    Message.objects.filter(kind=Message.Kind.CHANGE, channel=Message.Channel.SMS).update(
+    Message.objects.filter(kind=Booking.MessageKind.CHANGE, channel=Message.Channel.SMS).update(
         status=Message.Status.PENDING, attempts=1
     )
-    Message.objects.filter(kind=Message.Kind.REMINDER, channel=Message.Channel.SMS).update(
+    Message.objects.filter(kind=Booking.MessageKind.REMINDER, channel=Message.Channel.SMS).update(
         created_at=dt.datetime(2019, 5, 6, 12, tzinfo=dt.UTC)
     )
-    assert set(Message.objects.values_list("kind", flat=True)) == set(Message.Kind.values)
+    assert set(Message.objects.values_list("kind", flat=True)) == KINDS
     return {"booking": booking, "registration": registration, "decision": decision}
 
 
@@ -268,7 +272,7 @@ def answered_as(response: HttpResponse, expected: int | str) -> bool:
 
 
 def test_message_kinds__each_is_about_a_booking_or_a_registry_decision() -> None:
-    assert set(Message.Kind.values) == BOOKING_KINDS | DECISION_KINDS
+    assert KINDS == BOOKING_KINDS | DECISION_KINDS
     assert not BOOKING_KINDS & DECISION_KINDS
 
 
@@ -328,7 +332,7 @@ def test_message_changelist__as_each_group__lists_counts_and_dates_only_the_kind
     counted = [re.fullmatch(r"(.*) \((\d+)\)", str(choice["display"])) for choice in filters["status"][1:]]
     assert sum(int(match[2]) for match in counted) == visible.count()
     kinds_offered = {re.sub(r" \(\d+\)$", "", str(choice["display"])) for choice in filters["kind"][1:]}
-    assert kinds_offered == {str(Message.Kind(kind).label) for kind in seen}
+    assert kinds_offered == {str(message_kind(kind).label) for kind in seen}
     assert ("created_at__year=2019" in page.content.decode()) is bool(seen & BOOKING_KINDS)
 
     found = client.get(reverse(MESSAGES), {"q": BOOKING_PHONE}).context["cl"]
@@ -368,7 +372,7 @@ def test_message_changelist__resend_by_customer_service__queues_again_only_the_m
 
 def test_message_change_page__of_a_kind_not_seen__answers_as_a_missing_message(world) -> None:
     registry_admins = next(group for group in MESSAGE_READERS if kinds_seen(group) == DECISION_KINDS)
-    booking_message = Message.objects.filter(kind=Message.Kind.CONFIRMATION).first()
+    booking_message = Message.objects.filter(kind=Booking.MessageKind.CONFIRMATION).first()
     for group, hidden in [(registry_admins, booking_message), (customer_service_group(), world["decision"])]:
         client = staff_client(group)
         for page in ("change", "history"):
@@ -379,7 +383,7 @@ def test_message_change_page__of_a_kind_not_seen__answers_as_a_missing_message(w
 
 
 def test_message_change_page__for_customer_service__stays_read_only(world) -> None:
-    message = Message.objects.filter(kind=Message.Kind.CONFIRMATION, channel=Message.Channel.SMS).get()
+    message = Message.objects.filter(kind=Booking.MessageKind.CONFIRMATION, channel=Message.Channel.SMS).get()
     client = staff_client(customer_service_group())
     url = reverse("admin:kelabooking_message_change", args=[message.pk])
     page = client.get(url)

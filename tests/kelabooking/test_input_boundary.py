@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from bookings.models import Booking
-from kelabooking import services
+from kelabooking import delivery, services
 from kelabooking.checks import check_shared_cache
 from kelabooking.forms import BoundedDateField
 from kelabooking.models import Message
@@ -181,21 +181,21 @@ def test_message__sent_twice_after_a_crash__same_message_id(smtp_sink) -> None:
     """The outbox promised a stable Message-ID, but each attempt built a new one with `make_msgid`."""
     message = services.message_enqueue(
         key="booking:41:confirmation:email",
-        kind=Message.Kind.CONFIRMATION,
+        kind=Booking.MessageKind.CONFIRMATION,
         channel=Message.Channel.EMAIL,
         recipient="aino@example.org",
         language="fi",
         subject="Aika varattu",
         body="Kela soittaa.",
     )
-    services._deliver(Message.objects.get(pk=message.pk))
-    services._deliver(Message.objects.get(pk=message.pk))  # the relay accepted it, the worker died before marking
+    delivery._deliver(Message.objects.get(pk=message.pk))
+    delivery._deliver(Message.objects.get(pk=message.pk))  # the relay accepted it, the worker died before marking
 
     first, second = smtp_sink.messages
     message_id = str(first["Message-ID"]).strip()
     assert str(second["Message-ID"]).strip() == message_id
-    assert message_id == services.message_id(message, domain="kela.example")
-    assert services.message_id(Message(key="booking:42:confirmation:email"), domain="kela.example") != message_id
+    assert message_id == delivery.message_id(message, domain="kela.example")
+    assert delivery.message_id(Message(key="booking:42:confirmation:email"), domain="kela.example") != message_id
 
 
 def test_check__several_web_workers_without_a_shared_cache__refused(settings, monkeypatch) -> None:

@@ -9,10 +9,13 @@ import time_machine
 from django.core import mail
 from django.db import transaction
 
-from kelabooking import clock, services
+from kelabooking import clock, delivery
+from kelabooking.delivery import message_send
 from kelabooking.models import Message
-from kelabooking.services import message_enqueue, message_resend, message_send, messages_enqueue, messages_sweep
+from kelabooking.services import message_enqueue, message_resend, messages_enqueue
 from kelabooking.sms import LocmemBackend
+from kelabooking.tasks import messages_sweep
+from registry.models import RegistrationRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +25,7 @@ CLOSED_PORT = 9  # discard: nothing listens there on the test machine
 def fields(key: str = "test:1:confirmation:email", **overrides) -> dict:
     return {
         "key": key,
-        "kind": Message.Kind.REGISTRY_DECISION,
+        "kind": RegistrationRequest.MessageKind.DECISION,
         "channel": Message.Channel.EMAIL,
         "recipient": "maija@example.org",
         "language": "fi",
@@ -48,12 +51,19 @@ def test_message__enqueue__is_sent_after_commit_only(django_capture_on_commit_ca
     assert [sent.subject for sent in mail.outbox] == ["Päätös"]
     assert mail.outbox[0].to == ["maija@example.org"]
     # Derived from the outbox key, so that a repeat after a crash carries the same one.
-    assert mail.outbox[0].extra_headers["Message-ID"] == services.message_id(message, domain="kela.example")
+    assert mail.outbox[0].extra_headers["Message-ID"] == delivery.message_id(message, domain="kela.example")
 
 
 def test_message__enqueue_without_texts_of_a_kind_nobody_renders__refused() -> None:
     with pytest.raises(ValueError, match="no renderer"):
         enqueue(subject="", body="")
+    assert not Message.objects.exists()
+
+
+def test_message__enqueue_of_a_kind_no_app_declared__refused() -> None:
+    """The kinds are the apps' (kelabooking/message_kinds.py): a message nobody declared would have no readers."""
+    with pytest.raises(ValueError, match="not a declared message kind"):
+        enqueue(kind="newsletter")
     assert not Message.objects.exists()
 
 
@@ -162,7 +172,7 @@ def test_messages__send_task_with_one_failing__queues_only_that_one_again(settin
 
 
 def test_message__backoff__grows_and_is_capped(settings) -> None:
-    from kelabooking.services import retry_delay
+    from kelabooking.delivery import retry_delay
 
     settings.MESSAGE_RETRY_BASE_SECONDS, settings.MESSAGE_RETRY_MAX_SECONDS = 10, 100
     assert 5 <= retry_delay(1) <= 10

@@ -24,7 +24,8 @@ from kombu import pools
 
 from kelabooking import celery_app
 from kelabooking.models import Message
-from kelabooking.services import messages_dispatch, messages_enqueue, messages_sweep
+from kelabooking.services import messages_enqueue
+from kelabooking.tasks import messages_dispatch, messages_sweep
 from tests.kelabooking.test_outbox import enqueue, fields
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,9 +18,10 @@ from bookings.models import Booking, Customer
 from bookings.services import customer_find_or_create
 from kelabooking import clock
 from kelabooking.checks import check_retention_limits
+from kelabooking.delivery import message_send
 from kelabooking.models import Message, RetentionRun
 from kelabooking.retention import Limits, retention_run
-from kelabooking.services import message_resend, message_send
+from kelabooking.services import message_resend
 from partners.models import AppendOnlyError, AuditEvent, RemovedAuditEvents
 from partners.services import audit_event_record
 from tests.factories import BookingFactory, CustomerFactory, SlotFactory, acting_for
@@ -107,7 +108,7 @@ def test_sent_messages__texts_and_recipient_erased_after_ninety_days__status_kep
     with at(START):
         sent = Message.objects.create(
             key="old-sent",
-            kind=Message.Kind.CONFIRMATION,
+            kind=Booking.MessageKind.CONFIRMATION,
             channel=Message.Channel.SMS,
             recipient="+358401234567",
             language="fi",
@@ -119,7 +120,7 @@ def test_sent_messages__texts_and_recipient_erased_after_ninety_days__status_kep
         )
         recent = Message.objects.create(
             key="recent-sent",
-            kind=Message.Kind.CONFIRMATION,
+            kind=Booking.MessageKind.CONFIRMATION,
             channel=Message.Channel.SMS,
             recipient="+358401234567",
             language="fi",
@@ -141,7 +142,7 @@ def unsent_message(key: str, status: str, **fields) -> Message:
     return Message.objects.create(
         **{
             "key": key,
-            "kind": Message.Kind.CONFIRMATION,
+            "kind": Booking.MessageKind.CONFIRMATION,
             "channel": Message.Channel.EMAIL,
             "recipient": "asiakas@example.org",
             "language": "fi",

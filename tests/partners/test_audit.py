@@ -12,8 +12,8 @@ from django.utils import translation
 
 from bookings.models import Customer
 from kelabooking import clock
-from kelabooking.permissions import AUDIT_READER_GROUP, SERVICE_ADMIN_GROUP
 from partners.models import AppendOnlyError, AuditEvent, Notice
+from partners.permissions import AUDIT_READER_GROUP, SERVICE_ADMIN_GROUP
 from tests.factories import UserFactory
 from tests.partners.provider import OTHER_TEST_CODE, TEST_CODE
 

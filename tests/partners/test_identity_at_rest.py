@@ -29,7 +29,7 @@ from django.urls import reverse
 
 from bookings.models import Customer
 from bookings.services import ContactDetails, booking_confirm, booking_hold, customer_find_or_create
-from kelabooking import crypto, fields, services
+from kelabooking import crypto, delivery, fields
 from kelabooking.checks import check_identity_code_keys, check_stored_key_ids
 from kelabooking.management.commands.rotate_identity_keys import older_keys_in_use, rotate
 from kelabooking.models import Message
@@ -78,7 +78,7 @@ def test_stored_data__after_login_booking_and_messages__holds_no_identity_code_i
         idempotency_key="3f1c2a4e-8d9b-4c7a-9e2f-1b3c4d5e6f70",
     )
     for message_id in Message.objects.values_list("pk", flat=True):
-        services.message_send(message_id=message_id)  # the worker's part: texts and calendar entry written
+        delivery.message_send(message_id=message_id)  # the worker's part: texts and calendar entry written
     assert Message.objects.filter(status=Message.Status.SENT).count() == 2  # the SMS and the e-mail
     assert booking.reference in "".join(Message.objects.values_list("body", flat=True))
     assert AuditEvent.objects.filter(actor=partner, customer=customer).exists()
@@ -257,7 +257,7 @@ def test_rotation__new_keys_first__rows_rewritten_found_and_readable_with_the_ne
         assert customer_find_or_create(acting=acting_for(partner), identity_code=CUSTOMER_CODE) == customer
         before = rotate(dry_run=True)
         assert before["customers"] == 1
-        assert before["partners"] == 1
+        assert before["users"] == 1
         assert before["audit events' actor codes"] >= 1
         call_command("rotate_identity_keys")
         assert set(rotate(dry_run=True).values()) == {0}  # idempotent: nothing left under an old key

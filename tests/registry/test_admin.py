@@ -11,8 +11,8 @@ from django.core import mail
 from django.urls import reverse
 
 from kelabooking.models import Message
-from kelabooking.permissions import REGISTRY_ADMIN_GROUP
 from registry.models import Organisation, RegistrationRequest
+from registry.permissions import REGISTRY_ADMIN_GROUP
 from tests.factories import OrganisationFactory, RegistrationRequestFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -182,7 +182,7 @@ def test_registration_request__approve__queues_email_in_request_language(languag
     registration_request_approve(request_id=registration.pk, decided_by=UserFactory(is_staff=True), note="OK")
     message = Message.objects.get()
     assert (message.kind, message.channel, message.recipient, message.language) == (
-        Message.Kind.REGISTRY_DECISION,
+        RegistrationRequest.MessageKind.DECISION,
         Message.Channel.EMAIL,
         "maija@example.org",
         language,

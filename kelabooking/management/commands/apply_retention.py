@@ -8,16 +8,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from kelabooking import retention
 
-# What each rule changes, and how.
-LABELS = {
-    "expired_holds": ("expired holds", "removed"),
-    "contacts_erased": ("bookings' typed contact details", "erased"),
-    "customers_removed": ("customers entered by partners", "removed"),
-    "messages_erased": ("messages' recipients and texts", "erased"),
-    "sessions_cleared": ("expired sessions", "cleared"),
-    "audit_events_removed": ("audit events", "removed"),
-}
-
 
 class Command(BaseCommand):
     help = (
@@ -31,9 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
         run = retention.retention_run(dry_run=dry_run)
         would = "would be " if dry_run else ""
-        for name in retention.RULES:
-            what, done = LABELS[name]
-            self.stdout.write(f"{getattr(run, name):>8}  {what} {would}{done}")
+        for rule in retention.retention_rules():
+            self.stdout.write(f"{getattr(run, rule.count):>8}  {rule.what} {would}{rule.done}")
         limits = ", ".join(f"{name} {days}" for name, days in run.limits.items())
         self.stdout.write(
             self.style.SUCCESS(f"Retention run #{run.pk} {'(dry run) ' if dry_run else ''}done ({limits}).")

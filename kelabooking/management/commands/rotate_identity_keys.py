@@ -8,9 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
+from django.utils import translation
 
 from kelabooking import crypto, fields
-from partners.database import may_rewrite_audit_events
 
 BATCH = 500
 
@@ -35,11 +35,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, new_keys: bool, dry_run: bool, **options: Any) -> None:
         if new_keys and not self._new_keys():
             return
-        if not dry_run and not may_rewrite_audit_events(connection):
-            raise CommandError(
-                "This database role may not rewrite audit events: run rotate_identity_keys as the database owner, "
-                'the role that runs migrate (README, "Database roles").'
-            )
+        # A rotation may refuse this connection (the audit trail's: any role but the database owner's).
+        refusals = (
+            [] if dry_run else [rotation.refusal(connection) for rotation in fields.key_rotations() if rotation.refusal]
+        )
+        if any(refusals):
+            raise CommandError("\n".join(dict.fromkeys(filter(None, refusals))))
         counts = rotate(dry_run=dry_run)
         verb = "need rewriting" if dry_run else "rewritten"
         for name, count in counts.items():
@@ -70,50 +71,34 @@ class Command(BaseCommand):
 def rotate(*, dry_run: bool = False) -> dict[str, int]:
     """Rewrite the rows not under the newest keys, each row in its own small transaction. Idempotent.
 
-    Refused, naming the key and the column, while any stored value is under a key that is not configured: such a
-    value can be neither read nor re-indexed.
+    A row whose keyed index is computed from its own encrypted code is saved again (`fields.resaved_columns`); another
+    keyed column is rewritten by the rotation its app registered (`fields.KeyRotation`), or kept under its key (the
+    indexes of removed customers: `older_keys_in_use` names the keys they need). Refused, naming the key and the
+    column, while any stored value is under a key that is not configured: such a value can be neither read nor
+    re-indexed.
     """
-    from bookings.models import Customer
-    from partners.models import AuditEvent, User
-
     problems = fields.every_unconfigured_key()
     if problems:
         raise CommandError("\n".join(str(problem) for problem in problems))
     newest_code, newest_index = crypto.encryption_key_ids()[0], crypto.hmac_key_ids()[0]
-    counts = {"partners": 0, "customers": 0, "audit events' actor codes": 0, "audit events' customer indexes": 0}
-    for model, label in ((User, "partners"), (Customer, "customers")):
+    counts = {}
+    for model, index in fields.resaved_columns():
+        with translation.override(None):
+            label = str(model._meta.verbose_name_plural)
         stale = (
-            model.objects.filter(identity_code__isnull=False)
-            .annotate(code_key=fields.key_id_of("identity_code"), index_key=fields.key_id_of("identity_code_digest"))
+            model._base_manager.filter(**{f"{index.source}__isnull": False})
+            .annotate(code_key=fields.key_id_of(index.source), index_key=fields.key_id_of(index.name))
             .exclude(code_key=newest_code, index_key=newest_index)
         )
         if dry_run:
             counts[label] = stale.count()
             continue
-        for row in stale.only("pk", "identity_code", "identity_code_digest").order_by("pk").iterator(BATCH):
+        counts[label] = 0
+        for row in stale.only("pk", index.source, index.name).order_by("pk").iterator(BATCH):
             counts[label] += 1
-            row.save(update_fields=["identity_code", "identity_code_digest"])  # encrypted and indexed anew
-    events = (
-        AuditEvent.objects.annotate(code_key=fields.key_id_of("actor_identity_code"))
-        .filter(code_key__gt="")
-        .exclude(code_key=newest_code)
-    )
-    if dry_run:
-        counts["audit events' actor codes"] = events.count()
-    else:
-        for event in events.only("pk", "actor_identity_code").order_by("pk").iterator(BATCH):
-            counts["audit events' actor codes"] += 1
-            AuditEvent.objects.filter(pk=event.pk).rewrite(actor_identity_code=event.actor_identity_code)
-    # Events of a customer still here take its new index; those of removed customers keep theirs (an old HMAC key
-    # stays configured while such events are within RETENTION_AUDIT_DAYS: README, "Identity code keys").
-    for customer in Customer.objects.only("pk", "identity_code_digest").iterator(chunk_size=BATCH):
-        stale = AuditEvent.objects.filter(customer_id=customer.pk).exclude(
-            customer_digest=customer.identity_code_digest
-        )
-        if dry_run:
-            counts["audit events' customer indexes"] += stale.count()
-        elif stale.exists():
-            counts["audit events' customer indexes"] += stale.rewrite(customer_digest=customer.identity_code_digest)
+            row.save(update_fields=[index.source, index.name])  # encrypted and indexed anew
+    for rotation in fields.key_rotations():
+        counts[rotation.label] = rotation.rewrite(dry_run=dry_run)
     return counts
 
 
