@@ -113,7 +113,7 @@ def imports() -> list[Import]:
 
 def app_order() -> list[str]:
     """The project's apps in INSTALLED_APPS' order: its top-level packages, and the Suomi.fi sandbox, a
-    development-only app of its own inside `partners`, installed last (it may import the product, nothing it)."""
+    development-only app of its own inside `partners`, installed last: it may import the product, never the reverse."""
     packages = {module.split(".")[0] for module in project_modules()}
     return list(dict.fromkeys(app for app in settings.INSTALLED_APPS if app.split(".")[0] in packages))
 
