@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from bookings.models import Booking, Customer
-from partners import context
 from registry.models import Organisation
+from tests.acting import acting_of
 from tests.bookings.test_journey import CUSTOMER_CODE, confirm_form, open_customer, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401,PLC0414 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401,PLC0414
@@ -22,7 +22,7 @@ OTHER_CODE = "010101-123N"
 
 
 def locked_customer_id(client) -> int | None:
-    return client.session[context.SESSION_KEY].get("customer_id")
+    return acting_of(client).customer_id
 
 
 def to_check_page(client, line, slot) -> dict[str, str]:
@@ -60,7 +60,7 @@ def test_customer__organisation_or_terms_again_after_the_customer__customer_stay
     assert response.status_code == 302
     assert response["Location"].endswith("/customer/overview/")
     assert locked_customer_id(client) == first
-    assert client.session[context.SESSION_KEY]["organisation_business_id"] == organisation.business_id
+    assert acting_of(client).organisation_business_id == organisation.business_id
     assert not Customer.objects.with_identity_code(OTHER_CODE).exists()
 
 

@@ -14,9 +14,9 @@ from django.utils import translation
 from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
 from kelabooking.models import Message
-from partners import context
 from partners.models import AuditEvent
 from registry.models import Organisation
+from tests.acting import sign_in
 from tests.factories import OrganisationFactory, UserFactory
 from tests.partners.provider import TEST_CODE
 
@@ -53,22 +53,10 @@ def organisation() -> Organisation:
     return OrganisationFactory(business_id="0201256-6", name="Helsingin kaupunki")
 
 
-def sign_in(client, user, organisation: Organisation) -> None:
-    """`user` signed in on `client`, acting for `organisation` with the terms accepted: no customer yet."""
-    client.force_login(user)
-    session = client.session
-    session[context.SESSION_KEY] = {
-        "organisation_business_id": organisation.business_id,
-        "organisation_name": organisation.name,
-        "terms_accepted_at": clock.now().isoformat(),
-    }
-    session.save()
-
-
 @pytest.fixture
 def partner(client, organisation):
     user = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
-    sign_in(client, user, organisation)
+    sign_in(client, user, organisation=organisation)
     return user
 
 
