@@ -287,6 +287,17 @@ def make_customers(codes: list[str], *, organisation: Any, **register: str) -> l
 _LOADERS: dict[str, Any] = {}  # database name -> the partner in whose acting name its customers are opened
 
 
+def make_slots(line: Any, starts: list[dt.datetime], *, capacity: int) -> list[int]:
+    """45-minute Finnish slots of `line` at `starts`; their ids."""
+    from bookings.models import Slot
+
+    slots = Slot.objects.bulk_create(
+        Slot(service_line=line, language="fi", starts_at=s, ends_at=s + dt.timedelta(minutes=45), capacity=capacity)
+        for s in starts
+    )
+    return [slot.pk for slot in slots]
+
+
 def signed_in_sessions(partners: list, customers: list, *, organisation: Any, drafts: list | None = None) -> list:
     """Each partner signed in, acting for `organisation` past the terms with its customer locked and its draft (the
     tests' own steps, tests/acting.py), stored in Django's session table in one INSERT; the cookies of each."""

@@ -30,6 +30,7 @@ from bench._common import (  # noqa: E402
     bench_database,
     make_customers,
     make_partners,
+    make_slots,
     overbookings,
     percentiles,
     print_rows,
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from django.db import connection, connections
     from django.test import override_settings
 
-    from bookings.models import ServiceLine, Slot
+    from bookings.models import ServiceLine
     from bookings.services import ContactDetails, SlotFullError, booking_confirm, booking_hold
     from kelabooking import clock
     from registry.models import Organisation
@@ -113,12 +114,8 @@ def run(args: argparse.Namespace) -> int:
     for number in range(args.rounds):
         base = first_start + dt.timedelta(minutes=45 * args.slots * number)
         starts = [base + dt.timedelta(minutes=45 * i) for i in range(args.slots)]
-        slots = Slot.objects.bulk_create(
-            Slot(service_line=line, language="fi", starts_at=s, ends_at=s + dt.timedelta(minutes=45), capacity=CAPACITY)
-            for s in starts
-        )
         customers = make_customers(customer_codes[number * count : (number + 1) * count], organisation=organisation)
-        rounds.append(([slot.pk for slot in slots], customers))
+        rounds.append((make_slots(line, starts, capacity=CAPACITY), customers))
     connection.close()
 
     barriers = [threading.Barrier(count + 1, timeout=ROUND_TIMEOUT_S) for _ in range(2)]  # start, end

@@ -34,6 +34,7 @@ from bench._common import (  # noqa: E402
     cookie_headers,
     make_customers,
     make_partners,
+    make_slots,
     overbookings,
     percentiles,
     print_targets,
@@ -77,7 +78,7 @@ class Round:
 
 
 def prepare(*, sessions: int, rounds: int, slots: int, capacity: int) -> list[Round]:
-    from bookings.models import ServiceLine, Slot
+    from bookings.models import ServiceLine
     from kelabooking import clock
     from registry.models import Organisation
 
@@ -90,10 +91,7 @@ def prepare(*, sessions: int, rounds: int, slots: int, capacity: int) -> list[Ro
     prepared = []
     for number in range(rounds):
         starts = [first_day + dt.timedelta(days=number, minutes=45 * i) for i in range(slots)]
-        round_slots = Slot.objects.bulk_create(
-            Slot(service_line=line, language="fi", starts_at=s, ends_at=s + dt.timedelta(minutes=45), capacity=capacity)
-            for s in starts
-        )
+        round_slots = make_slots(line, starts, capacity=capacity)
         born = dt.date(1930, 1, 1) + dt.timedelta(days=10 * number)  # 100 codes a day: 1 000 a round at most
         partners = make_partners(temporary_identity_codes(sessions, first_birthday=born))
         codes = temporary_identity_codes(sessions, first_birthday=born + dt.timedelta(days=18250))
@@ -101,10 +99,10 @@ def prepare(*, sessions: int, rounds: int, slots: int, capacity: int) -> list[Ro
         cookies = signed_in_sessions(partners, customers, organisation=organisation, drafts=[draft] * sessions)
         # Session n: wave n // per_wave, and in each wave `capacity` sessions for each slot.
         attempts = [
-            Attempt(cookies=cookie, slot=round_slots[(n % per_wave) // capacity].pk, wave=n // per_wave)
+            Attempt(cookies=cookie, slot=round_slots[(n % per_wave) // capacity], wave=n // per_wave)
             for n, cookie in enumerate(cookies)
         ]
-        prepared.append(Round([slot.pk for slot in round_slots], attempts, waves=-(-sessions // per_wave)))
+        prepared.append(Round(round_slots, attempts, waves=-(-sessions // per_wave)))
     vacuum_analyze()
     return prepared
 

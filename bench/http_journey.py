@@ -36,6 +36,7 @@ from bench._common import (  # noqa: E402
     cpu_seconds,
     make_customers,
     make_partners,
+    make_slots,
     overbookings,
     percentile,
     print_targets,
@@ -79,7 +80,7 @@ def prepared_sessions(count: int, *, organisation, holds: bool, born: dt.date) -
     """Signed-in partners' sessions as the real steps leave them (their customers locked) and, with `holds`, a time
     held through `booking_hold` and the contact details given, ready for the confirm, whose form names the hold."""
     from bookings.forms import ContactForm
-    from bookings.models import ServiceLine, Slot
+    from bookings.models import ServiceLine
     from bookings.services import booking_hold
     from kelabooking import clock
     from tests.acting import acting_for
@@ -96,10 +97,7 @@ def prepared_sessions(count: int, *, organisation, holds: bool, born: dt.date) -
     day = clock.localnow().replace(hour=9, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
     starts = [day + dt.timedelta(days=d, minutes=45 * i) for d in range(10) for i in range(8)]
     capacity = -(-count // len(starts))  # room for every prepared hold, spread evenly
-    slots = Slot.objects.bulk_create(
-        Slot(service_line=line, language="fi", starts_at=s, ends_at=s + dt.timedelta(minutes=45), capacity=capacity)
-        for s in starts
-    )
+    slots = make_slots(line, starts, capacity=capacity)
     # Half the confirms also queue an e-mail with the calendar entry, as in the journey.
     contacts = [
         ContactForm({"phone": "040 123 4567", "email": email, "description": ""}, names_required=False)
@@ -109,7 +107,7 @@ def prepared_sessions(count: int, *, organisation, holds: bool, born: dt.date) -
     drafts = []
     for n, (partner, customer, form) in enumerate(zip(partners, customers, forms, strict=True)):
         acting = acting_for(partner, organisation=organisation, customer=customer, request_id="bench")
-        form["hold"] = str(booking_hold(acting=acting, slot_id=slots[n % len(slots)].pk).pk)
+        form["hold"] = str(booking_hold(acting=acting, slot_id=slots[n % len(slots)]).pk)
         contact = contacts[n % 2].cleaned_data
         drafts.append({"service_line_id": line.pk, "language": "fi", "interpreter_language": "", "contact": contact})
     cookies = signed_in_sessions(partners, customers, organisation=organisation, drafts=drafts)

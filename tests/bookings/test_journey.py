@@ -16,6 +16,7 @@ from kelabooking import clock
 from kelabooking.models import Message
 from partners.models import AuditEvent
 from registry.models import Organisation
+from tests import drills
 from tests.acting import sign_in
 from tests.factories import OrganisationFactory, UserFactory
 from tests.partners.provider import TEST_CODE
@@ -93,8 +94,9 @@ def book(client, line: ServiceLine, slot: Slot, *, interpreter: str = "", contac
 
 def confirm_form(check) -> dict[str, str]:
     """What the check page's confirm form posts: the hold it shows and its idempotency key."""
-    page = check.content.decode()
-    return {name: re.search(rf'name="{name}" value="([^"]+)"', page).group(1) for name in ("hold", "idempotency_key")}
+    form = drills.confirm_form(check.content.decode())
+    assert form is not None, "no confirm form on the check page"
+    return form
 
 
 def test_customer__identity_code__posted_never_in_url_and_locks_the_session(client, partner, customer) -> None:
