@@ -1,9 +1,12 @@
-"""Real parts for the fault drills (tests/test_fault_drills.py), all on 127.0.0.1, each stopped by whoever started it.
+"""Real parts for the fault drills (tests/test_fault_drills.py), the broker tests and the benchmarks (bench/), all on
+127.0.0.1, each stopped by whoever started it.
 
 - `RedisServer`: a throw-away `redis-server` on a free port, without persistence, that a drill may stop and start
-  again on the same port (the machine's shared Redis is never touched);
-- `Processes`: Celery workers and gunicorn as subprocesses on the PostgreSQL test database, each in its own process
-  group so that nothing it forked outlives the drill;
+  again on the same port (the machine's shared Redis is never touched); `claim_redis`: a database of the shared
+  Redis for a run of its own, refused when it holds anybody else's keys;
+- `Processes`: Celery workers and gunicorn (`start_gunicorn`) as subprocesses, each in its own process group so that
+  nothing it forked outlives the drill;
+- `csrf_token` and `confirm_form`: what a client of the pages reads from them to post a form;
 - `SmtpRelay` and `SmsGateway`: the mail relay and the SMS gateway at the protocol level. Each can stall once right
   after it has taken a message, so that a drill can kill the sender between "the relay has it" and "the outbox says
   sent".
@@ -16,6 +19,7 @@ import contextlib
 import email
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
@@ -30,6 +35,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import redis
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 from kombu import pools
@@ -156,6 +162,47 @@ def celery_worker_args(*, name: str, pool: str = "solo", concurrency: int = 1) -
     ]
 
 
+def gunicorn_args(*options: str) -> list[str]:
+    """gunicorn as the web container runs it (kelabooking/gunicorn.conf.py), with `options` on top of that file's."""
+    config = ["--config", "kelabooking/gunicorn.conf.py"]
+    return [sys.executable, "-m", "gunicorn", *config, *options, "kelabooking.wsgi:application"]
+
+
+def answers_health(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310 - our own server
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_gunicorn(processes: Processes, *, env: dict[str, str], options: tuple[str, ...] = ()) -> Started:
+    """gunicorn on env's GUNICORN_BIND, once it answers /healthz; fails at once, with its log, when it exits."""
+    url = f"http://{env['GUNICORN_BIND']}"
+    started = processes.start("gunicorn", gunicorn_args(*options), env=env)
+    wait_for(lambda: not started.alive() or answers_health(url), what="gunicorn answers", log=started, timeout=60)
+    assert started.alive(), f"gunicorn exited with {started.process.returncode}:\n{started.log_tail()}"
+    return started
+
+
+# --- Pages ----------------------------------------------------------------------------------------------------------
+
+# A form's token, or the one htmx sends (`hx-headers` on <body>).
+CSRF_TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"|"X-CSRFToken":\s*"([^"]+)"')
+CONFIRM_FIELDS = ("hold", "idempotency_key")
+
+
+def csrf_token(html: str) -> str | None:
+    found = CSRF_TOKEN.search(html)
+    return (found.group(1) or found.group(2)) if found else None
+
+
+def confirm_form(html: str) -> dict[str, str] | None:
+    """What the check page's confirm form posts: the hold it shows and its idempotency key (None: no such form)."""
+    found = {name: re.search(rf'type="hidden" name="{name}" value="([^"]+)"', html) for name in CONFIRM_FIELDS}
+    return {name: match.group(1) for name, match in found.items()} if all(found.values()) else None
+
+
 # --- The broker -----------------------------------------------------------------------------------------------------
 
 
@@ -204,27 +251,34 @@ class RedisServer:
         return self.queued() == 0 and self.unacked() == 0
 
 
-def reset_celery_pools() -> None:
-    """Forget the connections made to an earlier broker URL (Celery caches them per app and per URL)."""
-    pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+OWNER_KEY = "kelabooking-tests:owner"
+
+
+def claim_redis(url: str, *, owner: str) -> redis.Redis:
+    """The Redis database at `url`, emptied for a run of `owner`'s: one that holds keys no run of ours wrote is
+    refused (ValueError), never emptied."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    if client.dbsize() and not client.exists(OWNER_KEY):
+        raise ValueError(f"{url} holds keys that are not ours: refusing to use (and empty) it")
+    client.flushdb()
+    client.set(OWNER_KEY, owner)
+    return client
 
 
 class CeleryBroker:
-    """Point this process's Celery app at a real broker, where tasks are queued instead of run eagerly; `restore`
-    undoes it."""
-
-    KEYS = ("broker_url", "task_always_eager", "broker_connection_retry")
+    """Tasks queued on a real broker instead of run eagerly: a Celery app of its own, configured as the project's
+    but for the broker, is this thread's current app (the one the tasks are sent with) until `restore`."""
 
     def __init__(self, url: str) -> None:
-        self.saved = {key: celery_app.conf[key] for key in self.KEYS}
-        celery_app.conf.update(broker_url=url, task_always_eager=False, broker_connection_retry=False)
-        reset_celery_pools()
+        self.app = Celery(celery_app.main, set_as_current=False)
+        self.app.config_from_object("django.conf:settings", namespace="CELERY")
+        self.app.conf.update(broker_url=url, task_always_eager=False, broker_connection_retry=False)
+        self.app.set_current()
 
     def restore(self) -> None:
-        celery_app.conf.update(self.saved)
-        reset_celery_pools()
+        celery_app.set_current()
+        self.app.close()
+        pools.reset()  # closes the connections it opened
 
 
 # --- The mail relay and the SMS gateway -----------------------------------------------------------------------------

@@ -215,16 +215,16 @@ def acting_for(
     ip_address: str | None = "127.0.0.1",
 ) -> ActingContext:
     """The acting context of a partner's session past the terms, acting for `organisation`, with `customer` locked
-    when given: what the views hand the services. Builds the partner and the organisation when not given."""
-    partner = partner or PartnerFactory()
-    organisation = organisation or OrganisationFactory()
-    return ActingContext(
-        user=partner,
-        organisation_business_id=organisation.business_id,
-        organisation_name=organisation.name,
-        terms_accepted_at=clock.now().isoformat(),
-        customer_id=customer.pk if customer is not None else None,
-        meta=RequestMeta(request_id=request_id, ip_address=ip_address),
+    when given: what the views hand the services (tests/acting.py takes the steps). Builds the partner and the
+    organisation when not given."""
+    from tests import acting
+
+    return acting.acting_for(
+        partner or PartnerFactory(),
+        organisation=organisation or OrganisationFactory(),
+        customer=customer,
+        request_id=request_id,
+        ip_address=ip_address,
     )
 
 

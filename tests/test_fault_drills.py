@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email.utils import parseaddr
-from types import SimpleNamespace
 
 import pytest
 import requests
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY
-from django.contrib.auth import SESSION_KEY as USER_SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
@@ -43,8 +38,8 @@ from kelabooking import clock
 from kelabooking.delivery import message_id
 from kelabooking.models import Message
 from kelabooking.tasks import messages_sweep
-from partners import context
 from partners.models import AuditEvent, User
+from tests.acting import signed_in_session
 from tests.conftest import IN_CI
 from tests.drills import (
     REDIS_SERVER,
@@ -56,7 +51,10 @@ from tests.drills import (
     Started,
     base_env,
     celery_worker_args,
+    confirm_form,
+    csrf_token,
     free_port,
+    start_gunicorn,
     subprocess_database_url,
     wait_for,
 )
@@ -342,21 +340,7 @@ def web(processes, broker, tmp_path, settings) -> WebServer:
         GUNICORN_WORKERS="3",
         OIDC_RP_KEY_DIR=str(tmp_path / "keys"),
     )
-    args = [sys.executable, "-m", "gunicorn", "kelabooking.wsgi:application"]
-    started = processes.start("gunicorn", [*args, "--config", "kelabooking/gunicorn.conf.py"], env=env)
-    server = WebServer(started, port)
-
-    def healthy() -> bool:
-        try:
-            return requests.get(f"{server.url}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(healthy, what="gunicorn answers", log=started, timeout=30)
-    return server
-
-
-CSRF_TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
+    return WebServer(start_gunicorn(processes, env=env), port)
 
 
 def url(name: str, **kwargs: str) -> str:
@@ -375,17 +359,13 @@ class Partner:
         organisation = OrganisationFactory()
         self.customer = customer
         session = SessionStore()
-        session[USER_SESSION_KEY] = str(self.user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = self.user.get_session_auth_hash()
-        session[context.SESSION_KEY] = {
-            "organisation_business_id": organisation.business_id,
-            "organisation_name": organisation.name,
-            "terms_accepted_at": clock.now().isoformat(),
-            "customer_id": customer.pk,
-        }
-        context.booking_draft_save(
-            SimpleNamespace(session=session), service_line_id=service_line.pk, language="fi", interpreter_language=""
+        session.update(
+            signed_in_session(
+                self.user,
+                organisation=organisation,
+                customer=customer,
+                draft={"service_line_id": service_line.pk, "language": "fi", "interpreter_language": ""},
+            )
         )
         session.save()
         self.session_key = session.session_key
@@ -396,8 +376,7 @@ class Partner:
 
     def get(self, name: str, **kwargs: str) -> requests.Response:
         response = self.http.get(self.web.url + url(name, **kwargs), timeout=REQUEST_TIMEOUT)
-        if match := CSRF_TOKEN.search(response.text):
-            self.csrf = match.group(1)
+        self.csrf = csrf_token(response.text) or self.csrf
         return response
 
     def post(self, name: str, data: dict[str, object]) -> requests.Response:
@@ -417,10 +396,7 @@ class Partner:
         assert self.post("bookings:contact", contact).headers["Location"] == url("bookings:check")
         check = self.get("bookings:check")
         assert check.status_code == 200
-        self.confirm_form = {
-            name: re.search(rf'name="{name}" value="([^"]+)"', check.text).group(1)
-            for name in ("hold", "idempotency_key")
-        }
+        self.confirm_form = confirm_form(check.text)
 
     def confirm(self) -> requests.Response:
         return self.post("bookings:check", self.confirm_form)
@@ -449,11 +425,10 @@ class InFlight(threading.Thread):
         return self.outcome
 
 
-def waiting_statement(web: WebServer) -> str:
-    """The statement of the one server connection that waits for a lock the test holds."""
+def wait_until_a_request_waits_for_the_lock(web: WebServer) -> None:
+    """One server connection waits for a lock: the one the test holds."""
     wait_for(lambda: web.backends(waiting_for_a_lock=True), what="the server's request waits for the test's lock")
-    [waiting] = web.backends(waiting_for_a_lock=True)
-    return waiting
+    assert len(web.backends(waiting_for_a_lock=True)) == 1
 
 
 def assert_nothing_half_written() -> None:
@@ -494,7 +469,7 @@ def test_booking__connections_cut_between_requests_and_mid_confirm__nothing_half
         User.objects.select_for_update().get(pk=partner.user.pk)
         in_flight = InFlight(partner.confirm)
         in_flight.start()
-        assert waiting_statement(web) == "COMMIT"
+        wait_until_a_request_waits_for_the_lock(web)
         assert partner.booking().status == Booking.Status.HELD  # nothing of it is visible yet
         assert web.cut_connections() >= 1
     response = in_flight.answer()
@@ -526,7 +501,7 @@ def test_booking__connection_cut_while_the_session_is_saved_after_the_confirm__t
         Session.objects.select_for_update().get(pk=partner.session_key)
         in_flight = InFlight(partner.confirm)
         in_flight.start()
-        assert waiting_statement(web).startswith('UPDATE "django_session"')
+        wait_until_a_request_waits_for_the_lock(web)
         assert partner.booking().status == Booking.Status.CONFIRMED  # the booking has committed
         assert web.cut_connections() >= 1
     response = in_flight.answer()

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from bookings.models import Booking, Customer
 from bookings.services import customer_find_or_create
 from kelabooking.identity import normalise_identity_code
-from partners import context
 from partners.models import AuditEvent
 from registry.models import RegistrationRequest
+from tests.acting import acting_of, sign_in
 from tests.bookings.test_journey import CUSTOMER_CODE, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401
@@ -128,16 +128,6 @@ def answered(response) -> int:
     return response.status_code
 
 
-def reset_to_terms(client) -> None:
-    """The partner's session just after the terms: no customer, no draft."""
-    session = client.session
-    acting = dict(session[context.SESSION_KEY])
-    acting.pop("customer_id", None)
-    session[context.SESSION_KEY] = acting
-    session.pop(context.DRAFT_KEY, None)
-    session.save()
-
-
 # --- Public pages ---------------------------------------------------------------------------------------------------
 
 
@@ -188,14 +178,16 @@ def test_oidc_callback__any_parameters__answered_without_a_session(client, error
 
 @examples
 @given(typed=identity_codes | any_input)
-def test_customer_step__any_identity_code__answered_and_refusals_write_nothing(client, partner, typed) -> None:
-    reset_to_terms(client)
+def test_customer_step__any_identity_code__answered_and_refusals_write_nothing(
+    client, partner, organisation, typed
+) -> None:
+    sign_in(client, partner, organisation=organisation)  # again for each input: no customer yet
     before = Customer.objects.count()
     status = answered(client.post(url("bookings:customer"), {"identity_code": typed}))
     if status != 302:
         assert Customer.objects.count() == before
     else:
-        stored = Customer.objects.get(pk=client.session[context.SESSION_KEY]["customer_id"])
+        stored = Customer.objects.get(pk=acting_of(client).customer_id)
         assert stored.identity_code == normalise_identity_code(typed)
 
 
@@ -229,10 +221,10 @@ def test_customers__a_code_in_any_script__never_a_second_person(partner, organis
     needed=any_input,
     interpreter=any_input | st.sampled_from(["so", "ar", "xx"]),
 )
-def test_matter_step__any_input__answered(client, partner, customer, line, service_line, language, needed, interpreter):
-    session = client.session
-    session[context.SESSION_KEY] = {**session[context.SESSION_KEY], "customer_id": customer.pk}
-    session.save()
+def test_matter_step__any_input__answered(
+    client, partner, organisation, customer, line, service_line, language, needed, interpreter
+):
+    sign_in(client, partner, organisation=organisation, customer=customer)
     data = {"service_line": service_line, "language": language, "interpreter_needed": needed}
     answered(client.post(url("bookings:matter"), data | {"interpreter_language": interpreter}))
 

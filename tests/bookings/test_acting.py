@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from bookings.models import Booking, Customer
-from partners import context
 from registry.models import Organisation
+from tests.acting import acting_of
 from tests.bookings.test_journey import CUSTOMER_CODE, confirm_form, open_customer, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401,PLC0414 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401,PLC0414
@@ -22,7 +22,7 @@ OTHER_CODE = "010101-123N"
 
 
 def locked_customer_id(client) -> int | None:
-    return client.session[context.SESSION_KEY].get("customer_id")
+    return acting_of(client).customer_id
 
 
 def to_check_page(client, line, slot) -> dict[str, str]:
@@ -39,28 +39,27 @@ def test_customer__organisation_or_terms_again_after_the_customer__customer_stay
 ) -> None:
     """Posting the organisation choice again used to reset the customer, so a second customer's identity code was
     then accepted in the same login."""
+    fake = FakeValtuudet(httpserver, settings)
+    other = Organisation.objects.create(business_id="0211675-2", name="Tampereen kaupunki")
+    fake.roles_answer = [
+        {"name": other.name, "identifier": other.business_id, "complete": True, "roles": ["SOTE_AJANVARAUS"]}
+    ]
+    # A tab opens the organisation choice before the customer is chosen, and is left on the selection page.
+    assert client.post(url("partners:organisation-choose")).status_code == 302
     open_customer(client)
     first = locked_customer_id(client)
-    other = Organisation.objects.create(business_id="0211675-2", name="Tampereen kaupunki")
 
     assert client.post(url("partners:organisation-choose"))["Location"] == url("bookings:overview")
     assert client.post(url("partners:terms"), {"consent": "on"})["Location"] == url("bookings:overview")
     assert open_customer(client, OTHER_CODE)["Location"] == url("bookings:overview")
-    # Valtuudet's callback choosing another organisation (a tab left on the selection page) changes nothing either.
-    fake = FakeValtuudet(httpserver, settings)
-    fake.roles_answer = [
-        {"name": other.name, "identifier": other.business_id, "complete": True, "roles": ["SOTE_AJANVARAUS"]}
-    ]
-    session = client.session
-    session["valtuudet"] = {"session_id": "session-1"}
-    session.save()
+    # Valtuudet's callback from that tab, choosing another organisation, changes nothing either.
     response = client.get("/valtuudet/callback/", {"code": "va-code"})
 
-    assert fake.calls == ["token", "organizationRoles"]
+    assert fake.calls == ["register", "token", "organizationRoles"]
     assert response.status_code == 302
     assert response["Location"].endswith("/customer/overview/")
     assert locked_customer_id(client) == first
-    assert client.session[context.SESSION_KEY]["organisation_business_id"] == organisation.business_id
+    assert acting_of(client).organisation_business_id == organisation.business_id
     assert not Customer.objects.with_identity_code(OTHER_CODE).exists()
 
 

@@ -10,18 +10,18 @@ import json
 import re
 
 import pytest
-from cryptography.fernet import Fernet
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
-from django.test import Client
+from django.test import Client, override_settings
 
 from bookings.models import Booking, Customer
-from kelabooking import clock
+from kelabooking import clock, crypto
 from partners import context
 from partners.models import AuditEvent
 from registry.models import Organisation
+from tests.acting import partner_request, sign_in
 from tests.bookings.test_caseworker_flow import content, text
-from tests.bookings.test_journey import CUSTOMER_CODE, book, confirm_form, open_customer, sign_in, slot_at, url
+from tests.bookings.test_journey import CUSTOMER_CODE, book, confirm_form, open_customer, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
@@ -59,7 +59,11 @@ def tuomas() -> Client:
     """Tuomas, acting for Tampere in his own browser."""
     tampere = Organisation.objects.create(business_id="0211675-2", name="Tampereen kaupunki")
     browser = Client()
-    sign_in(browser, UserFactory(identity_code="020594X903P", first_name="Tuomas", last_name="Mäkinen"), tampere)
+    sign_in(
+        browser,
+        UserFactory(identity_code="020594X903P", first_name="Tuomas", last_name="Mäkinen"),
+        organisation=tampere,
+    )
     return browser
 
 
@@ -136,7 +140,7 @@ def test_booking_contacts__ordinary_customer__the_booking_organisation_sees_them
     assert typed_on(reopened) == ["040 7654321", TYPED["email"], TYPED["description"]]
     # A colleague acting for the same organisation sees them too: the rule is the organisation's.
     colleague = Client()
-    sign_in(colleague, PartnerFactory(first_name="Hanna"), organisation)
+    sign_in(colleague, PartnerFactory(first_name="Hanna"), organisation=organisation)
     open_customer(colleague, CUSTOMER_CODE)
     assert typed_on(content(colleague.get(url("bookings:done", reference=booking.reference)))) != []
 
@@ -249,8 +253,8 @@ def test_booking_draft__written_under_a_retired_key__no_draft_and_the_booking_st
 ) -> None:
     open_customer(client)
     session = client.session
-    retired = Fernet(Fernet.generate_key())
-    session[context.DRAFT_KEY] = retired.encrypt(json.dumps({"service_line_id": line.pk}).encode()).decode()
+    with override_settings(IDENTITY_CODE_ENCRYPTION_KEYS=[crypto.new_encryption_key()]):  # a key since retired
+        context.booking_draft_save(partner_request(session, partner), service_line_id=line.pk)
     session.save()
 
     response = client.get(url("bookings:time"))

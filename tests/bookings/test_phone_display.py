@@ -13,7 +13,7 @@ from bookings.forms import ContactForm
 from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
 from kelabooking.phone import format_phone
-from partners import context
+from tests.acting import sign_in
 from tests.factories import CustomerFactory, OrganisationFactory, UserFactory
 from tests.partners.provider import TEST_CODE
 
@@ -29,14 +29,8 @@ def url(name: str, **kwargs) -> str:
 def partner(client):
     """A partner past the terms, acting for an organisation, as the journey tests sign one in."""
     organisation = OrganisationFactory(business_id="0201256-6", name="Helsingin kaupunki")
-    client.force_login(UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen"))
-    session = client.session
-    session[context.SESSION_KEY] = {
-        "organisation_business_id": organisation.business_id,
-        "organisation_name": organisation.name,
-        "terms_accepted_at": clock.now().isoformat(),
-    }
-    session.save()
+    partner = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
+    sign_in(client, partner, organisation=organisation)
 
 
 @pytest.fixture

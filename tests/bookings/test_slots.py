@@ -167,7 +167,7 @@ def test_slots__generate_thousands__takes_a_few_reads_and_one_insert_per_batch(d
         make_rules(line, agents=2)
         make_rules(line, language="sv", agents=1)
     slots = 4 * 2 * 6 * 5 * 9  # six weeks without public holidays
-    # Three reads and a savepoint's two; SQLite's 999 parameters fit 166 six-field rows in one INSERT.
+    # A few reads, and one INSERT a batch: SQLite's 999 parameters fit 166 six-field rows.
     with django_assert_max_num_queries(5 + math.ceil(slots / (999 // 6))):
         result = slots_generate(weeks=6, today=MONDAY)
     assert result.created == slots

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 
 from bookings.models import Booking, ClosedDay, Customer, ServiceLine
@@ -40,8 +41,8 @@ PROJECT_APPS = {"bookings", "partners", "registry", "kelabooking"}
 # Every change list of the project's own models (Django's Group is not ours), a model added later included.
 CHANGE_LISTS = sorted(
     f"{model._meta.app_label}/{model._meta.model_name}"
-    for model in admin.site._registry
-    if model._meta.app_label in PROJECT_APPS
+    for model in apps.get_models()
+    if admin.site.is_registered(model) and model._meta.app_label in PROJECT_APPS
 )
 # The lists admin_data fills (with the demo data): each must show rows, or its width would say little.
 FILLED = {

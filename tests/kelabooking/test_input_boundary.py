@@ -4,9 +4,12 @@ and the e-mail a repeat send carries. Plus the headers every page and every page
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
+import time_machine
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.checks import Error
 from django.db import OperationalError
@@ -14,7 +17,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from bookings.models import Booking
-from kelabooking import delivery, services
+from kelabooking import clock, delivery, services
 from kelabooking.checks import check_shared_cache
 from kelabooking.forms import BoundedDateField
 from kelabooking.models import Message
@@ -24,6 +27,7 @@ from tests.bookings.test_journey import customer as customer  # noqa: F401 - fix
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
+from tests.drills import SmtpRelay
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -177,9 +181,31 @@ def test_confirm__session_save_fails_after_commit__booking_shown_not_500(
     assert client.get(url("bookings:check"))["Location"] == url("bookings:done", reference=booking.reference)
 
 
-def test_message__sent_twice_after_a_crash__same_message_id(smtp_sink) -> None:
+class AnswerLostRelay(SmtpRelay):
+    """A mail relay that takes the first e-mail and answers too late: the sender gives up (EMAIL_TIMEOUT) not
+    knowing that the relay has it."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        answer = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) == 1:
+            await asyncio.sleep(1.0)
+        return answer
+
+
+@pytest.fixture
+def answer_lost_relay(settings) -> Iterator[SmtpRelay]:
+    relay = AnswerLostRelay()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", relay.port, 0.3
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield relay
+    relay.close()
+
+
+def test_message__sent_again_after_the_relay_took_it_unbeknown__same_message_id(answer_lost_relay, settings) -> None:
     """The outbox promised a stable Message-ID, but each attempt built a new one with `make_msgid`."""
-    message = services.message_enqueue(
+    message = services.message_enqueue(  # its send task waits for a commit that never comes: the test sends
         key="booking:41:confirmation:email",
         kind=Booking.MessageKind.CONFIRMATION,
         channel=Message.Channel.EMAIL,
@@ -188,12 +214,14 @@ def test_message__sent_twice_after_a_crash__same_message_id(smtp_sink) -> None:
         subject="Aika varattu",
         body="Kela soittaa.",
     )
-    delivery._deliver(Message.objects.get(pk=message.pk))
-    delivery._deliver(Message.objects.get(pk=message.pk))  # the relay accepted it, the worker died before marking
+    first = delivery.message_send(message_id=message.pk)
+    with time_machine.travel(clock.now() + dt.timedelta(seconds=settings.MESSAGE_RETRY_MAX_SECONDS + 1)):
+        second = delivery.message_send(message_id=message.pk)
 
-    first, second = smtp_sink.messages
-    message_id = str(first["Message-ID"]).strip()
-    assert str(second["Message-ID"]).strip() == message_id
+    assert (first.sent, first.retry_in is not None, second.sent) == (False, True, True)
+    original, repeat = answer_lost_relay.messages
+    message_id = str(original["Message-ID"]).strip()
+    assert str(repeat["Message-ID"]).strip() == message_id
     assert message_id == delivery.message_id(message, domain="kela.example")
     assert delivery.message_id(Message(key="booking:42:confirmation:email"), domain="kela.example") != message_id
 

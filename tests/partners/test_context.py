@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 import time_machine
-from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import translation
 
@@ -15,6 +14,8 @@ from kelabooking import clock
 from partners import context
 from partners.context import CustomerLockedError, Step
 from partners.models import AuditEvent
+from registry.models import Organisation
+from tests.acting import partner_request, sign_in
 from tests.factories import UserFactory
 from tests.partners.provider import OTHER_TEST_CODE, TEST_CODE
 
@@ -33,10 +34,7 @@ def partner(client):
     return user
 
 
-def set_acting(client, **values) -> None:
-    session = client.session
-    session[context.SESSION_KEY] = values
-    session.save()
+HELSINKI = Organisation(business_id="0201256-6", name="Helsingin kaupunki")
 
 
 @pytest.mark.parametrize(
@@ -58,15 +56,15 @@ def test_step__staff_user_without_identity_code__is_not_a_partner(client) -> Non
 
 
 @pytest.mark.parametrize(
-    ("page", "acting", "expected"),
+    ("page", "organisation", "expected"),
     [
-        ("partners:terms", {}, "partners:work"),
-        ("bookings:customer", {}, "partners:work"),
-        ("bookings:customer", {"organisation_business_id": "0201256-6", "organisation_name": "Hki"}, "partners:terms"),
+        ("partners:terms", None, "partners:work"),
+        ("bookings:customer", None, "partners:work"),
+        ("bookings:customer", HELSINKI, "partners:terms"),
     ],
 )
-def test_step__page_reached_too_early__redirects_to_missing_step(client, partner, page, acting, expected) -> None:
-    set_acting(client, **acting)
+def test_step__page_reached_too_early__redirects_to_missing_step(client, partner, page, organisation, expected):
+    sign_in(client, partner, organisation=organisation, terms=False)
     response = client.get(url(page))
     assert (response.status_code, response["Location"]) == (302, url(expected))
 
@@ -78,7 +76,7 @@ def test_step__htmx_request_too_early__gets_hx_redirect(client, partner) -> None
 
 
 def test_terms__accept__requires_the_checkbox_then_unlocks_the_customer_step(client, partner) -> None:
-    set_acting(client, organisation_business_id="0201256-6", organisation_name="Helsingin kaupunki")
+    sign_in(client, partner, organisation=HELSINKI, terms=False)
     page = client.get(url("partners:terms"))
     assert page.status_code == 200
     assert "acting for Helsingin kaupunki (0201256-6)" in page.content.decode()
@@ -98,7 +96,7 @@ def test_terms__accept__requires_the_checkbox_then_unlocks_the_customer_step(cli
 
 
 def test_terms__translated_in_finnish_and_swedish(client, partner) -> None:
-    set_acting(client, organisation_business_id="0201256-6", organisation_name="Helsingin kaupunki")
+    sign_in(client, partner, organisation=HELSINKI, terms=False)
     finnish = client.get(url("partners:terms", "fi")).content.decode()
     swedish = client.get(url("partners:terms", "sv")).content.decode()
     assert "Terms of use for work-related matters" not in finnish + swedish
@@ -106,16 +104,9 @@ def test_terms__translated_in_finnish_and_swedish(client, partner) -> None:
     assert "<h1>" in swedish
 
 
-def _request_with_session(client, user):
-    request = RequestFactory().get("/")
-    request.session = client.session
-    request.user = user
-    return request
-
-
 def test_lock_customer__second_customer__refused(client, partner) -> None:
-    set_acting(client, organisation_business_id="0201256-6", organisation_name="Hki", terms_accepted_at="x")
-    request = _request_with_session(client, partner)
+    sign_in(client, partner, organisation=HELSINKI)
+    request = partner_request(client.session, partner)
     first = Customer.objects.create(identity_code=OTHER_TEST_CODE)
     second = Customer.objects.create(identity_code="131052-308T")
     context.lock_customer(request, first)
@@ -127,13 +118,15 @@ def test_lock_customer__second_customer__refused(client, partner) -> None:
 
 
 def test_lock_customer__before_terms__refused(client, partner) -> None:
-    set_acting(client, organisation_business_id="0201256-6", organisation_name="Hki")
+    sign_in(client, partner, organisation=HELSINKI, terms=False)
     with pytest.raises(PermissionError):
-        context.lock_customer(_request_with_session(client, partner), Customer.objects.create(identity_code=TEST_CODE))
+        context.lock_customer(
+            partner_request(client.session, partner), Customer.objects.create(identity_code=TEST_CODE)
+        )
 
 
 def test_new_customer__logs_out_and_starts_fresh_identification(client, partner) -> None:
-    set_acting(client, organisation_business_id="0201256-6", organisation_name="Hki", terms_accepted_at="x")
+    sign_in(client, partner, organisation=HELSINKI)
     assert client.get(url("partners:new-customer")).status_code == 405
     response = client.post(url("partners:new-customer"))
     assert response["Location"] == url("partners:login") + "?prompt=login"
@@ -142,7 +135,7 @@ def test_new_customer__logs_out_and_starts_fresh_identification(client, partner)
 
 
 def test_session__idle_30_minutes__ends_with_notice_and_audit(client, partner) -> None:
-    set_acting(client, organisation_business_id="0201256-6", organisation_name="Hki")
+    sign_in(client, partner, organisation=HELSINKI, terms=False)
     with time_machine.travel(clock.now(), tick=False) as traveller:
         assert client.get(url("partners:terms")).status_code == 200
         traveller.shift(dt.timedelta(minutes=29))
