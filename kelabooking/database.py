@@ -8,6 +8,7 @@ app's role owns nothing, so it can neither alter a table nor drop a trigger.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,6 +17,8 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 Restriction = Callable[[BaseDatabaseWrapper, str], Iterable[str]]
+# A role name as `CREATE ROLE` takes it unquoted: it is written into SQL statements (quoted, but never escaped).
+ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _restrictions: list[Restriction] = []
 
 
@@ -28,6 +31,8 @@ def restrict_app_role(restriction: Restriction) -> None:
 
 def app_role_statements(connection: BaseDatabaseWrapper, role: str) -> list[str]:
     """What the app's role is granted, then what the apps take back."""
+    if not ROLE_NAME.fullmatch(role):
+        raise ValueError(f"DATABASE_APP_ROLE must be a plain role name ({ROLE_NAME.pattern}), not {role!r}")
     quoted = connection.ops.quote_name(role)
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_schema()")

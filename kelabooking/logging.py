@@ -2,7 +2,7 @@
 
 Code must not log personal data in the first place; this is the safety net for a message or traceback that slips
 one through: a value echoed by a third-party library, or a request line whose query string carries what a staff
-user searched for (`/admin/bookings/customer/?q=%2B358401234567`).
+user searched for (`/admin/kelabooking/message/?q=%2B358401234567`).
 
 The masks are applied when a record is made (a log-record factory), not by a filter on some handler: the handlers
 change from process to process (Celery's worker and beat replace the root logger's handlers with their own and send

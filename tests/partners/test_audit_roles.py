@@ -156,3 +156,10 @@ def test_migrate__grants_the_app_role_exactly_its_rights(settings) -> None:
     expire = "partners_auditevent_expire(timestamptz)"
     assert sql("SELECT has_function_privilege(%s, %s, 'EXECUTE')", [APP_ROLE, expire])[0][0]
     assert not sql("SELECT has_function_privilege('public', %s, 'EXECUTE')", [expire])[0][0]
+
+
+@pytest.mark.parametrize("role", ['app"; DROP TABLE partners_auditevent; --', "App", ""])
+def test_migrate__a_role_name_that_is_not_plain__refused_before_any_statement(role: str) -> None:
+    with pytest.raises(ValueError, match="plain role name"):
+        database.app_role_statements(connection, role)
+    assert AuditEvent.objects.count() == 0  # the table is still there
