@@ -400,10 +400,16 @@ def served(*, workers: int, threads: int = 1, sign_in: bool = True) -> Iterator[
             PYTHONPATH=str(ROOT),
         )
 
-        def start() -> Server:
+        def start(settings_module: str = "") -> Server:
+            """gunicorn with bench/settings.py on the port the sandbox's addresses name, or, with `settings_module`
+            (bench/settings_bare.py, say), another gunicorn with those settings on a port of its own."""
             options = ("--workers", str(workers), "--threads", str(threads), "--max-requests", "0")
-            started = start_gunicorn(processes, env=dict(os.environ), options=options)
-            server = Server(started, f"http://127.0.0.1:{port}")
+            env, bind = dict(os.environ), port
+            if settings_module:
+                bind = free_port()
+                env |= {"DJANGO_SETTINGS_MODULE": settings_module, "GUNICORN_BIND": f"127.0.0.1:{bind}"}
+            started = start_gunicorn(processes, env=env, options=options)
+            server = Server(started, f"http://127.0.0.1:{bind}")
             servers.append(server)
             print(f"gunicorn at {server.url}, {workers} workers x {threads} threads, pids {server.workers()}")
             return server

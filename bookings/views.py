@@ -28,9 +28,9 @@ from bookings.selectors import (
     acting_customer,
     acting_customer_and_hold,
     booked_matters,
-    booking_by_key,
     customer_booking,
     free_week,
+    hold_or_booking_made,
     partner_hold,
     register_contact,
 )
@@ -214,11 +214,13 @@ def time_view(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _time_page(request, draft, error=_("Choose a time."))
         try:
-            booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
+            hold = booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
         except SlotFullError as error:
             return _time_page(request, draft, error=error.message, alternatives=error.alternatives)
         except BookingError as error:
             return _time_page(request, draft, error=error.message)
+        # The confirm's idempotency key, one per hold, made with the hold so that the check page only reads.
+        context.booking_draft_save(request, idempotency_key=str(uuid.uuid4()), idempotency_hold=hold.pk)
         return redirect("bookings:contact")
     return _time_page(request, draft)
 
@@ -254,15 +256,15 @@ def check_view(request: HttpRequest) -> HttpResponse:
     draft = context.booking_draft(request)
     if request.method == "POST":
         return _confirm(request, draft)
-    acting = acting_context(request)
-    if (made := booking_by_key(acting=acting, idempotency_key=draft.get("idempotency_key"))) is not None:
+    hold, made = hold_or_booking_made(acting=acting_context(request), idempotency_key=draft.get("idempotency_key"))
+    if made is not None:
         # Confirmed, but the session never heard of it (its save failed after the commit): show what was made.
         context.booking_draft_drop(request)
         return redirect("bookings:done", reference=made.reference)
-    hold = partner_hold(acting=acting)
     if hold is None or "contact" not in draft:
         return redirect("bookings:contact" if hold else "bookings:time")
-    # One key per hold: a reload keeps it, a new hold gets a new one.
+    # One key per hold, made with the hold (time_view): a reload keeps it, a new hold gets a new one. A hold the
+    # draft has no key for (held before this version, say) gets its key here.
     key = draft.get("idempotency_key") if draft.get("idempotency_hold") == hold.pk else None
     if key is None:
         key = str(uuid.uuid4())

@@ -39,6 +39,6 @@ def on_starting(server) -> None:
         messages = checks.run_checks(databases=list(settings.DATABASES))
     finally:
         connections.close_all()  # the workers are forked from this process: none may inherit its connections
-    serious = [message for message in messages if message.is_serious()]
+    serious = [message for message in messages if message.is_serious() and not message.is_silenced()]
     if serious:
         raise SystemExit("kelabooking cannot start:\n" + "\n".join(str(message) for message in serious))

@@ -304,8 +304,6 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
 def _create_hold(*, acting: ActingContext, slot: Slot, organisation: Organisation, now: dt.datetime) -> Booking:
     for _attempt in range(5):
         reference = new_reference()
-        if Booking.objects.filter(reference=reference).exists():  # about one in 17 billion: draw again
-            continue
         try:
             with transaction.atomic():
                 return Booking.objects.create(
@@ -318,7 +316,7 @@ def _create_hold(*, acting: ActingContext, slot: Slot, organisation: Organisatio
                     organisation=organisation,
                     booked_by=acting.user,
                 )
-        except IntegrityError:  # the same reference drawn by another request meanwhile
+        except IntegrityError:  # a reference drawn before (about one in 17 billion): draw again
             continue
     raise BookingError(_("The booking could not be saved. Please try again."))
 
