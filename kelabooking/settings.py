@@ -268,9 +268,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # (kelabooking/delivery.py): never sent twice under two ids, never marked without being sent. Compose and Kubernetes
 # give the worker 45 s from SIGTERM to exit (docs/operations.md, "Graceful shutdown and health").
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 20.0
-# Beat writes its schedule file after every task it sends (the sweep, every minute), so the file's age tells whether
-# beat is alive: the containers' health checks read it (docs/operations.md, "Graceful shutdown and health").
-CELERY_BEAT_SYNC_EVERY = 1
+# Beat touches `<schedule file>.heartbeat` at every turn of its loop (kelabooking/beat.py): health checks read its age.
+CELERY_BEAT_SCHEDULER = "kelabooking.beat:HeartbeatScheduler"
 # Longer than any countdown we schedule, so a delayed task is not redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
