@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from bookings import services
 from bookings.languages import language_name
@@ -192,7 +192,7 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return [
             path(
                 "call-list/",
-                self.admin_site.admin_view(require_GET(self.call_list_view)),
+                self.admin_site.admin_view(require_safe(self.call_list_view)),
                 name="bookings_booking_call_list",
             ),
             *super().get_urls(),

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from bookings.forms import CancelForm, ConfirmForm, ContactForm, CustomerForm, MatterForm, SlotForm, WeekForm
@@ -60,7 +60,7 @@ JUST_BOOKED_KEY = "just_booked"
 # --- The customer ---------------------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.TERMS_ACCEPTED, before=Step.CUSTOMER_LOCKED)
 def customer_view(request: HttpRequest) -> HttpResponse:
     """Enter the customer's identity code (POST only: it never enters a URL). One customer per session."""
@@ -78,7 +78,7 @@ def customer_view(request: HttpRequest) -> HttpResponse:
     return render(request, "bookings/customer.html", {"form": form})
 
 
-@require_GET
+@require_safe
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def overview_view(request: HttpRequest) -> HttpResponse:
@@ -104,7 +104,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
 # --- Booking: matter, time, contact, check, confirm -----------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.CUSTOMER_LOCKED)
 def matter_view(request: HttpRequest) -> HttpResponse:
     """The matter, the language and the interpreter. A matter the customer already has an upcoming time for says so,
@@ -179,7 +179,7 @@ def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", 
         "other_bookings": bool(booked),
         "interpreter_language_name": language_name(interpreter) if interpreter else "",
     }
-    partial = request.htmx and request.method == "GET"
+    partial = request.htmx and request.method in ("GET", "HEAD")
     return render(request, "bookings/time.html#slot-list" if partial else "bookings/time.html", context_)
 
 
@@ -200,7 +200,7 @@ def _week_context(week: FreeWeek, *, error: str = "", alternatives=None) -> dict
     }
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def time_view(request: HttpRequest) -> HttpResponse:
@@ -225,7 +225,7 @@ def time_view(request: HttpRequest) -> HttpResponse:
     return _time_page(request, draft)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def contact_view(request: HttpRequest) -> HttpResponse:
@@ -247,7 +247,7 @@ def contact_view(request: HttpRequest) -> HttpResponse:
     return render(request, "bookings/contact.html", {"form": form, "hold": hold, "customer": customer})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def check_view(request: HttpRequest) -> HttpResponse:
@@ -325,7 +325,7 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
     return redirect("bookings:done", reference=booking.reference)
 
 
-@require_GET
+@require_safe
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def done_view(request: HttpRequest, reference: str) -> HttpResponse:
@@ -353,7 +353,7 @@ def done_view(request: HttpRequest, reference: str) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.CUSTOMER_LOCKED)
 def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     """Cancel an upcoming booking at the customer's request, after a confirmation step."""
@@ -371,7 +371,7 @@ def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "bookings/cancel.html", {"booking": booking, "slot": booking.slot, "form": form})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def move_view(request: HttpRequest, reference: str) -> HttpResponse:

@@ -106,3 +106,21 @@ class ResilientSessionMiddleware(SessionMiddleware):
         except (DatabaseError, SessionInterrupted):
             logger.error("Saving the session failed twice; the response goes out without it", exc_info=True)
             return response
+
+
+class HeadWithoutBodyMiddleware:
+    """HEAD gets GET's status and headers, Content-Length included, and no body. Django leaves dropping the body to the
+    server, and gunicorn logs a warning for each HEAD response that carries one: an uptime checker's every call.
+    First in MIDDLEWARE, so that it sees the response last, after CommonMiddleware has set Content-Length."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []  # a file behind it is still closed with the response
+            else:
+                response.content = b""
+        return response

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kelabooking.middleware.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -263,6 +264,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Soft shutdown (Celery 5.5+): on a cold shutdown (SIGQUIT, or SIGTERM where REMAP_SIGTERM=SIGQUIT, as the image sets)
+# running tasks get this many seconds to finish; then the worker cancels them and they go back to the broker. A send
+# cut short stays claimed in the outbox until MESSAGE_CLAIM_SECONDS have passed, and the sweep hands it over again
+# (kelabooking/delivery.py): never sent twice under two ids, never marked without being sent. Compose and Kubernetes
+# give the worker 45 s from SIGTERM to exit (docs/operations.md, "Graceful shutdown and health").
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 20.0
+# Beat touches `<schedule file>.heartbeat` at every turn of its loop (kelabooking/beat.py): health checks read its age.
+CELERY_BEAT_SCHEDULER = "kelabooking.beat:HeartbeatScheduler"
 # Longer than any countdown we schedule, so a delayed task is not redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3

@@ -5,25 +5,25 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import defaults
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 
-@require_GET
+@require_safe
 def start_view(request: HttpRequest) -> HttpResponse:
     return render(request, "start.html")
 
 
-@require_GET
+@require_safe
 def accessibility_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accessibility.html", {"feedback_email": settings.ACCESSIBILITY_FEEDBACK_EMAIL})
 
 
-@require_GET
+@require_safe
 def privacy_view(request: HttpRequest) -> HttpResponse:
     return render(request, "privacy.html", {"privacy_email": settings.PRIVACY_CONTACT_EMAIL})
 
 
-@require_GET
+@require_safe
 def healthz_view(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from mozilla_django_oidc.views import (
     OIDCAuthenticationCallbackView,
     OIDCAuthenticationRequestView,
@@ -177,7 +177,7 @@ login_view = never_cache(SuomiFiLoginView.as_view())
 callback_view = never_cache(SuomiFiCallbackView.as_view())
 
 
-@require_GET
+@require_safe
 def jwks_view(request: HttpRequest) -> JsonResponse:
     """The RP's public keys: Suomi.fi verifies our client assertions and request objects and encrypts ID tokens
     with them."""
@@ -187,7 +187,7 @@ def jwks_view(request: HttpRequest) -> JsonResponse:
 # --- Acting for an organisation -------------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @requires_step(Step.AUTHENTICATED)
 def work_view(request: HttpRequest) -> HttpResponse:
     """*Handle work-related matters*: the start of the organisation choice."""
@@ -247,7 +247,7 @@ def _in_partner_language(view: Callable[..., HttpResponse]) -> Callable[..., Htt
     return wrapped
 
 
-@require_GET
+@require_safe
 @never_cache
 @_in_partner_language
 @requires_step(Step.AUTHENTICATED)
@@ -273,7 +273,7 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
 # --- Terms and the customer step ------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.ORGANISATION_CHOSEN, before=Step.CUSTOMER_LOCKED)
 def terms_view(request: HttpRequest) -> HttpResponse:
     form = TermsForm(request.POST if request.method == "POST" else None)
@@ -328,7 +328,7 @@ def new_customer_view(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("partners:login") + "?prompt=login")
 
 
-@require_GET
+@require_safe
 def logged_out_view(request: HttpRequest) -> HttpResponse:
     """Back from the provider's logout, at the one registered address: once, on to the page in the language the
     partner left in."""
@@ -339,6 +339,6 @@ def logged_out_view(request: HttpRequest) -> HttpResponse:
     return render(request, "partners/logged_out.html")
 
 
-@require_GET
+@require_safe
 def session_expired_view(request: HttpRequest) -> HttpResponse:
     return render(request, "partners/session_expired.html")

@@ -26,7 +26,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from stdnum.fi import hetu
 
 from kelabooking.identity import is_test_identity_code
@@ -160,12 +160,12 @@ class OrganisationChoiceForm(forms.Form):
 # --- OpenID provider ------------------------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def oidc_discovery_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(oidc.discovery_document())
 
 
-@require_GET
+@require_safe
 def oidc_jwks_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(oidc.op_jwks())
 
@@ -178,7 +178,7 @@ def _oidc_error(request: HttpRequest, server: oidc.SandboxAuthorizationServer, e
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def oidc_authorize_view(request: HttpRequest) -> HttpResponse:
     """The authorization request; the test identifier page; its answer redirects back with a code (or an error).
 
@@ -208,7 +208,7 @@ def oidc_token_view(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def oidc_userinfo_view(request: HttpRequest) -> HttpResponse:
     try:
         claims = oidc.userinfo_for(request)
@@ -221,10 +221,10 @@ def oidc_userinfo_view(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def oidc_logout_view(request: HttpRequest) -> HttpResponse:
     """RP-initiated logout: back to post_logout_redirect_uri (same host) with state, or a "logged out" page."""
-    params = request.GET if request.method == "GET" else request.POST
+    params = request.POST if request.method == "POST" else request.GET
     hint = params.get("id_token_hint", "")
     redirect_uri = params.get("post_logout_redirect_uri", "")
     state = params.get("state", "")
@@ -269,7 +269,7 @@ def _checksum_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @_checksum_required
 def valtuudet_register_view(request: HttpRequest, client_id: str, identity_code: str) -> JsonResponse:
     if not secrets.compare_digest(client_id, settings.VALTUUDET_CLIENT_ID):
@@ -292,7 +292,7 @@ def _valtuudet_authorize_problem(params: QueryDict, *, host: str) -> str | None:
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def valtuudet_authorize_view(request: HttpRequest) -> HttpResponse:
     """The organisation choice: Choose redirects back with a code, Cancel with error=access_denied."""
     params = request.GET
@@ -356,7 +356,7 @@ def valtuudet_token_view(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @_checksum_required
 def valtuudet_organization_roles_view(request: HttpRequest, session_id: str) -> JsonResponse:
     kind, _space, access_token = request.headers.get("Authorization", "").partition(" ")
@@ -369,7 +369,7 @@ def valtuudet_organization_roles_view(request: HttpRequest, session_id: str) -> 
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @_checksum_required
 def valtuudet_unregister_view(request: HttpRequest, session_id: str) -> HttpResponse:
     valtuudet.session_unregister(session_id)

@@ -32,8 +32,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(tmp_path, *paths: str) -> str:
-    """Start gunicorn as the web container does, request each path (each answers 404), stop it; return its output."""
+def _serve(tmp_path, *paths: str, status: int = 404, method: str = "GET", **extra_env: str) -> str:
+    """Start gunicorn as the web container does, request each path (each answers `status`), stop it; return its
+    output."""
     port = _free_port()
     env = {
         "PATH": os.environ["PATH"],
@@ -41,6 +42,7 @@ def _serve(tmp_path, *paths: str) -> str:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
+        **extra_env,
     }
     server = subprocess.Popen(  # noqa: S603 - our own server
         GUNICORN,
@@ -54,20 +56,23 @@ def _serve(tmp_path, *paths: str) -> str:
     try:
         deadline = time.monotonic() + 30
         for path in paths:
-            status = None
-            while status is None:
+            answered = None
+            while answered is None:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2)  # noqa: S310
+                    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+                    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                        assert method != "HEAD" or response.read() == b""
+                        answered = response.status
                 except urllib.error.HTTPError as error:
-                    status = error.code
+                    answered = error.code
                 except OSError:
                     assert time.monotonic() < deadline, "gunicorn did not start"
                     time.sleep(0.3)
-            statuses.append(status)
+            statuses.append(answered)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
-    assert statuses == [404] * len(paths), output
+    assert statuses == [status] * len(paths), output
     return output
 
 
@@ -90,6 +95,27 @@ def test_gunicorn__access_log__masks_phone_numbers_and_email_addresses_in_query_
     assert output.count("?q=[e-mail address]") == 2
     for shown in ("358401234567", "765", "4321", "liisa", "sanni", "example.org"):
         assert shown not in output
+
+
+def test_gunicorn__a_home_it_cannot_write__starts_and_stops_without_a_control_socket_error(tmp_path) -> None:
+    """A container's user has a home it cannot write (read-only, or another user's): gunicorn 25.1+ would open its
+    control socket there at every start and log "Control server error"; ours opens none."""
+    home = tmp_path / "home-is-a-file"  # not a directory: unwritable even for root, who runs the tests in CI
+    home.write_text("")
+    output = _serve(tmp_path, "/healthz", status=200, HOME=str(home), XDG_RUNTIME_DIR="")
+    assert "Booting worker" in output
+    assert "Control server" not in output
+    assert "Handling signal: term" in output
+    assert "Shutting down: Master" in output
+
+
+def test_gunicorn__head__answered_without_a_body_and_without_a_warning(tmp_path) -> None:
+    """Uptime checkers ask with HEAD: 200 as for GET, and gunicorn has no body of ours to drop (it logs a warning for
+    each one it drops)."""
+    output = _serve(tmp_path, "/healthz", "/admin/login/", status=200, method="HEAD")
+    assert output.count('"HEAD /') == 2
+    assert "body bytes on a no-body response" not in output
+    assert "WARNING" not in output
 
 
 def test_gunicorn__several_workers_without_a_shared_cache__refuses_to_start(tmp_path) -> None:
