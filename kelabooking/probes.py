@@ -30,11 +30,13 @@ def database_reachable() -> None:
 
 
 def cache_reachable() -> None:
-    """Set and read back a key of this process's own (two processes never race for one key)."""
+    """Set, read back and delete a key of this process's own (two processes never race for one key)."""
     key = f"kelabooking:readyz:{socket.gethostname()}:{os.getpid()}"
     value = os.urandom(8).hex()
     cache.set(key, value, timeout=30)
-    if cache.get(key) != value:
+    kept = cache.get(key)
+    cache.delete(key)
+    if kept != value:
         raise RuntimeError("the cache did not keep a value")
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from kelabooking import probes
+from tests.conftest import IN_CI
+from tests.drills import claim_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,11 +44,19 @@ def test_readyz__database_cache_and_migrations_fine__ready(client) -> None:
 
 @pytest.mark.redis
 @pytest.mark.django_db
-def test_readyz__with_redis_as_the_cache__ready(client, settings, redis_url) -> None:
+def test_readyz__with_redis_as_the_cache__ready_and_leaves_no_key(client, settings, redis_url) -> None:
+    try:
+        redis = claim_redis(redis_url, owner="tests/kelabooking/test_probes.py")
+    except ValueError as error:  # the rule of the marked tests (tests/conftest.py): skip locally, fail in CI
+        (pytest.fail if IN_CI else pytest.skip)(f"{error}: set REDIS_URL to a free database")
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}}
-    response = client.get("/readyz")
-    assert response.status_code == 200, response.content
-    assert response.json()["checks"]["cache"] == "ok"
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 200, response.content
+        assert response.json()["checks"]["cache"] == "ok"
+        assert redis.keys("*readyz*") == []
+    finally:
+        redis.flushdb()
 
 
 @pytest.mark.django_db
