@@ -4,8 +4,9 @@ request-latency middleware and the exposition (`/metrics` on web, a port of its 
 Counters and histograms live in the process that changes them (a web worker, a Celery pool process). Under gunicorn and
 Celery's prefork pool each process keeps its own, so with PROMETHEUS_MULTIPROC_DIR set (an empty directory per
 container, writable) prometheus-client keeps them in files there and the exposition adds them up; gunicorn's
-`child_exit` and Celery's `worker_process_shutdown` mark a finished process dead. Without it (the embedded default,
-the tests) the default registry of the one process is exported.
+`child_exit` and Celery's `worker_process_shutdown` mark a finished process dead (there are no live gauges, only
+counters and histograms, so files a restarted container finds only carry its counts over). Without it (the embedded
+default, the tests) the default registry of the one process is exported.
 
 Figures that need the database or the cache (the outbox queue, slot utilisation, the periodic tasks' last runs) are
 never kept per request: a collector registered with `scrape_collector_register` computes them when Prometheus scrapes,
@@ -26,7 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -53,11 +54,6 @@ def histogram(
     name: str, documentation: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = LATENCY_BUCKETS
 ) -> Histogram:
     return Histogram(PREFIX + name, documentation, labelnames, buckets=buckets)
-
-
-def gauge(name: str, documentation: str, labelnames: Sequence[str] = (), multiprocess_mode: str = "max") -> Gauge:
-    """A gauge set in a process; across processes the largest value counts (a timestamp, a high-water mark)."""
-    return Gauge(PREFIX + name, documentation, labelnames, multiprocess_mode=multiprocess_mode)
 
 
 class ScrapeCollector(Protocol):
