@@ -217,8 +217,8 @@ class _ScrapeTime:
         for collector in _scrape_collectors:
             try:
                 yield from list(collector.collect())
-            except Exception:
-                logger.exception("Metrics collector %s failed", type(collector).__name__)
+            except Exception as error:  # the database down, say: /readyz and kelabooking_readiness_check_ok tell
+                logger.warning("Metrics collector %s failed: %s", type(collector).__name__, type(error).__name__)
 
 
 class _ThisProcess:
