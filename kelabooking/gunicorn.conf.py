@@ -52,3 +52,14 @@ def on_starting(server) -> None:
     serious = [message for message in messages if message.is_serious() and not message.is_silenced()]
     if serious:
         raise SystemExit("kelabooking cannot start:\n" + "\n".join(str(message) for message in serious))
+
+
+# No access line for a probe that succeeded; LOG_FORMAT's formatter (JSON in production) on gunicorn's own logs.
+logger_class = "kelabooking.logging.GunicornLogger"
+
+
+def child_exit(server, worker) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (kelabooking/metrics.py): a finished worker's live gauges are dropped."""
+    from kelabooking.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

@@ -13,6 +13,8 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve
 from django.utils.cache import add_never_cache_headers
 
+from kelabooking.logging import request_id_var
+
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -22,7 +24,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class RequestIdMiddleware:
-    """Give every request an id (the proxy's X-Request-ID when it is well-formed) for logs and audit events."""
+    """Give every request an id (the proxy's X-Request-ID when it is well-formed) for logs and audit events; the log
+    lines made while it is answered, and by the tasks it queues, carry it (kelabooking/logging.py)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -30,6 +33,9 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        # Until the response is closed (request_finished: kelabooking/apps.py), so that Django's own line about the
+        # response (django.request's "Not Found", logged after the middleware returned) names it too.
+        request_id_var.set(request.request_id)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response

@@ -70,10 +70,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "kelabooking.middleware.HeadWithoutBodyMiddleware",
+    # /healthz, /readyz and /metrics are answered here, before host validation and the HTTPS redirect.
+    "kelabooking.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kelabooking.middleware.RequestIdMiddleware",
+    "kelabooking.metrics.RequestMetricsMiddleware",
     "kelabooking.middleware.ResilientSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "kelabooking.middleware.InputBoundaryMiddleware",
@@ -206,7 +209,7 @@ if not DEBUG:
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # django-csp 4: no inline script or style, no eval, anywhere (htmx is configured through a <meta> tag).
 CONTENT_SECURITY_POLICY = {
@@ -334,13 +337,18 @@ REGISTRATION_REQUEST_RATE_WINDOW_SECONDS = env_int("REGISTRATION_REQUEST_RATE_WI
 
 # --- Logging: to stdout; identity codes, phone numbers and e-mail addresses masked ----------------------------
 # kelabooking.logging.configure masks every record as it is made, in every process that sets Django up (web,
-# manage.py, Celery worker and beat, whatever handlers they install), then applies LOGGING.
+# manage.py, Celery worker and beat, whatever handlers they install), then applies LOGGING. LOG_FORMAT: `json` (one
+# object per line: time, level, logger, message, request_id; the default with DEBUG off) or `text`. Celery's worker
+# and beat and gunicorn's own logs get the same formatter (kelabooking/celery.py, kelabooking.logging.GunicornLogger).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
 LOGGING_CONFIG = "kelabooking.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"line": {"()": "kelabooking.logging.formatter", "log_format": LOG_FORMAT}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["stdout"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # Replace Django's own handlers so every record goes through the root handler, once.
@@ -348,6 +356,22 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Metrics (kelabooking/metrics.py; docs/operations.md) -----------------------------------------------------
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; without a token it does not exist (404). Under
+# gunicorn and a prefork Celery worker set PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) to an empty,
+# writable directory of the container. A worker serves its own counters on METRICS_PORT (0: not served).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PORT = env_int("METRICS_PORT", 0)
+
+# --- Error tracking (optional): Sentry, only with SENTRY_DSN; no personal data (kelabooking/sentry.py) -----------
+SENTRY_DSN = env_str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+SENTRY_TRACES_SAMPLE_RATE = float(env_str("SENTRY_TRACES_SAMPLE_RATE", "0") or 0)
+if SENTRY_DSN:
+    from kelabooking.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 SERVICE_NAME = _("Book a telephone time for your customer")
 NUM_PROXIES = env_int("NUM_PROXIES", 0)

@@ -15,7 +15,10 @@ admin.site.site_title = _("Kela partner booking")
 handler500 = "kelabooking.views.server_error_view"
 
 urlpatterns = [
+    # Answered by kelabooking.probes.ProbeMiddleware before the pages' middleware; named here for reverse() and tests.
     path("healthz", views.healthz_view, name="healthz"),
+    path("readyz", views.readyz_view, name="readyz"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # The providers call back to fixed, registered addresses; the language travels in the session.
     path("oidc/callback/", partner_views.callback_view, name="oidc_authentication_callback"),

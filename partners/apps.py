@@ -18,6 +18,7 @@ class PartnersConfig(AppConfig):
         from kelabooking.retention import retention_rule_register, retention_run_finished
         from partners.database import audit_retention_set, audit_trail_restrictions
         from partners.demo import load_partners_demo
+        from partners.metrics import SIGN_INS  # noqa: F401 - declared from the start: /metrics lists it before a sign-in
         from partners.permissions import STAFF_GROUPS
         from partners.retention import RETENTION_RULES, retention_run_audit
         from partners.rotation import KEY_ROTATIONS

@@ -28,6 +28,7 @@ from mozilla_django_oidc.views import (
 from partners import context, keys, valtuudet
 from partners.context import Step, requires_step
 from partners.forms import TermsForm
+from partners.metrics import sign_in_failed, sign_in_succeeded
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
 from partners.oidc import SuomiFiError, check_authorization_response_issuer, provider_config
@@ -88,6 +89,7 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
                 details={"reason": error.reason},
             )
             logger.warning("Suomi.fi login could not start: %s", error)
+            sign_in_failed(error.reason)
             return render(request, "partners/login_failed.html", {"reason": error.reason}, status=503)
         return response
 
@@ -138,6 +140,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             outcome=AuditEvent.Outcome.ERROR,
             details={"reason": "malformed_response"},
         )
+        sign_in_failed("malformed_response")
 
     def login_failure(self) -> HttpResponse:
         # Without a reason the library refused the answer before the backend saw it (not a login this session
@@ -156,6 +159,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             outcome=AuditEvent.Outcome.REFUSED if reason == "cancelled" else AuditEvent.Outcome.ERROR,
             details=details,
         )
+        sign_in_failed(reason)
         return render(self.request, "partners/login_failed.html", {"reason": reason}, status=400)
 
     def login_success(self) -> HttpResponse:
@@ -170,6 +174,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
         if language:
             self.request.session[LANGUAGE_KEY] = language
         audit_event_record(acting=context.acting_context(self.request), action=AuditEvent.Action.LOGIN)
+        sign_in_succeeded()
         return HttpResponseRedirect(self.success_url)
 
 

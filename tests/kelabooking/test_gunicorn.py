@@ -3,6 +3,7 @@ and the start refuses what the system checks refuse, those that read the databas
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -178,3 +179,64 @@ def test_gunicorn__identity_codes_stored_under_a_key_not_configured__refuses_to_
         ("IDENTITY_CODE_HMAC_KEYS", "bookings_customer.identity_code_digest "),
     ]:
         assert f"{column}were stored with key {crypto.key_id(stored_with[setting])}, which {setting}" in output
+
+
+def test_gunicorn__json_access_log__probes_quiet_and_metrics_added_up_from_the_workers_files(tmp_path) -> None:
+    """As production runs it (LOG_FORMAT=json, PROMETHEUS_MULTIPROC_DIR): a probe that succeeds writes no access line,
+    one that fails does; every line is JSON, the access line with the request's id; /metrics reads the workers'
+    files."""
+    port = _free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "1",
+        "LOG_FORMAT": "json",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # never migrated: /readyz fails
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "METRICS_TOKEN": "gunicorn-test-token",
+        "IDENTITY_CODE_KEY_DIR": str(tmp_path),
+        "OIDC_RP_KEY_DIR": str(tmp_path),
+    }
+    server = subprocess.Popen(  # noqa: S603 - our own server
+        GUNICORN, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+    def get(path: str, **headers: str) -> tuple[int, str, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own server
+                return response.status, response.read().decode(), response.headers.get("X-Request-ID", "")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(), error.headers.get("X-Request-ID", "")
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert get("/healthz")[0] == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.3)
+        assert get("/readyz")[0] == 503
+        status, _, request_id = get("/fi/no-such-page/")
+        assert status == 404
+        for _ in range(4):  # whichever worker answers
+            get("/fi/no-such-page/")
+        status, scraped, _ = get("/metrics", Authorization="Bearer gunicorn-test-token")
+        assert status == 200
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert not [line for line in access if "/healthz" in line["message"] or "/metrics" in line["message"]]
+    assert [line for line in access if "/readyz" in line["message"]], output
+    [not_found] = [
+        line for line in access if "/fi/no-such-page/" in line["message"] and line["request_id"] == request_id
+    ]
+    assert not_found["level"] == "INFO"
+    assert 'kelabooking_http_responses_total{status="4xx",view="unresolved"} 5.0' in scraped
