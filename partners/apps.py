@@ -9,6 +9,7 @@ class PartnersConfig(AppConfig):
     verbose_name = _("Partners")
 
     def ready(self) -> None:
+        from django.core import checks
         from django.db.models.signals import post_migrate
 
         from kelabooking.database import restrict_app_role
@@ -21,6 +22,7 @@ class PartnersConfig(AppConfig):
         from partners.permissions import STAFF_GROUPS
         from partners.retention import RETENTION_RULES, retention_run_audit
         from partners.rotation import KEY_ROTATIONS
+        from partners.staff.checks import check_staff_sign_in
 
         restrict_app_role(audit_trail_restrictions)
         for rotation in KEY_ROTATIONS:
@@ -32,3 +34,4 @@ class PartnersConfig(AppConfig):
         for name, rights in STAFF_GROUPS.items():
             staff_group_register(name, rights)
         demo_loader_register(load_partners_demo)
+        checks.register(check_staff_sign_in)
