@@ -134,7 +134,10 @@ class StaffBackend(OIDCAuthenticationBackend):
             raise SuomiFiError("invalid_token", "The ID token has no subject")
         if not mfa_shown(claims):
             raise services.StaffRefusedError("mfa_required", user=services.staff_user_by_subject(claims["sub"]))
-        return services.staff_user_sync(claims=claims)
+        user = services.staff_user_sync(claims=claims)
+        if user is None:
+            raise services.StaffRefusedError("no_staff_group", user=services.staff_user_by_subject(claims["sub"]))
+        return user
 
     def store_tokens(self, access_token: str, id_token: str) -> None:
         """Under the staff client's own session key (the library's would be the partners' one)."""

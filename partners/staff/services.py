@@ -51,12 +51,12 @@ def staff_user_by_subject(subject: str) -> User | None:
 
 
 @transaction.atomic
-def staff_user_sync(*, claims: dict[str, Any]) -> User:
+def staff_user_sync(*, claims: dict[str, Any]) -> User | None:
     """The staff member the provider identified (by `sub`), their account made to match the provider at every
     sign-in: the groups exactly those that the groups claim maps to (a removed group is removed), `is_staff` when
     there is any, superuser only when the claim holds STAFF_OIDC_SUPERUSER_VALUE (never with that setting empty);
     names and e-mail as the provider has them. With no mapped group there is no admin: an existing account loses
-    its groups and staff status, none is created, and `StaffRefusedError("no_staff_group")` says so."""
+    its groups and staff status, none is created, and None is returned."""
     subject = claims["sub"]
     values = claim_values(claims, settings.STAFF_OIDC_GROUPS_CLAIM)
     groups = mapped_groups(values)
@@ -68,7 +68,7 @@ def staff_user_sync(*, claims: dict[str, Any]) -> User:
             if user.is_staff or user.is_superuser:
                 user.is_staff = user.is_superuser = False
                 user.save(update_fields=["is_staff", "is_superuser"])
-        raise StaffRefusedError("no_staff_group", user=user)
+        return None
     if user is None:
         user = User(username=f"staff-{subject}"[:150], staff_subject=subject)
         user.set_unusable_password()
