@@ -11,5 +11,6 @@ the two clients share the protocol code of partners/oidc.py and nothing else:
   named claim value; the audit events of staff sign-in;
 - `passwords`: the password backend that, in production with staff sign-in configured, lets only break-glass
   accounts in;
-- `views`: the library's request view and its own callback (with its own state store), the admin's logout.
+- `views`: the sign-in's start and callback (with a state store of their own), the refusal page, the admin's
+  sign-out.
 """

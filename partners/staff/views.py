@@ -1,28 +1,31 @@
 """Staff sign-in to the admin: the start, the provider's callback, the refusal page, and the sign-out.
 
-mozilla-django-oidc keeps every login's state, nonce and PKCE verifier under one session key, `oidc_states`, which it
-does not let a second client change: the partners' Suomi.fi login uses it. So the staff start moves its login's
-entry to a key of its own as soon as the library has made it, and the staff callback reads only that key; a partner's
-state is unknown to the staff callback and a staff member's to the partners' one. Each entry is used up at its
-callback, whatever the answer, so a replayed answer finds nothing.
+mozilla-django-oidc keeps every login's state, nonce and PKCE verifier under one session key of its own, which its
+views hard-code and a second client cannot change: the partners' Suomi.fi login uses it. So the staff views keep
+their logins in a store of their own (STATES_KEY), and only the request and callback steps are the staff views' own
+code (the library's helpers make the state, nonce and PKCE pair; its backend, subclassed, does the token exchange):
+a partner's state is unknown to the staff callback and a staff member's to the partners' one. Each entry is used up
+at its callback, whatever the answer, so a replayed answer finds nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, auth
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.crypto import get_random_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+from mozilla_django_oidc.utils import absolutify, generate_code_challenge
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView, get_next_url
 
 from partners.middleware import STAFF_LAST_SEEN, STAFF_LOGIN_AT
 from partners.oidc import SuomiFiError, check_authorization_response_issuer
@@ -31,9 +34,7 @@ from partners.staff.oidc import ID_TOKEN_SESSION_KEY, provider_config, provider_
 
 logger = logging.getLogger(__name__)
 
-STATES_KEY = "staff_oidc_states"
-LIBRARY_STATES_KEY = "oidc_states"
-LIBRARY_NEXT_KEY = "oidc_login_next"
+STATES_KEY = "staff_logins"
 NEXT_KEY = "staff_oidc_login_next"
 # Logins started and not finished that one session keeps (other tabs); the oldest goes first.
 MAX_STATES = 10
@@ -56,24 +57,37 @@ def refused(request: HttpRequest, reason: str, *, user=None) -> HttpResponse:
 
 
 class StaffLoginView(OIDCAuthenticationRequestView):
-    """Starts a staff sign-in at Kela's identity provider (the library makes state, nonce and PKCE)."""
+    """Starts a staff sign-in at Kela's identity provider: the library's authorization request (the STAFF_OIDC_*
+    settings through `get_settings`), with state, nonce and PKCE made the library's way but kept in the staff
+    store."""
 
     get_settings = staticmethod(staff_setting)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
-            self.OIDC_OP_AUTH_ENDPOINT = provider_config()["authorization_endpoint"]
+            endpoint = provider_config()["authorization_endpoint"]
         except SuomiFiError as error:
             logger.warning("Staff sign-in could not start: %s", error)
             return refused(request, error.reason)
-        response = super().get(request)
-        (state,) = parse_qs(urlsplit(response["Location"]).query)["state"]
+        state = get_random_string(self.get_settings("OIDC_STATE_SIZE", 32))
+        nonce = get_random_string(self.get_settings("OIDC_NONCE_SIZE", 32))
+        verifier = get_random_string(self.get_settings("OIDC_PKCE_CODE_VERIFIER_SIZE", 64))
+        params = {
+            "response_type": "code",
+            "scope": settings.STAFF_OIDC_RP_SCOPES,
+            "client_id": settings.STAFF_OIDC_RP_CLIENT_ID,
+            "redirect_uri": absolutify(request, reverse(settings.STAFF_OIDC_AUTHENTICATION_CALLBACK_URL)),
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": generate_code_challenge(verifier, "S256"),
+            "code_challenge_method": "S256",
+            **self.get_extra_params(request),
+        }
         states = dict(request.session.get(STATES_KEY) or {})
-        states[state] = request.session[LIBRARY_STATES_KEY].pop(state)
+        states[state] = {"nonce": nonce, "code_verifier": verifier}
         request.session[STATES_KEY] = dict(list(states.items())[-MAX_STATES:])
-        request.session[NEXT_KEY] = request.session.pop(LIBRARY_NEXT_KEY, None)
-        request.session.modified = True
-        return response
+        request.session[NEXT_KEY] = get_next_url(request, "next")
+        return HttpResponseRedirect(f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}")
 
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
         params = {"ui_locales": get_language()}

@@ -24,6 +24,7 @@ from tests.partners.provider import (
     StaffProvider,
     finish_login,
     finish_staff_login,
+    s256,
     start_login,
     start_staff_login,
 )
@@ -84,8 +85,10 @@ def test_staff_sign_in__request__code_flow_with_pkce_state_nonce_for_the_staff_c
     assert params["redirect_uri"] == "http://testserver/staff/oidc/callback/"
     assert params["code_challenge_method"] == "S256"
     assert params["scope"] == "openid profile email"
-    assert params["state"] in client.session["staff_oidc_states"]
-    assert params["state"] not in client.session.get("oidc_states", {})  # not in the partners' store
+    assert params["state"] in client.session["staff_logins"]
+    assert params["nonce"] == client.session["staff_logins"][params["state"]]["nonce"]
+    verifier = client.session["staff_logins"][params["state"]]["code_verifier"]
+    assert params["code_challenge"] == s256(verifier)
 
 
 def test_staff_sign_in__token_request__client_secret_basic_form_encoded(client, staff_op) -> None:
