@@ -61,10 +61,19 @@ STAFF_LOGIN_AT = "staff_login_at"
 STAFF_LAST_SEEN = "staff_last_seen"
 
 
+def staff_session_start(sender: object, request: HttpRequest, user: object, **kwargs: object) -> None:
+    """user_logged_in: a staff member's session starts its timers at sign-in, however they signed in (the provider,
+    a break-glass password, the demo admin's), so that the first page after it writes no session."""
+    if getattr(user, "is_staff", False) and not getattr(user, "identity_code", None) and hasattr(request, "session"):
+        now = time.time()
+        request.session[STAFF_LOGIN_AT] = now
+        request.session[STAFF_LAST_SEEN] = now
+
+
 class StaffSessionTimeoutMiddleware:
     """Ends a staff member's session after STAFF_SESSION_IDLE_SECONDS idle (sliding) or STAFF_SESSION_ABSOLUTE_SECONDS
     in all, however they signed in. Two session reads a request (the user is loaded already); the idle timer is
-    written at most once a minute."""
+    written at most once a minute, and the timers start at sign-in (`staff_session_start`)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -75,7 +84,7 @@ class StaffSessionTimeoutMiddleware:
             now = time.time()
             session = request.session
             started, last_seen = session.get(STAFF_LOGIN_AT), session.get(STAFF_LAST_SEEN)
-            if started is None or last_seen is None:  # a session from before this rule, or a password sign-in
+            if started is None or last_seen is None:  # a session from before this rule
                 session[STAFF_LOGIN_AT] = started = started or now
                 session[STAFF_LAST_SEEN] = last_seen = now
             if now - started > settings.STAFF_SESSION_ABSOLUTE_SECONDS:

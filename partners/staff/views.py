@@ -11,7 +11,6 @@ at its callback, whatever the answer, so a replayed answer finds nothing.
 from __future__ import annotations
 
 import logging
-import time
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -27,7 +26,6 @@ from django.views.decorators.http import require_GET, require_POST
 from mozilla_django_oidc.utils import absolutify, generate_code_challenge
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView, get_next_url
 
-from partners.middleware import STAFF_LAST_SEEN, STAFF_LOGIN_AT
 from partners.oidc import SuomiFiError, check_authorization_response_issuer
 from partners.staff import services
 from partners.staff.oidc import ID_TOKEN_SESSION_KEY, provider_config, provider_logout_url, staff_setting
@@ -142,10 +140,7 @@ class StaffCallbackView(OIDCAuthenticationCallbackView):
         id_token = request.session.get(ID_TOKEN_SESSION_KEY)
         # A new session for the staff member (auth.login empties a session that belonged to someone else).
         auth.login(request, self.user, backend="partners.staff.oidc.StaffBackend")
-        now = time.time()
-        request.session[ID_TOKEN_SESSION_KEY] = id_token
-        request.session[STAFF_LOGIN_AT] = now
-        request.session[STAFF_LAST_SEEN] = now
+        request.session[ID_TOKEN_SESSION_KEY] = id_token  # the session timers start with auth.login's signal
         request.session.pop(NEXT_KEY, None)
         services.staff_sign_in_record(request=request, user=self.user)
         safe = next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure())
