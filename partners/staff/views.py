@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils.crypto import get_random_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from mozilla_django_oidc.utils import absolutify, generate_code_challenge
@@ -170,5 +171,5 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def logged_out_view(request: HttpRequest) -> HttpResponse:
     """Back from the provider's logout: the admin's own "logged out" page."""
-    context = {**admin.site.each_context(request), "has_permission": False, "title": ""}
+    context = {**admin.site.each_context(request), "has_permission": False, "title": _("Logged out")}
     return render(request, "registration/logged_out.html", context)
