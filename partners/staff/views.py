@@ -171,5 +171,5 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def logged_out_view(request: HttpRequest) -> HttpResponse:
     """Back from the provider's logout: the admin's own "logged out" page."""
-    context = {**admin.site.each_context(request), "has_permission": False, "title": _("Logged out")}
+    context = {**admin.site.each_context(request), "has_permission": False, "title": _("You have signed out")}
     return render(request, "registration/logged_out.html", context)
