@@ -79,6 +79,7 @@ def test_settings__check_deploy__reports_nothing_with_production_environment() -
         ("IDENTITY_CODE_HMAC_KEYS", "vJm7TpVs6e3CgepCmWtK8UnAZAwJ7uEGmNz6Ir1mlh8"),  # without its padding, too
         ("IDENTITY_CODE_HMAC_KEYS", "wI7Gd5ADdjxIipapVluMLosJWs-5wiKabK8WAn_ERNM="),
         ("DATABASE_URL", "postgres://kelabooking:kelabooking@db:5432/kelabooking"),
+        ("STAFF_OIDC_RP_CLIENT_SECRET", "kelabooking-staff-sandbox-secret"),
     ],
 )
 def test_settings__check__refuses_a_secret_published_in_the_repository_unless_debug_or_public_demo(
