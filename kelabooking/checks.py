@@ -91,6 +91,7 @@ def _secret_settings() -> list[tuple[str, list[str]]]:
         ("SECRET_KEY_FALLBACKS", list(settings.SECRET_KEY_FALLBACKS)),
         ("IDENTITY_CODE_ENCRYPTION_KEYS", list(settings.IDENTITY_CODE_ENCRYPTION_KEYS)),
         ("IDENTITY_CODE_HMAC_KEYS", list(settings.IDENTITY_CODE_HMAC_KEYS)),
+        ("STAFF_OIDC_RP_CLIENT_SECRET", [settings.STAFF_OIDC_RP_CLIENT_SECRET]),
         *databases,
     ]
 

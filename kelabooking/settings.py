@@ -7,6 +7,7 @@ Every variable is documented in README.md.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -85,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "partners.middleware.PartnerSessionTimeoutMiddleware",
+    "partners.middleware.StaffSessionTimeoutMiddleware",
     "kelabooking.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -458,7 +460,12 @@ IDENTITY_CODE_ENCRYPTION_KEYS = env_list("IDENTITY_CODE_ENCRYPTION_KEYS", "")
 IDENTITY_CODE_HMAC_KEYS = env_list("IDENTITY_CODE_HMAC_KEYS", "")
 IDENTITY_CODE_KEY_DIR = Path(env_str("IDENTITY_CODE_KEY_DIR", str(BASE_DIR / "var")))
 IDENTITY_CODE_GENERATE_KEYS = env_bool("IDENTITY_CODE_GENERATE_KEYS", DEBUG or SUOMIFI_SANDBOX)
-AUTHENTICATION_BACKENDS = ["partners.suomifi.SuomiFiBackend", "django.contrib.auth.backends.ModelBackend"]
+# Each OIDC backend answers only at its own callback; passwords only for break-glass accounts in production.
+AUTHENTICATION_BACKENDS = [
+    "partners.suomifi.SuomiFiBackend",
+    "partners.staff.oidc.StaffBackend",
+    "partners.staff.passwords.BreakGlassPasswordBackend",
+]
 
 # --- Partner sign-in: Suomi.fi e-Authorizations (Valtuudet, acting for an organisation) -----------------------
 VALTUUDET_BASE_URL = env_str(
@@ -479,6 +486,75 @@ PARTNER_IDLE_TIMEOUT_SECONDS = env_int("PARTNER_IDLE_TIMEOUT_SECONDS", 30 * 60)
 PARTNER_ABSOLUTE_TIMEOUT_SECONDS = env_int("PARTNER_ABSOLUTE_TIMEOUT_SECONDS", 10 * 60 * 60)
 LOGIN_URL = "partners:login"
 
+# --- Staff sign-in: Kela's own identity provider (OIDC) for the admin (docs/operations.md, "Staff sign-in") -----
+# A second OpenID Connect client, apart from the partners' Suomi.fi one: its own provider, client, callback
+# (/staff/oidc/callback/), session keys and backend (partners/staff/). mozilla-django-oidc reads a STAFF_OIDC_* setting
+# wherever it reads the OIDC_* one of the same name. With SUOMIFI_SANDBOX on and no provider set, the sandbox's staff
+# mode stands in (partners/sandbox/staff.py), with test staff and the group claim values mapped below.
+_SANDBOX_STAFF_OIDC = f"{SUOMIFI_SANDBOX_BASE_URL}/sandbox/staff-oidc"
+_STAFF_SANDBOX = SUOMIFI_SANDBOX and not any(
+    env_str(name)
+    for name in ("STAFF_OIDC_OP_ISSUER", "STAFF_OIDC_OP_DISCOVERY_URL", "STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT")
+)
+STAFF_OIDC_OP_ISSUER = env_str("STAFF_OIDC_OP_ISSUER", _SANDBOX_STAFF_OIDC if _STAFF_SANDBOX else "")
+STAFF_OIDC_OP_DISCOVERY_URL = env_str(
+    "STAFF_OIDC_OP_DISCOVERY_URL",
+    f"{STAFF_OIDC_OP_ISSUER}/.well-known/openid-configuration" if STAFF_OIDC_OP_ISSUER else "",
+)
+STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT")
+STAFF_OIDC_OP_TOKEN_ENDPOINT = env_str("STAFF_OIDC_OP_TOKEN_ENDPOINT")
+STAFF_OIDC_OP_USER_ENDPOINT = env_str("STAFF_OIDC_OP_USER_ENDPOINT")
+STAFF_OIDC_OP_JWKS_ENDPOINT = env_str("STAFF_OIDC_OP_JWKS_ENDPOINT")
+STAFF_OIDC_OP_LOGOUT_ENDPOINT = env_str("STAFF_OIDC_OP_LOGOUT_ENDPOINT")
+STAFF_OIDC_RP_CLIENT_ID = env_str("STAFF_OIDC_RP_CLIENT_ID", "kelabooking-staff-sandbox" if _STAFF_SANDBOX else "")
+STAFF_OIDC_RP_CLIENT_SECRET = env_str(
+    "STAFF_OIDC_RP_CLIENT_SECRET", "kelabooking-staff-sandbox-secret" if _STAFF_SANDBOX else ""
+)
+# client_secret_basic, client_secret_post or private_key_jwt (the same RP keys as the partners' client publishes).
+STAFF_OIDC_RP_CLIENT_AUTH_METHOD = env_str("STAFF_OIDC_RP_CLIENT_AUTH_METHOD", "client_secret_basic")
+STAFF_OIDC_RP_SCOPES = env_str("STAFF_OIDC_RP_SCOPES", "openid profile email")
+# Sent as acr_values when set (a Keycloak level of authentication, say); the MFA rule below decides regardless.
+STAFF_OIDC_ACR_VALUES = env_list("STAFF_OIDC_ACR_VALUES")
+# Multi-factor authentication is required: the ID token's `amr` must hold one of these, or its `acr` be one of these.
+STAFF_OIDC_MFA_AMR = env_list("STAFF_OIDC_MFA_AMR", "mfa,http://schemas.microsoft.com/claims/multipleauthn")
+STAFF_OIDC_MFA_ACR = env_list("STAFF_OIDC_MFA_ACR")
+# The claim whose values name the staff member's groups (`groups`, or `roles` for Entra ID app roles), and a JSON
+# object from each value to one staff group's name (or a list of names). A value not listed grants nothing.
+STAFF_OIDC_GROUPS_CLAIM = env_str("STAFF_OIDC_GROUPS_CLAIM", "groups")
+_SANDBOX_STAFF_GROUP_MAP = {
+    "kb-audit-readers": "Audit readers",
+    "kb-service-admins": "Partner service administrators",
+    "kb-capacity-admins": "Phone service capacity administrators",
+    "kb-customer-service": "Phone service customer service",
+    "kb-registry-admins": "Registry administrators",
+}
+try:
+    STAFF_OIDC_GROUP_MAP: dict[str, str | list[str]] = (
+        json.loads(env_str("STAFF_OIDC_GROUP_MAP")) if env_str("STAFF_OIDC_GROUP_MAP") else {}
+    ) or (_SANDBOX_STAFF_GROUP_MAP if _STAFF_SANDBOX else {})
+except json.JSONDecodeError as error:
+    raise ImproperlyConfigured(f"STAFF_OIDC_GROUP_MAP is not JSON: {error}") from None
+# The one value of the groups claim that makes a superuser; empty (the default): no claim ever does.
+STAFF_OIDC_SUPERUSER_VALUE = env_str("STAFF_OIDC_SUPERUSER_VALUE")
+STAFF_OIDC_CLAIM_GIVEN_NAME = env_list("STAFF_OIDC_CLAIM_GIVEN_NAME", "given_name")
+STAFF_OIDC_CLAIM_FAMILY_NAME = env_list("STAFF_OIDC_CLAIM_FAMILY_NAME", "family_name")
+STAFF_OIDC_CLAIM_EMAIL = env_list("STAFF_OIDC_CLAIM_EMAIL", "email,upn,preferred_username")
+STAFF_OIDC_AUTHENTICATION_CALLBACK_URL = "staff_oidc_callback"
+STAFF_OIDC_STORE_ID_TOKEN = True
+STAFF_OIDC_USE_PKCE = True
+STAFF_OIDC_USE_NONCE = True
+STAFF_OIDC_CREATE_USER = True
+# Staff sign-in is configured when a provider and a client are.
+STAFF_OIDC_ENABLED = bool(
+    (STAFF_OIDC_OP_ISSUER or STAFF_OIDC_OP_DISCOVERY_URL or STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT)
+    and STAFF_OIDC_RP_CLIENT_ID
+)
+# Local accounts that may still sign in with a password when DEBUG is off and staff sign-in is configured: for when
+# the identity provider is down. Every such sign-in is an audit event of its own.
+STAFF_BREAK_GLASS_USERS = env_list("STAFF_BREAK_GLASS_USERS")
+STAFF_SESSION_IDLE_SECONDS = env_int("STAFF_SESSION_IDLE_SECONDS", 30 * 60)
+STAFF_SESSION_ABSOLUTE_SECONDS = env_int("STAFF_SESSION_ABSOLUTE_SECONDS", 10 * 60 * 60)
+
 
 def _origin(url: str) -> str:
     from urllib.parse import urlsplit
@@ -490,7 +566,16 @@ def _origin(url: str) -> str:
 # A form that POSTs to us may be answered with a redirect to Suomi.fi (logout, organisation choice); CSP's
 # form-action covers such redirects, so the providers' origins are allowed there, and only they.
 CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += sorted(
-    {origin for origin in (_origin(OIDC_OP_ISSUER), _origin(VALTUUDET_BASE_URL)) if origin}
+    {
+        origin
+        for origin in (
+            _origin(OIDC_OP_ISSUER),
+            _origin(VALTUUDET_BASE_URL),
+            _origin(STAFF_OIDC_OP_ISSUER),
+            _origin(STAFF_OIDC_OP_LOGOUT_ENDPOINT),
+        )
+        if origin
+    }
 )
 
 # --- Booking --------------------------------------------------------------------------------------------------

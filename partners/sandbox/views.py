@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from stdnum.fi import hetu
 
 from kelabooking.identity import is_test_identity_code
-from partners.sandbox import oidc, valtuudet
+from partners.sandbox import oidc, staff, valtuudet
 from partners.sandbox.people import PEOPLE, Person, person_for
 
 PAGE_LANGUAGES = ("fi", "sv", "en")
@@ -231,6 +231,96 @@ def oidc_logout_view(request: HttpRequest) -> HttpResponse:
     with _language(params.get("ui_locales", "")):
         hint_refused = bool(hint) and not oidc.id_token_hint_valid(hint)
         if redirect_uri and not hint_refused and oidc.same_host_uri(redirect_uri, host=request.get_host()):
+            return HttpResponseRedirect(oidc.uri_with_params(redirect_uri, {"state": state} if state else {}))
+        context = {"hint_refused": hint_refused, "redirect_refused": bool(redirect_uri)}
+        return _page(request, "sandbox/logged_out.html", context, parameter="ui_locales")
+
+
+# --- The staff mode: Kela's identity provider for FPA staff ---------------------------------------------------
+
+
+class StaffIdentifierForm(forms.Form):
+    person = forms.ChoiceField(label=_("Test staff member"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["person"].choices = [(person.username, _staff_label(person)) for person in staff.STAFF_PEOPLE]
+        self.fields["person"].error_messages["required"] = _("Choose a test staff member.")
+
+    def chosen_person(self) -> staff.StaffPerson:
+        return staff.staff_person(self.cleaned_data["person"])
+
+
+def _staff_label(person: staff.StaffPerson) -> str:
+    groups = ", ".join(person.groups)
+    factor = gettext("with multi-factor authentication") if person.mfa else gettext("password only, no MFA")
+    return f"{person.full_name} ({person.username}) – {groups}; {factor}"
+
+
+@require_GET
+def staff_discovery_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(staff.discovery_document())
+
+
+@require_GET
+def staff_jwks_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(staff.op_jwks())
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def staff_authorize_view(request: HttpRequest) -> HttpResponse:
+    """The staff authorization request; the test sign-in page; back to the admin with a code (or an error)."""
+    server = staff.authorization_server(request)
+    try:
+        grant = server.get_consent_grant(request)
+    except OAuth2Error as error:
+        with _language(request.GET.get("ui_locales", "")):
+            if error.redirect_uri:
+                return staff.with_issuer(server.handle_response(*error()))
+            description = error.description or ""
+            return _error_page(request, error=error.error, description=description, parameter="ui_locales")
+    with _language(request.GET.get("ui_locales", "")):
+        form = StaffIdentifierForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST":
+            if request.POST.get("action") == "cancel":
+                return server.create_authorization_response(request, grant_user=None, grant=grant)
+            if form.is_valid():
+                return server.create_authorization_response(request, grant_user=form.chosen_person(), grant=grant)
+        context = {"form": form, "client_id": settings.STAFF_OIDC_RP_CLIENT_ID}
+        return _page(request, "sandbox/staff_identify.html", context, parameter="ui_locales")
+
+
+@csrf_exempt
+@require_POST
+def staff_token_view(request: HttpRequest) -> HttpResponse:
+    return staff.authorization_server(request).create_token_response(request)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def staff_userinfo_view(request: HttpRequest) -> HttpResponse:
+    try:
+        claims = staff.userinfo_for(request)
+    except OAuth2Error as error:
+        return return_error_response(error)
+    response = JsonResponse(claims)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def staff_logout_view(request: HttpRequest) -> HttpResponse:
+    """RP-initiated logout from the staff provider: back to post_logout_redirect_uri (same host), or a page."""
+    params = request.GET if request.method == "GET" else request.POST
+    hint = params.get("id_token_hint", "")
+    redirect_uri = params.get("post_logout_redirect_uri", "")
+    with _language(params.get("ui_locales", "")):
+        hint_refused = bool(hint) and not staff.id_token_hint_valid(hint)
+        if redirect_uri and not hint_refused and oidc.same_host_uri(redirect_uri, host=request.get_host()):
+            state = params.get("state", "")
             return HttpResponseRedirect(oidc.uri_with_params(redirect_uri, {"state": state} if state else {}))
         context = {"hint_refused": hint_refused, "redirect_refused": bool(redirect_uri)}
         return _page(request, "sandbox/logged_out.html", context, parameter="ui_locales")
