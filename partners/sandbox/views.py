@@ -257,12 +257,12 @@ def _staff_label(person: staff.StaffPerson) -> str:
     return f"{person.full_name} ({person.username}) – {groups}; {factor}"
 
 
-@require_GET
+@require_safe
 def staff_discovery_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(staff.discovery_document())
 
 
-@require_GET
+@require_safe
 def staff_jwks_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(staff.op_jwks())
 
