@@ -23,7 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 from mozilla_django_oidc.utils import absolutify, generate_code_challenge
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView, get_next_url
 
@@ -168,7 +168,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(url)
 
 
-@require_GET
+@require_safe
 def logged_out_view(request: HttpRequest) -> HttpResponse:
     """Back from the provider's logout: the admin's own "logged out" page."""
     context = {**admin.site.each_context(request), "has_permission": False, "title": _("You have signed out")}
