@@ -9,7 +9,6 @@ from kelabooking.forms import BoundedDateField
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from kelabooking.phone import PhoneField
 
-
 # The capacity and demand view's period: its grouped counts read at most this many days of bookings.
 INSIGHTS_LONGEST_PERIOD_DAYS = 366
 

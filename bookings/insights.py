@@ -213,7 +213,12 @@ def _capacity(
         )
         % {"percent": round(alert * 100)},
         columns=[
-            Column(day.isoformat(), formats.date_format(day, "D j.n."), formats.date_format(day, "D"), f"{day.day}.{day.month}.")
+            Column(
+                day.isoformat(),
+                formats.date_format(day, "D j.n."),
+                formats.date_format(day, "D"),
+                f"{day.day}.{day.month}.",
+            )
             for day in days
         ],
         corner=_("Service line, language"),
@@ -312,15 +317,16 @@ def _demand(*, query: InsightsQuery, lines: list[ServiceLine], weeks: list[dt.da
             "Bookings made in each of the last twelve weeks (Monday to Sunday), per service line, with the same "
             "weeks a year earlier when there are data, and the cancellations and moves of each week."
         ),
-        columns=[
-            Column(week.isoformat(), _("week %(number)d") % {"number": week.isocalendar()[1]}) for week in weeks
-        ],
+        columns=[Column(week.isoformat(), _("week %(number)d") % {"number": week.isocalendar()[1]}) for week in weeks],
         corner=_("Service line, figure"),
     )
     measures = [("made", _("made"), made, dt.timedelta(0))]
     if year_earlier_shown:
         measures.append(("year-earlier", _("made a year earlier"), made, YEAR))
-    measures += [("cancelled", _("cancelled"), cancelled, dt.timedelta(0)), ("moved", _("moved"), moved, dt.timedelta(0))]
+    measures += [
+        ("cancelled", _("cancelled"), cancelled, dt.timedelta(0)),
+        ("moved", _("moved"), moved, dt.timedelta(0)),
+    ]
     for line in lines:
         for key, label, counts, shift in measures:
             cells = [_count_cell(counts.get((line.pk, week - shift), 0)) for week in weeks]
