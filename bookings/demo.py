@@ -239,6 +239,7 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
 
     full_day = _working_day(today, 1)
     places: list[tuple[Slot, int]] = []  # each slot with the number of its places booked
+    full_slots: set[int] = set()  # the full day's: none of their bookings cancelled
 
     # Past slots (the generator makes only future ones): each line's opening hours on each working day, made only
     # where a booking falls.
@@ -252,7 +253,7 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
             if rule.weekday != day.weekday():
                 continue
             busy = rule.service_line.name_en in BUSY_LINES
-            share = {"fi": 0.3 if busy else 0.15, "sv": 0.12, "en": 0.2}[rule.language]
+            share = {"fi": 0.4 if busy else 0.2, "sv": 0.15, "en": 0.25}[rule.language]
             share *= 0.8 if day < first else 1.0  # a little less demand a year ago
             start = dt.datetime.combine(day, rule.opens_at, tzinfo=SERVICE_TIMEZONE)
             length = dt.timedelta(minutes=rule.service_line.partner_appointment_minutes)
@@ -276,10 +277,11 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
     for slot in upcoming_slots.select_related("service_line").order_by("starts_at", "pk"):
         busy = slot.service_line.name_en in BUSY_LINES
         local_day = slot.starts_at.astimezone(SERVICE_TIMEZONE).date()
-        share = {"fi": 0.97 if busy else 0.45, "sv": 0.35, "en": 0.6}[slot.language]
+        share = {"fi": 0.95 if busy else 0.35, "sv": 0.3, "en": 0.5}[slot.language]
         share *= 1 - (local_day - today).days / 30
         if slot.service_line.name_en == FULL_DAY_LINE and slot.language == "fi" and local_day == full_day:
             share = 1.0
+            full_slots.add(slot.pk)
         places.append((slot, sum(rng.random() < share for _place in range(slot.capacity))))
 
     bookings = []
@@ -291,7 +293,13 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
                 continue
             bookings.append(
                 _statistics_booking(
-                    slot=slot, customer=customer, now=now, rng=rng, partner=partner, organisations=organisations
+                    slot=slot,
+                    customer=customer,
+                    now=now,
+                    rng=rng,
+                    partner=partner,
+                    organisations=organisations,
+                    may_cancel=slot.pk not in full_slots,
                 )
             )
     Booking.objects.bulk_create(bookings, batch_size=500)
@@ -317,17 +325,27 @@ def _free_customer(customers: list[Customer], upcoming: dict, slot: Slot, rng: r
 
 
 def _statistics_booking(
-    *, slot: Slot, customer: Customer, now: dt.datetime, rng: random.Random, partner: User, organisations: list
+    *,
+    slot: Slot,
+    customer: Customer,
+    now: dt.datetime,
+    rng: random.Random,
+    partner: User,
+    organisations: list,
+    may_cancel: bool = True,
 ) -> Booking:
     channel = rng.choices(list(Booking.Channel), weights=[55, 30, 15])[0]
     by_partner = channel == Booking.Channel.PARTNER
-    confirmed_at = min(slot.starts_at - dt.timedelta(days=rng.randint(1, 14), minutes=rng.randint(0, 600)), now)
+    if slot.starts_at > now:  # made in the last three weeks
+        confirmed_at = now - dt.timedelta(minutes=rng.randint(0, 21 * 24 * 60))
+    else:
+        confirmed_at = slot.starts_at - dt.timedelta(days=rng.randint(1, 14), minutes=rng.randint(0, 600))
     interpreter = ""
     if rng.random() < 0.09:
         codes, weights = zip(*STATISTICS_INTERPRETERS, strict=True)
         interpreter = rng.choices(codes, weights=weights)[0]
     cancelled_at = None
-    if rng.random() < 0.08:
+    if rng.random() < 0.08 and may_cancel:
         cancelled_at = confirmed_at + (min(slot.starts_at, now) - confirmed_at) * rng.random()
     organisation = rng.choices(
         organisations, weights=[5 if org.kind == "municipality" else 2 for org in organisations]

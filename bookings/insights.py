@@ -33,6 +33,7 @@ from registry.models import Organisation
 SMALL_CELL = 5
 CAPACITY_DAYS = 28
 DEMAND_WEEKS = 12
+DEMAND_FIGURES = ("made", "year-earlier", "cancelled", "moved")  # each service line's rows, in this order
 YEAR = dt.timedelta(weeks=52)  # the same ISO weeks a year earlier, Monday to Monday
 
 
