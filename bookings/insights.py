@@ -1,10 +1,11 @@
-"""Reads of the capacity and demand view: counts only, each chart's numbers in a fixed number of grouped queries.
+"""Reads of the capacity and demand view: counts only, each chart's numbers from a fixed number of grouped queries.
 
 Every figure is a grouped count or sum computed by the database (`values().annotate()`), never a row per booking in
-Python, so a page costs the same number of queries with a thousand bookings or a million; the windows read are
-bounded (four weeks of slots, twelve weeks of bookings and the same weeks a year earlier, a period of at most a
-year) and found through indexes. Nothing here names a customer or an organisation: the tables of who books and in
-which language show a count from 1 to 4 as "< 5" (`SMALL_CELL`), and those numbers never leave this module.
+Python: the capacity of the next four weeks in two queries, and what was booked in three (`day_counts`), per day,
+each finished day kept in the cache (counts only) since it cannot change any more. So a page costs the same number
+of queries, and about the same time, with a thousand bookings or a million. Nothing here names a customer or an
+organisation: the tables of who books and in which language show a count from 1 to 4 as "< 5" (`SMALL_CELL`), and
+the CSV gives the same texts.
 
 The tables are the charts' numbers, as the page shows them and as their CSV gives them (`Table`).
 """
@@ -16,9 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate, TruncWeek
-from django.utils import formats, timezone
+from django.db.models.functions import TruncDate
+from django.utils import formats
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
@@ -145,20 +147,135 @@ def default_period(today: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def capacity_and_demand(*, query: InsightsQuery, now: dt.datetime, lines: list[ServiceLine]) -> Insights:
-    """Every chart's numbers for `query`: nine grouped queries whatever the amount of data. `lines` are the service
-    lines to name (all of them, in their order: the filter's choices)."""
+    """Every chart's numbers for `query`, in five grouped queries whatever the amount of data (`day_counts` and
+    `_capacity`). `lines` are the service lines to name (all of them, in their order: the filter's choices)."""
     if query.service_line is not None:
         lines = [line for line in lines if line.pk == query.service_line.pk]
     languages = [(code, name) for code, name in SERVICE_LANGUAGES if not query.language or code == query.language]
     weeks = _weeks(query.today)
-    demand, year_earlier_shown = _demand(query=query, lines=lines, weeks=weeks)
+    demand_days = _days(weeks[0] - YEAR, weeks[-1] - YEAR + dt.timedelta(weeks=1))
+    demand_days += _days(weeks[0], weeks[-1] + dt.timedelta(weeks=1))
+    period_days = _days(query.period_start, query.period_end + dt.timedelta(days=1))
+    counts = day_counts(days=sorted(set(demand_days + period_days)), now=now)
+    demand, year_earlier_shown = _demand(query=query, lines=lines, weeks=weeks, counts=counts)
     return Insights(
         capacity=_capacity(query=query, now=now, lines=lines, languages=languages),
         demand=demand,
         weeks=weeks,
         year_earlier_shown=year_earlier_shown,
         alert_percent=round(settings.CAPACITY_ALERT_SHARE * 100),
-        **_who_and_what(query=query, languages=languages),
+        **_who_and_what(query=query, languages=languages, counts=[counts[day] for day in period_days]),
+    )
+
+
+def _days(first: dt.date, until: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=offset) for offset in range((until - first).days)]
+
+
+# --- Each day's counts, kept once the day is over ----------------------------------------------------------------
+# What the demand chart and the tables of who books add up: per local day, the bookings made there grouped by line,
+# language, kind of organisation, channel and interpreter language, the cancellations and the moves by line and
+# language. Counts only. A day's figures cannot change once it is over (a booking is made, cancelled or moved at the
+# moment it happens: `confirmed_at`, `cancelled_at`, the audit event's time), so a finished day is read from the
+# database once and then from the cache; only the days not in the cache (today always) are counted, in three grouped
+# queries. So a page costs the same whether the history holds a thousand bookings or a million.
+DAY_CACHE_PREFIX = "bookings:insights:day:v1:"
+DAY_CACHE_SECONDS = 8 * 24 * 60 * 60
+# A day is kept only when it ended this long ago: a change in a transaction still open at midnight lands in it.
+DAY_SETTLED_AFTER = dt.timedelta(minutes=15)
+
+
+@dataclass
+class DayCounts:
+    made: list[tuple[int, str, str, str, str, int]] = field(default_factory=list)  # line, language, kind, channel,
+    # interpreter language, bookings
+    cancelled: list[tuple[int, str, int]] = field(default_factory=list)  # line, language, bookings
+    moved: list[tuple[int, str, int]] = field(default_factory=list)
+
+
+def day_counts(*, days: list[dt.date], now: dt.datetime) -> dict[dt.date, DayCounts]:
+    """Each day's counts: from the cache where kept, the others counted together and the finished ones kept."""
+    keys = {day: f"{DAY_CACHE_PREFIX}{day.isoformat()}" for day in days}
+    cached = cache.get_many(keys.values())
+    found = {day: DayCounts(*cached[key]) for day, key in keys.items() if key in cached}
+    missing = [day for day in days if day not in found]
+    if missing:
+        counted = _count_days(missing)
+        found.update(counted)
+        settled = now - DAY_SETTLED_AFTER
+        cache.set_many(
+            {
+                keys[day]: (counts.made, counts.cancelled, counts.moved)
+                for day, counts in counted.items()
+                if _local_midnight(day + dt.timedelta(days=1)) <= settled
+            },
+            DAY_CACHE_SECONDS,
+        )
+    return found
+
+
+def _ranges(days: list[dt.date], field_name: str) -> Q:
+    """`field_name` within the days (sorted), one range for each run of consecutive days."""
+    condition = Q()
+    start = previous = days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == previous + dt.timedelta(days=1):
+            previous = day
+            continue
+        bounds = {f"{field_name}__gte": _local_midnight(start), f"{field_name}__lt": _local_midnight(previous)}
+        bounds[f"{field_name}__lt"] += dt.timedelta(days=1)
+        condition |= Q(**bounds)
+        if day is not None:
+            start = previous = day
+    return condition
+
+
+def _local_date(field_name: str) -> TruncDate:
+    return TruncDate(field_name, tzinfo=SERVICE_TIMEZONE)
+
+
+def _count_days(days: list[dt.date]) -> dict[dt.date, DayCounts]:
+    counts = {day: DayCounts() for day in days}
+    made = (
+        Booking.objects.filter(_ranges(days, "confirmed_at"))
+        .values_list(
+            _local_date("confirmed_at"),
+            "slot__service_line",
+            "slot__language",
+            "organisation__kind",
+            "channel",
+            "interpreter_language",
+        )
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    for day, line, language, kind, channel, interpreter, count in made:
+        counts[day].made.append((line, language, kind or "", channel, interpreter, count))
+    cancelled = (
+        Booking.objects.filter(_ranges(days, "cancelled_at"))
+        .exclude(confirmed_at=None)  # a released hold is deleted; this keeps out any other unconfirmed row
+        .values_list(_local_date("cancelled_at"), "slot__service_line", "slot__language")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    for day, line, language, count in cancelled:
+        counts[day].cancelled.append((line, language, count))
+    moved = (
+        AuditEvent.objects.filter(
+            _ranges(days, "created_at"), action=AuditEvent.Action.BOOKING_MOVED, outcome=AuditEvent.Outcome.SUCCESS
+        )
+        .values_list(_local_date("created_at"), "booking__slot__service_line", "booking__slot__language")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    for day, line, language, count in moved:
+        counts[day].moved.append((line, language, count))
+    return counts
+
+
+def _chosen(query: InsightsQuery, line: int, language: str) -> bool:
+    return (query.service_line is None or line == query.service_line.pk) and (
+        not query.language or language == query.language
     )
 
 
@@ -258,59 +375,27 @@ def _weeks(today: dt.date) -> list[dt.date]:
     return [monday - dt.timedelta(weeks=DEMAND_WEEKS - 1 - index) for index in range(DEMAND_WEEKS)]
 
 
-def _week_of(value: dt.datetime) -> dt.date:
-    return timezone.localtime(value, SERVICE_TIMEZONE).date()
-
-
-def _booking_filters(query: InsightsQuery, prefix: str = "slot__") -> Q:
-    condition = Q()
-    if query.service_line is not None:
-        condition &= Q(**{f"{prefix}service_line": query.service_line})
-    if query.language:
-        condition &= Q(**{f"{prefix}language": query.language})
-    return condition
-
-
-def _demand(*, query: InsightsQuery, lines: list[ServiceLine], weeks: list[dt.date]) -> tuple[Table, bool]:
+def _demand(
+    *, query: InsightsQuery, lines: list[ServiceLine], weeks: list[dt.date], counts: dict[dt.date, DayCounts]
+) -> tuple[Table, bool]:
     """Per service line and week (Monday to Sunday, Helsinki): the bookings made (confirmed, whatever became of them
     later), the same a year earlier, the cancellations of bookings and the moves to another time."""
-    first, end = _local_midnight(weeks[0]), _local_midnight(weeks[-1] + dt.timedelta(weeks=1))
-    now_and_then = Q(confirmed_at__gte=first, confirmed_at__lt=end) | Q(
-        confirmed_at__gte=first - YEAR, confirmed_at__lt=end - YEAR
-    )
     made: dict[tuple[int, dt.date], int] = defaultdict(int)
-    for row in (
-        Booking.objects.filter(now_and_then, _booking_filters(query))
-        .values("slot__service_line", week=TruncWeek("confirmed_at", tzinfo=SERVICE_TIMEZONE))
-        .annotate(count=Count("pk"))
-        .order_by()
-    ):
-        made[row["slot__service_line"], _week_of(row["week"])] += row["count"]
     cancelled: dict[tuple[int, dt.date], int] = defaultdict(int)
-    for row in (
-        Booking.objects.filter(_booking_filters(query), cancelled_at__gte=first, cancelled_at__lt=end)
-        .exclude(confirmed_at=None)  # a released hold is deleted; this keeps out any other unconfirmed row
-        .values("slot__service_line", week=TruncWeek("cancelled_at", tzinfo=SERVICE_TIMEZONE))
-        .annotate(count=Count("pk"))
-        .order_by()
-    ):
-        cancelled[row["slot__service_line"], _week_of(row["week"])] += row["count"]
     moved: dict[tuple[int, dt.date], int] = defaultdict(int)
-    for row in (
-        AuditEvent.objects.filter(
-            _booking_filters(query, prefix="booking__slot__"),
-            action=AuditEvent.Action.BOOKING_MOVED,
-            outcome=AuditEvent.Outcome.SUCCESS,
-            created_at__gte=first,
-            created_at__lt=end,
-        )
-        .values("booking__slot__service_line", week=TruncWeek("created_at", tzinfo=SERVICE_TIMEZONE))
-        .annotate(count=Count("pk"))
-        .order_by()
-    ):
-        moved[row["booking__slot__service_line"], _week_of(row["week"])] += row["count"]
+    for day, figures in counts.items():
+        week = day - dt.timedelta(days=day.weekday())
+        for line, language, _kind, _channel, _interpreter, count in figures.made:
+            if _chosen(query, line, language):
+                made[line, week] += count
+        for line, language, count in figures.cancelled:
+            if _chosen(query, line, language):
+                cancelled[line, week] += count
+        for line, language, count in figures.moved:
+            if _chosen(query, line, language):
+                moved[line, week] += count
 
-    year_earlier_shown = any(week - YEAR in {when for _line, when in made} for week in weeks)
+    year_earlier_shown = any(made.get((line.pk, week - YEAR)) for line in lines for week in weeks)
     table = Table(
         slug="demand",
         title=_("Bookings made per week"),
@@ -351,27 +436,29 @@ def _small_cell(count: int) -> Cell:
 # --- 3. and 4. Languages, interpretation, who books --------------------------------------------------------------
 
 
-def _who_and_what(*, query: InsightsQuery, languages: list[tuple[str, object]]) -> dict[str, Table]:
+def _who_and_what(
+    *, query: InsightsQuery, languages: list[tuple[str, object]], counts: list[DayCounts]
+) -> dict[str, Table]:
     """Bookings made in the period (confirmed then, cancelled later or not): by service language, by interpreter
     language, by the kind of the booking organisation and by channel. Small counts are hidden (`_small_cell`)."""
-    start = _local_midnight(query.period_start)
-    end = _local_midnight(query.period_end + dt.timedelta(days=1))
-    made = Booking.objects.filter(_booking_filters(query), confirmed_at__gte=start, confirmed_at__lt=end)
     period = _("%(start)s–%(end)s") % {
         "start": formats.date_format(query.period_start, "j.n.Y"),
         "end": formats.date_format(query.period_end, "j.n.Y"),
     }
-    counts = made.aggregate(
-        **{f"language_{code}": Count("pk", filter=Q(slot__language=code)) for code, _name in languages},
-        **{f"kind_{kind}": Count("pk", filter=Q(organisation__kind=kind)) for kind in Organisation.Kind.values},
-        **{f"channel_{channel}": Count("pk", filter=Q(channel=channel)) for channel in Booking.Channel.values},
-    )
-    interpreters = list(
-        made.filter(interpreter_needed=True)
-        .values("interpreter_language")
-        .annotate(count=Count("pk"))
-        .order_by("-count", "interpreter_language")
-    )
+    by_language: dict[str, int] = defaultdict(int)
+    by_kind: dict[str, int] = defaultdict(int)
+    by_channel: dict[str, int] = defaultdict(int)
+    by_interpreter: dict[str, int] = defaultdict(int)
+    for figures in counts:
+        for line, language, kind, channel, interpreter, count in figures.made:
+            if not _chosen(query, line, language):
+                continue
+            by_language[language] += count
+            by_kind[kind] += count
+            by_channel[channel] += count
+            if interpreter:
+                by_interpreter[interpreter] += count
+    interpreters = sorted(by_interpreter.items(), key=lambda item: (-item[1], item[0]))
     bookings = Column("bookings", _("Bookings"))
     return {
         "languages": Table(
@@ -380,8 +467,7 @@ def _who_and_what(*, query: InsightsQuery, languages: list[tuple[str, object]]) 
             description=_("Bookings made in the period %(period)s, by the language of the call.") % {"period": period},
             columns=[bookings],
             rows=[
-                Row(key=code, label=capfirst(name), cells=[_small_cell(counts[f"language_{code}"])])
-                for code, name in languages
+                Row(key=code, label=capfirst(name), cells=[_small_cell(by_language[code])]) for code, name in languages
             ],
             corner=_("Service language"),
         ),
@@ -392,12 +478,8 @@ def _who_and_what(*, query: InsightsQuery, languages: list[tuple[str, object]]) 
             % {"period": period},
             columns=[bookings],
             rows=[
-                Row(
-                    key=row["interpreter_language"],
-                    label=capfirst(language_name(row["interpreter_language"])),
-                    cells=[_small_cell(row["count"])],
-                )
-                for row in interpreters
+                Row(key=code, label=capfirst(language_name(code)), cells=[_small_cell(count)])
+                for code, count in interpreters
             ],
             corner=_("Interpreter language"),
         ),
@@ -408,7 +490,7 @@ def _who_and_what(*, query: InsightsQuery, languages: list[tuple[str, object]]) 
             % {"period": period},
             columns=[bookings],
             rows=[
-                Row(key=kind, label=str(label), cells=[_small_cell(counts[f"kind_{kind}"])])
+                Row(key=kind, label=str(label), cells=[_small_cell(by_kind[kind])])
                 for kind, label in Organisation.Kind.choices
             ],
             corner=_("Kind of organisation"),
@@ -419,7 +501,7 @@ def _who_and_what(*, query: InsightsQuery, languages: list[tuple[str, object]]) 
             description=_("Bookings made in the period %(period)s, by where they were made.") % {"period": period},
             columns=[bookings],
             rows=[
-                Row(key=channel, label=str(label), cells=[_small_cell(counts[f"channel_{channel}"])])
+                Row(key=channel, label=str(label), cells=[_small_cell(by_channel[channel])])
                 for channel, label in Booking.Channel.choices
             ],
             corner=pgettext("where a booking was made", "Channel"),

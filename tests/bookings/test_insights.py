@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -326,3 +327,24 @@ def test_capacity_demand__queries__stay_the_same_whatever_the_data(capacity_clie
 def test_capacity_demand__page__bounded_queries(capacity_client, fixture, django_assert_max_num_queries) -> None:
     with django_assert_max_num_queries(12):
         capacity_client.get(reverse(URL), {"start": "2026-06-01", "end": "2027-02-10"})
+
+
+def test_capacity_demand__finished_days__are_counted_once_and_kept(capacity_client, fixture) -> None:
+    line_a, _line_b = fixture
+    first = page(capacity_client)
+    week = [column.key for column in first.demand.columns].index("2027-01-04")
+    kept = cache.get(f"{insights.DAY_CACHE_PREFIX}2027-01-05")
+    assert kept is not None
+    assert sum(count for *_group, count in kept[0]) == 3  # line A's three bookings made on 5.1.
+    assert cache.get(f"{insights.DAY_CACHE_PREFIX}2027-02-10") is None  # today is never kept
+    # Today goes on counting: a booking made now shows at once.
+    BookingFactory.confirmed(slot=slot(line_a, "fi", at(dt.date(2027, 2, 16)), 3), confirmed_at=NOW)
+    with CaptureQueriesContext(connection) as captured:
+        second = page(capacity_client)
+    assert texts(second.demand)[f"{line_a.pk}-made"][-1] == "5"
+    assert texts(second.demand)[f"{line_a.pk}-made"][week] == "3"
+    # The kept days are not read again: the bookings' queries ask for today only (one range a field).
+    made_query = next(
+        query["sql"] for query in captured if "GROUP BY" in query["sql"] and "confirmed_at" in query["sql"]
+    )
+    assert made_query.count('"bookings_booking"."confirmed_at" >=') == 1
