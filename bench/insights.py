@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from django.conf import settings
     from django.core.cache import cache
     from django.core.management import call_command
+    from django.db import reset_queries
     from django.test import Client
     from django.test.utils import setup_test_environment
     from django.urls import reverse
@@ -112,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
             # request after emptying it: a first visit, or the morning after), then as pages usually are, with.
             for _ in range(cold_per_turn):
                 cache.clear()
+                reset_queries()  # DEBUG's log keeps 9 000 statements; once full, CaptureQueriesContext sees none
                 cold[stage].measure(client, url, requests=1, warmup=0)
             cache.clear()  # the two databases share this process's cache
+            reset_queries()
             pages[stage].measure(client, url, requests=per_turn, warmup=args.warmup)
     load = meter.describe()
 
