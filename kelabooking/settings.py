@@ -583,6 +583,10 @@ BOOKING_HOLD_MINUTES = env_int("BOOKING_HOLD_MINUTES", 10)
 BOOKING_HORIZON_WEEKS = env_int("BOOKING_HORIZON_WEEKS", 8)
 BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 120)
 SLOT_GENERATION_WEEKS = env_int("SLOT_GENERATION_WEEKS", 8)
+# The capacity and demand view marks a day of a line and language whose share of capacity taken reaches this (0–1).
+CAPACITY_ALERT_SHARE = float(env_str("CAPACITY_ALERT_SHARE", "0.9"))
+if not 0 < CAPACITY_ALERT_SHARE <= 1:
+    raise ImproperlyConfigured("CAPACITY_ALERT_SHARE must be a share above 0 and at most 1, e.g. 0.9.")
 
 # --- Messages to customers ------------------------------------------------------------------------------------
 # Reminders go out the day before the call, only between these local hours (Europe/Helsinki): nobody gets an SMS
