@@ -123,7 +123,7 @@ class SlotAdmin(StrictAdminMixin, admin.ModelAdmin):
         return [
             path(
                 "capacity-and-demand/",
-                self.admin_site.admin_view(require_GET(self.capacity_demand_view)),
+                self.admin_site.admin_view(require_safe(self.capacity_demand_view)),
                 name="bookings_capacity_demand",
             ),
             *super().get_urls(),
