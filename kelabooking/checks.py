@@ -74,7 +74,7 @@ def check_published_secrets(app_configs: Sequence[AppConfig] | None = None, **kw
     return [
         Error(
             f"{name} is a value published in the kelabooking repository: anyone can read it.",
-            hint='Generate a secret of your own (README, "The production shape"), or set DEBUG=1 for development.',
+            hint='Generate a secret of your own (docs/settings.md, "Secrets"), or set DEBUG=1 for development.',
             id="kelabooking.E003",
         )
         for name in found
@@ -140,7 +140,8 @@ def check_stored_key_ids(
     return [
         Error(
             str(problem),
-            hint=f'Keep every key that stored values name in {problem.setting}; README, "Identity codes at rest".',
+            hint=f"Keep every key that stored values name in {problem.setting}; docs/data-protection.md, "
+            '"Identity codes at rest".',
             id="kelabooking.E005",
         )
         for problem in problems
@@ -175,7 +176,11 @@ def check_retention_limits(app_configs: Sequence[AppConfig] | None = None, **kwa
         problem = retention.limit_problem(name, getattr(settings, bound.setting))
         if problem:
             errors.append(
-                Error(problem, hint=f'Set {bound.setting} (README, "Retention") within its bounds.', id=check_id)
+                Error(
+                    problem,
+                    hint=f'Set {bound.setting} (docs/data-protection.md, "Retention") within its bounds.',
+                    id=check_id,
+                )
             )
     return errors
 

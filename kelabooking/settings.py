@@ -2,7 +2,7 @@
 
 The embedded default (nothing set) runs on SQLite, executes Celery tasks in-process and writes e-mail to the
 console. Production sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS and the e-mail settings.
-Every variable is documented in README.md.
+Every variable is documented in docs/settings.md.
 """
 
 from __future__ import annotations
@@ -153,8 +153,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The role web, worker and beat connect as, when it is not the owner that runs `migrate` (README, "Database roles"):
-# every `migrate` grants it what the app needs, and the audit trail only to read and append (kelabooking/database.py).
+# The role web, worker and beat connect as, when it is not the owner that runs `migrate` (docs/data-protection.md,
+# "Database roles"): every `migrate` grants it what the app needs, and the audit trail only to read and append
+# (kelabooking/database.py).
 DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -298,7 +299,7 @@ CELERY_BEAT_SCHEDULE = {
     "retention-nightly": {"task": "kelabooking.tasks.retention_run_task", "schedule": crontab(hour=3, minute=45)},
 }
 
-# --- Retention (kelabooking/retention.py; README "Retention"), in days ------------------------------------------
+# --- Retention (kelabooking/retention.py; docs/data-protection.md, "Retention"), in days ------------------------
 # The contact details and description typed for a booking, after the call.
 RETENTION_CONTACT_DAYS = env_int("RETENTION_CONTACT_DAYS", 90)
 # A customer entered by a partner, after it was entered and after its last call (its bookings stay, without it).

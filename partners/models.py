@@ -117,7 +117,7 @@ class AuditEvent(models.Model):
     """Who did what, acting for which organisation, on which customer (Act 906/2019 § 17). Append-only.
 
     On PostgreSQL the database refuses every other UPDATE and DELETE too, whoever asks (the trigger of partners
-    migration 0008), and the app's own role may only read and append (README, "Database roles").
+    migration 0008), and the app's own role may only read and append (docs/data-protection.md, "Database roles").
     """
 
     class Action(models.TextChoices):

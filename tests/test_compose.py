@@ -210,8 +210,9 @@ def test_compose__demo_file__no_secret_of_its_own() -> None:
 
 
 def test_compose__web_worker_and_beat_run_as_the_app_role__only_migrate_as_the_owner() -> None:
-    """The audit trail is safe from the app's own processes (README, "Database roles"): they connect as the role the
-    database's first start creates, and `migrate`, as the owner, grants it its rights before any of them starts."""
+    """The audit trail is safe from the app's own processes (docs/data-protection.md, "Database roles"): they connect
+    as the role the database's first start creates, and `migrate`, as the owner, grants it its rights before any of
+    them starts."""
     given = own_secrets()
     owner = database_environment(given)
     migrate = migrate_environment(given)

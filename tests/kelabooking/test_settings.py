@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -193,18 +194,17 @@ def test_settings__environment__selects_postgres_and_broker() -> None:
 
 
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"])
-def test_readme__documents_every_environment_variable(variable: str) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"`{variable}`" in readme
+def test_settings_reference__documents_every_environment_variable(variable: str) -> None:
+    reference = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert re.search(rf"^\| `{variable}` \|", reference, flags=re.MULTILINE), variable
 
 
-def test_readme__documents_all_variables_the_settings_read() -> None:
-    import re
-
+def test_docs__document_all_variables_the_settings_read() -> None:
     source = (ROOT / "kelabooking" / "settings.py").read_text(encoding="utf-8")
     read = set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z_]+)"', source))
-    # The README, or the reference in docs/ that it points to.
+    assert len(read) > 100  # the pattern still finds what the settings read
+    # docs/settings.md, or the reference beside it that it points to (the staff sign-in's in docs/operations.md).
     documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    readme = "\n".join(path.read_text(encoding="utf-8") for path in documents)
-    missing = sorted(name for name in read if f"`{name}`" not in readme)
+    text = "\n".join(path.read_text(encoding="utf-8") for path in documents)
+    missing = sorted(name for name in read if f"`{name}`" not in text)
     assert missing == []
