@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kelabooking.middleware.RequestIdMiddleware",
+    # Outside every middleware that may query the database: its 500 becomes the 503 "please try again" page.
+    "kelabooking.middleware.DatabaseUnavailableMiddleware",
     "kelabooking.middleware.ResilientSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "kelabooking.middleware.InputBoundaryMiddleware",
