@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,12 @@ def database_unavailable_response(request: HttpRequest, *, replacing: HttpRespon
     """The 503 page in the language of the address (rendered without the database: no query of its own)."""
     language = translation.get_language_from_path(request.path_info) or translation.get_language()
     with translation.override(language):
-        response = render(request, "503.html", {"retry_url": request.get_full_path()}, status=503)
+        try:
+            response = render(request, "503.html", {"retry_url": request.get_full_path()}, status=503)
+        except Exception:  # never a 500 instead: the sentence alone
+            logger.exception("Rendering the 503 page failed")
+            text = _("The service is briefly unavailable")
+            response = HttpResponse(f"<!DOCTYPE html><title>{text}</title><h1>{text}</h1>", status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if replacing is not None:  # the security headers the inner middleware gave the 500 response
         for header, value in replacing.items():
