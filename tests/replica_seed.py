@@ -33,6 +33,7 @@ def seed(*, sessions: int, slots: int, capacity: int, reminded: int, expired_hol
                 starts_at=first + dt.timedelta(days=index // 10, minutes=45 * (index % 10)),
                 ends_at=first + dt.timedelta(days=index // 10, minutes=45 * (index % 10 + 1)),
                 capacity=capacity,
+                set_by_hand=True,  # no opening rule makes them: slot generation (beat) would remove them otherwise
             ).pk
             for index in range(slots)
         ]

@@ -78,6 +78,7 @@ REMINDED, EXPIRED_HOLDS = 6, 5
 # The issue asks for at least two minutes of two beats; they run beside the other drills, so this costs little.
 BEAT_SECONDS = float(os.environ.get("DRILL_BEAT_SECONDS", "120"))
 BEAT_INTERVAL_SECONDS = 8
+THROUGHPUT_SECONDS = 15
 TIME_PATH, CHECK_PATH = "/en/book/time/", "/en/book/check/"
 TAKEN_MEANWHILE = "This time was just taken."
 TRY_AGAIN = "The service is briefly unavailable"
@@ -360,6 +361,8 @@ class Load:
         for _attempt in range(10):  # a time taken meanwhile: another one
             with self.lock:
                 if not self.open_slots:
+                    self.errors.append("no open slot left to book")
+                    self.stopping.set()
                     return
                 slot = rng.choice(self.open_slots[:12])
             held = self.send(http, session_key, "hold", TIME_PATH, {"slot": slot})
@@ -480,7 +483,11 @@ def assert_each_message_once(shape: Shape, booking_ids: list[int], *, at_most_on
 
 
 def report(title: str, figures: dict[str, object]) -> None:
+    """Print the drill's figures (and add them to the file DRILL_FIGURES names, one JSON line per drill)."""
     print(f"\n{title}: " + ", ".join(f"{name} {value}" for name, value in figures.items()))
+    if path := os.environ.get("DRILL_FIGURES"):
+        with open(path, "a") as figures_file:
+            figures_file.write(json.dumps({"drill": title, **figures}, default=str) + "\n")
 
 
 # --- Drill: rolling restart -----------------------------------------------------------------------------------
@@ -560,6 +567,44 @@ def test_nothing_per_process__rate_limit_and_session_shared_by_the_replicas_no_k
     # with generation off the settings never look at the folder).
     assert list((shape.workdir / "var").iterdir()) == []
     report("nothing per process", {"rate limit": f"{limit} then 429 across 3 replicas", "session": "3 replicas"})
+
+
+# --- Information: bookings per second, one replica and three ---------------------------------------------
+
+
+def measure(shape: Shape, seconds: float) -> dict[str, float]:
+    load = Load(shape, url=shape.balancer.url)
+    load.start()
+    time.sleep(seconds)
+    load.stop()
+    assert load.errors == [], load.errors[:5]
+    assert set(load.statuses()) <= {200, 302}, load.statuses()
+    return {"bookings/s": load.bookings_per_second(), "requests/s": len(load.answers) / seconds}
+
+
+def test_throughput__one_replica_and_three_behind_the_balancer__information(shape) -> None:
+    """Not a target: what this machine (two cores, shared with the databases, the workers and the partners' own
+    threads) gives. It runs while the two schedulers drill waits for its beats anyway."""
+    three = measure(shape, THROUGHPUT_SECONDS)
+    for name in REPLICAS[1:]:
+        shape.balancer.command(f"set server web/{name} state maint")
+    try:
+        one = measure(shape, THROUGHPUT_SECONDS)
+    finally:
+        for name in REPLICAS[1:]:
+            shape.balancer.enable(name)
+    report(
+        "throughput",
+        {
+            "seconds each": THROUGHPUT_SECONDS,
+            "one replica bookings/s": f"{one['bookings/s']:.1f}",
+            "three replicas bookings/s": f"{three['bookings/s']:.1f}",
+            "one replica requests/s": f"{one['requests/s']:.0f}",
+            "three replicas requests/s": f"{three['requests/s']:.0f}",
+        },
+    )
+    assert one["bookings/s"] > 0
+    assert three["bookings/s"] > 0
 
 
 # --- Drill: two schedulers ------------------------------------------------------------------------------------
