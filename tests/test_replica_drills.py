@@ -12,6 +12,7 @@ relay and an SMS gateway at the protocol level, and a fake PRH.
   two minutes by default) with every periodic job due every few seconds: each job's effect happens once.
 - Nothing per process: the registry form's rate limit holds across replicas, a session continues whichever replica
   answers, and no key file is read or written (the keys come from the settings).
+- Throughput, as information: bookings per second through the balancer with three replicas, then with one.
 - Database failover (last: it leaves the standby as the primary): under the same load the primary stops abruptly and
   the standby is promoted; no booking a partner saw confirmed is lost, the gap's requests get the translated 503 page
   (never a 500), a confirm repeated with its idempotency key returns the same booking, the app serves again without a
@@ -246,6 +247,7 @@ def shape(make_httpserver) -> Iterator[Shape]:
         database.stop()
         relay.close()
         gateway.close()
+        make_httpserver.clear()  # the session's HTTP server: the next test's PRH is its own
         if os.environ.get("DRILL_KEEP"):  # the processes' logs, to read after a failed run
             print(f"\nreplica drills' folder kept: {workdir}")
         else:
