@@ -51,15 +51,16 @@ def seed(*, sessions: int, slots: int, capacity: int, reminded: int, expired_hol
         # What the periodic jobs find due: an opening rule (slot generation), confirmed calls tomorrow (reminders),
         # holds long expired (retention).
         rules_line = ServiceLine.objects.create(name_fi="Säännöt", name_sv="Regler", name_en="Rules")
-        OpeningRule.objects.create(
-            service_line=rules_line,
-            language="fi",
-            weekday=(today + dt.timedelta(days=2)).weekday(),
-            opens_at=dt.time(9),
-            closes_at=dt.time(12),
-            agents=2,
-            valid_from=today,
-        )
+        for weekday in range(7):  # every day: two weeks always hold days that are not public holidays
+            OpeningRule.objects.create(
+                service_line=rules_line,
+                language="fi",
+                weekday=weekday,
+                opens_at=dt.time(9),
+                closes_at=dt.time(12),
+                agents=2,
+                valid_from=today,
+            )
         tomorrow = clock.localnow().replace(hour=10, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
         reminded_ids = [
             BookingFactory.confirmed(

@@ -228,7 +228,8 @@ backend web
 
     def start(self) -> None:
         self.config.write_text(self.render())
-        self.current = self.processes.start("haproxy", [HAPROXY, "-f", str(self.config), "-db"], env=dict(os.environ))
+        args = [HAPROXY, "-f", str(self.config), "-db"]  # -db: in the foreground, logging to stderr
+        self.current = self.processes.start("haproxy", args, env={"PATH": os.environ["PATH"]})
         wait_for(lambda: self.socket_path.exists(), what="haproxy's runtime socket", log=self.current, timeout=10)
         wait_for(
             lambda: all(self.status(name) == "UP" for name in self.replicas),

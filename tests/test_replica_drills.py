@@ -73,8 +73,9 @@ pytestmark = pytest.mark.replicas
 
 REPLICAS = ("web1", "web2", "web3")
 PARTNERS = 16
-SESSIONS = 500  # enough for every booking the load drills make; each booking takes a session of its own
-SLOTS, CAPACITY = 150, 4
+# Enough for every booking the load drills make (some 600 on an idle machine): each takes a session of its own.
+SESSIONS = 1400
+SLOTS, CAPACITY = 360, 4
 REMINDED, EXPIRED_HOLDS = 6, 5
 # The issue asks for at least two minutes of two beats; they run beside the other drills, so this costs little.
 BEAT_SECONDS = float(os.environ.get("DRILL_BEAT_SECONDS", "120"))
@@ -316,7 +317,10 @@ class Load:
 
     def wait_for_bookings(self, count: int, *, timeout: float = 120) -> None:
         target = self.bookings() + count
-        wait_for(lambda: self.bookings() >= target, what=f"{count} more bookings", timeout=timeout)
+        wait_for(
+            lambda: self.bookings() >= target or self.stopping.is_set(), what=f"{count} more bookings", timeout=timeout
+        )
+        assert self.bookings() >= target, f"the partners stopped: {self.errors[:3]}"
 
     def send(self, http: requests.Session, session_key: str, step: str, path: str, data: dict | None = None):
         """One step, tried again while the service answers 503 or not at all (at most STEP_DEADLINE seconds)."""
@@ -352,6 +356,9 @@ class Load:
             try:
                 (session_key,) = self.shape.take_sessions(1)
             except queue.Empty:
+                with self.lock:
+                    self.errors.append("no seeded session left to book in")
+                self.stopping.set()
                 return
             try:
                 self.book(http, session_key, rng)
