@@ -70,7 +70,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 	@touch $@
 
 # Every script runs, one at a time, even after one has missed a target; make fails at the end if any did.
-BENCH_SCRIPTS := contended_booking growth http_journey http_contention
+BENCH_SCRIPTS := contended_booking growth http_journey http_contention insights http_booking
 
 bench: install $(VENV)/.bench-installed
 	@failed=""; for script in $(BENCH_SCRIPTS); do \

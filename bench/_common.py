@@ -273,9 +273,12 @@ def make_customers(codes: list[str], *, organisation: Any, **register: str) -> l
     from tests.acting import acting_for
 
     database = connection.settings_dict["NAME"]
-    if database not in _LOADERS:  # born 1 January 1900: nobody else is
+    if database not in _LOADERS:  # born 1 January 1900: nobody else is; made once per database
+        from partners.models import User
+
         (code,) = temporary_identity_codes(1, first_birthday=dt.date(1900, 1, 1))
-        _LOADERS[database] = make_partners([code], last_name="Loader")[0]
+        loader = User.objects.filter(first_name="Bench", last_name="Loader").first()
+        _LOADERS[database] = loader or make_partners([code], last_name="Loader")[0]
     acting = acting_for(_LOADERS[database], organisation=organisation, request_id="bench")
     fields = {"first_name": "Bench", "last_name": "Customer", "phone": "+358401110000", "email": ""} | register
     with transaction.atomic():
@@ -400,10 +403,16 @@ def served(*, workers: int, threads: int = 1, sign_in: bool = True) -> Iterator[
             PYTHONPATH=str(ROOT),
         )
 
-        def start() -> Server:
+        def start(settings_module: str = "") -> Server:
+            """gunicorn with bench/settings.py on the port the sandbox's addresses name, or, with `settings_module`
+            (bench/settings_bare.py, say), another gunicorn with those settings on a port of its own."""
             options = ("--workers", str(workers), "--threads", str(threads), "--max-requests", "0")
-            started = start_gunicorn(processes, env=dict(os.environ), options=options)
-            server = Server(started, f"http://127.0.0.1:{port}")
+            env, bind = dict(os.environ), port
+            if settings_module:
+                bind = free_port()
+                env |= {"DJANGO_SETTINGS_MODULE": settings_module, "GUNICORN_BIND": f"127.0.0.1:{bind}"}
+            started = start_gunicorn(processes, env=env, options=options)
+            server = Server(started, f"http://127.0.0.1:{bind}")
             servers.append(server)
             print(f"gunicorn at {server.url}, {workers} workers x {threads} threads, pids {server.workers()}")
             return server

@@ -76,9 +76,13 @@ def prepare(*, workdir: Path, users: int, confirms: int, rounds: int) -> dict[st
     return {name: workdir / f"{name}.json" for name in files}
 
 
-def prepared_sessions(count: int, *, organisation, holds: bool, born: dt.date) -> list[dict[str, str]]:
+def prepared_sessions(
+    count: int, *, organisation, holds: bool, born: dt.date, drafts_only: bool = False, line_name: str = HOLD_LINE
+) -> list[dict[str, str]]:
     """Signed-in partners' sessions as the real steps leave them (their customers locked) and, with `holds`, a time
-    held through `booking_hold` and the contact details given, ready for the confirm, whose form names the hold."""
+    held through `booking_hold` and the contact details given, ready for the confirm, whose form names the hold.
+    With `drafts_only` too, no time is held: the session names the time to hold (`slot`), as after the matter and
+    the contact details, so that the whole booking (hold, check page, confirm) is left to make."""
     from bookings.forms import ContactForm
     from bookings.models import ServiceLine
     from bookings.services import booking_hold
@@ -93,7 +97,7 @@ def prepared_sessions(count: int, *, organisation, holds: bool, born: dt.date) -
     if not holds:
         cookies = signed_in_sessions(partners, customers, organisation=organisation)
         return [cookie | form for cookie, form in zip(cookies, forms, strict=True)]
-    line = ServiceLine.objects.create(name_fi=HOLD_LINE, name_sv=HOLD_LINE, name_en=HOLD_LINE)
+    line = ServiceLine.objects.create(name_fi=line_name, name_sv=line_name, name_en=line_name)
     day = clock.localnow().replace(hour=9, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
     starts = [day + dt.timedelta(days=d, minutes=45 * i) for d in range(10) for i in range(8)]
     capacity = -(-count // len(starts))  # room for every prepared hold, spread evenly
@@ -106,8 +110,11 @@ def prepared_sessions(count: int, *, organisation, holds: bool, born: dt.date) -
     assert all(contact.is_valid() for contact in contacts)
     drafts = []
     for n, (partner, customer, form) in enumerate(zip(partners, customers, forms, strict=True)):
-        acting = acting_for(partner, organisation=organisation, customer=customer, request_id="bench")
-        form["hold"] = str(booking_hold(acting=acting, slot_id=slots[n % len(slots)]).pk)
+        if drafts_only:
+            form["slot"] = str(slots[n % len(slots)])
+        else:
+            acting = acting_for(partner, organisation=organisation, customer=customer, request_id="bench")
+            form["hold"] = str(booking_hold(acting=acting, slot_id=slots[n % len(slots)]).pk)
         contact = contacts[n % 2].cleaned_data
         drafts.append({"service_line_id": line.pk, "language": "fi", "interpreter_language": "", "contact": contact})
     cookies = signed_in_sessions(partners, customers, organisation=organisation, drafts=drafts)

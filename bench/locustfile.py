@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
@@ -70,6 +71,12 @@ def write_results(**_kwargs) -> None:
 
 class PageError(Exception):
     pass
+
+
+def _quit(environment) -> None:
+    """End the run once the prepared sessions are used up. From a greenlet of its own: called from the user's own
+    greenlet, the runner's quit left the process running until --run-time."""
+    gevent.spawn(environment.runner.quit)
 
 
 def _expect(response, status: int, *, location: str = "") -> None:
@@ -274,7 +281,7 @@ class ConfirmUser(FastHttpUser):
     @task
     def confirm(self) -> None:
         if not PREPARED:
-            self.environment.runner.quit()
+            _quit(self.environment)
             raise StopUser
         session = PREPARED.pop()
         data = {"hold": session["hold"], "idempotency_key": session["idempotency_key"]}
@@ -290,3 +297,40 @@ class ConfirmUser(FastHttpUser):
             contextlib.suppress(PageError),
         ):
             _expect(response, 302, location="/booking/")
+
+
+class BookingUser(FastHttpUser):
+    """A whole booking as the browser makes it at its shortest, back to back, each with another prepared session (the
+    matter chosen and the contact details typed): hold a time, the check page, confirm."""
+
+    wait_time = constant(0)
+    max_redirects = 0
+
+    @task
+    def book(self) -> None:
+        if not PREPARED:
+            _quit(self.environment)
+            raise StopUser
+        session = PREPARED.pop()
+        headers = cookie_headers(session)
+        started = time.perf_counter()
+        try:
+            self.step("BOOKING: hold", "/en/book/time/", 302, "/book/contact/", headers, {"slot": session["slot"]})
+            check = self.step("BOOKING: check page", "/en/book/check/", 200, "", headers)
+            if not (form := confirm_form(check)):
+                raise PageError("no confirm form on the check page")
+            self.step("BOOKING: confirm", "/en/book/check/", 302, "/booking/", headers, form)
+        except PageError as error:
+            events.request.fire(
+                request_type="FLOW", name="BOOKING", response_time=0, response_length=0, exception=error
+            )
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        events.request.fire(request_type="FLOW", name="BOOKING", response_time=elapsed, response_length=0)
+
+    def step(self, name: str, path: str, status: int, location: str, headers: dict, data: dict | None = None) -> str:
+        method = self.client.get if data is None else self.client.post
+        options = {"data": data} if data is not None else {}
+        with method(path, name=name, headers=headers, allow_redirects=False, catch_response=True, **options) as r:
+            _expect(r, status, location=location)
+            return r.text or ""

@@ -24,3 +24,7 @@ SUOMIFI_SANDBOX_TYPED_MANDATES = [("0201256-6", "Helsingin kaupunki")]
 # bench/http_contention.py shortens the holds (seconds, may be a fraction) so that they expire during its run.
 if os.environ.get("BENCH_HOLD_SECONDS"):
     BOOKING_HOLD_MINUTES = float(os.environ["BENCH_HOLD_SECONDS"]) / 60
+
+# bench/profile_requests.py: every request profiled inside the workers (bench/profiling.py).
+if os.environ.get("BENCH_PROFILE_DIR"):
+    MIDDLEWARE = ["bench.profiling.ProfilingMiddleware", *MIDDLEWARE]  # noqa: F405

@@ -8,7 +8,11 @@ from registry.models import Organisation
 
 
 def floor_view(request: HttpRequest) -> HttpResponse:
-    """The same middleware stack (session, user, locale, CSRF, CSP, the partner timeout), one row read by index."""
+    """The same middleware stack (session, user, locale, CSRF, CSP, the partner timeout), one row read by index. It
+    asks who is signed in, as every page of ours does, so that the bare floor (bench/settings_bare.py), whose
+    middleware would not, loads the session and the user too."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=403)
     name = Organisation.objects.order_by("pk").values_list("name", flat=True).first()
     return HttpResponse(name, content_type="text/plain; charset=utf-8")
 

@@ -7,7 +7,7 @@ import re
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -17,11 +17,13 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
-from bookings import services
+from bookings import insights, services
+from bookings.forms import InsightsForm
 from bookings.languages import language_name
 from bookings.models import Booking, ClosedDay, Customer, OpeningRule, ServiceLine, Slot
+from bookings.services.slots import SERVICE_TIMEZONE
 from kelabooking import clock
 from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin, csv_safe
 from kelabooking.forms import BoundedDateField
@@ -117,6 +119,55 @@ class SlotAdmin(StrictAdminMixin, admin.ModelAdmin):
         """Confirmed bookings and unexpired holds: what the booking services count against the capacity."""
         return obj.taken
 
+    def get_urls(self) -> list:
+        return [
+            path(
+                "capacity-and-demand/",
+                self.admin_site.admin_view(require_safe(self.capacity_demand_view)),
+                name="bookings_capacity_demand",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_capacity_demand_permission(self, request: HttpRequest) -> bool:
+        """Those who set capacity (the slots' view permission: the capacity administrators) and superusers."""
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('view', self.opts)}")
+
+    def capacity_demand_view(self, request: HttpRequest) -> HttpResponse:
+        """Read-only charts of how full the coming weeks are and of what is booked, each with its numbers as a table
+        and as CSV (`?csv=<chart>`). Counts only (bookings/insights.py)."""
+        if not self.has_capacity_demand_permission(request):
+            raise PermissionDenied
+        now = clock.now()
+        today = timezone.localtime(now, SERVICE_TIMEZONE).date()
+        lines = list(ServiceLine.objects.order_by("position", "name_fi"))
+        form = InsightsForm(
+            request.GET, lines=lines, charts=insights.CHARTS, default_period=insights.default_period(today)
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Capacity and demand"),
+            "opts": self.opts,
+            "form": form,
+        }
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/bookings/capacity_demand.html", context, status=400)
+        data = form.cleaned_data
+        query = insights.InsightsQuery(
+            today=today,
+            period_start=data["start"],
+            period_end=data["end"],
+            service_line=data["service_line"],
+            language=data["language"],
+        )
+        found = insights.capacity_and_demand(query=query, now=now, lines=lines)
+        if data["csv"]:
+            return _csv_response(found.table(data["csv"]), today=today)
+        query_string = request.GET.copy()
+        query_string.pop("csv", None)
+        context |= {"insights": found, "query": query, "filters": query_string.urlencode()}
+        return TemplateResponse(request, "admin/bookings/capacity_demand.html", context)
+
 
 @admin.register(Customer)
 class CustomerAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -192,7 +243,7 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return [
             path(
                 "call-list/",
-                self.admin_site.admin_view(require_GET(self.call_list_view)),
+                self.admin_site.admin_view(require_safe(self.call_list_view)),
                 name="bookings_booking_call_list",
             ),
             *super().get_urls(),
@@ -328,6 +379,17 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                 ]
             )
         return response
+
+
+def _csv_response(table: insights.Table, *, today: dt.date) -> HttpResponse:
+    """A chart's numbers exactly as its table shows them (counts only, small ones as "< 5")."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{table.slug}-{today:%Y-%m-%d}.csv"'
+    response.write("\ufeff")  # Excel opens UTF-8 correctly only with a BOM
+    writer = csv.writer(response)
+    for row in table.csv_rows():
+        writer.writerow([csv_safe(str(cell)) for cell in row])
+    return response
 
 
 def _csv_safe_phone(phone: str) -> str:

@@ -6,12 +6,15 @@ Every identity code is a temporary one (individual number 900–999), so no real
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import holidays
 
 from bookings.models import Booking, Customer, OpeningRule, ServiceLine, Slot
+from bookings.services.booking import new_reference
 from bookings.services.slots import SERVICE_TIMEZONE, slots_generate
 from kelabooking import clock
+from kelabooking.identity import temporary_identity_code
 from partners.models import User
 from registry.models import Organisation
 
@@ -115,6 +118,7 @@ def load_bookings_demo() -> None:
         partner.set_unusable_password()
         partner.save()
     _load_bookings(lines=lines, partner=partner)
+    _load_statistics(lines=lines, partner=partner)
 
 
 def _load_service_lines() -> dict[str, ServiceLine]:
@@ -192,3 +196,172 @@ def _working_day(today: dt.date, working_days: int) -> dt.date:
         if date.weekday() < 5 and date not in finnish_holidays:
             remaining -= 1
     return date
+
+
+# --- Bookings for the capacity and demand view ---------------------------------------------------------------------
+# Enough bookings for its charts to say something: the last twelve weeks and the same weeks a year earlier, and the
+# next four weeks filled unevenly (the busy lines' Finnish times nearly gone in the coming days, one day full). Made
+# once, in bulk, for customers of their own (temporary identity codes: nobody real), and never again: a later run
+# finds the first of those customers and leaves everything as it is.
+STATISTICS_CUSTOMERS = 800
+STATISTICS_FIRST_BIRTHDAY = dt.date(1966, 6, 1)
+STATISTICS_WEEKS = 12
+STATISTICS_FIRST_NAMES = ["Aino", "Eino", "Helmi", "Väinö", "Sofia", "Leo", "Ella", "Oliver", "Amira", "Yusuf"]
+STATISTICS_LAST_NAMES = ["Virtanen", "Korhonen", "Nieminen", "Mäkinen", "Hämäläinen", "Laine", "Koskinen", "Heikkinen"]
+# Interpreter languages and how often each is asked for: the last ones rarely, so their counts stay below five.
+STATISTICS_INTERPRETERS = [("ar", 30), ("so", 20), ("ru", 18), ("uk", 16), ("fa", 10), ("ckb", 6), ("ti", 1), ("vi", 1)]
+FULL_DAY_LINE = "Social assistance"  # its Finnish times on the next working day are all taken
+
+
+def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
+    codes = [temporary_identity_code(index, first_birthday=STATISTICS_FIRST_BIRTHDAY) for index in range(3)]
+    if Customer.objects.with_identity_code(codes[0]).exists():
+        return
+    rng = random.Random(25)  # noqa: S311 - demo data, the same on every fresh database
+    customers = Customer.objects.bulk_create(
+        Customer(
+            identity_code=temporary_identity_code(index, first_birthday=STATISTICS_FIRST_BIRTHDAY),
+            first_name=STATISTICS_FIRST_NAMES[index % len(STATISTICS_FIRST_NAMES)],
+            last_name=STATISTICS_LAST_NAMES[index // len(STATISTICS_FIRST_NAMES) % len(STATISTICS_LAST_NAMES)],
+            phone=f"+3584012{index:05d}",
+            source=Customer.Source.KELA_REGISTER,
+        )
+        for index in range(STATISTICS_CUSTOMERS)
+    )
+    organisations = list(Organisation.objects.filter(is_active=True).order_by("business_id"))
+    now = clock.now()
+    today = clock.localnow().date()
+    monday = today - dt.timedelta(days=today.weekday())
+    first = monday - dt.timedelta(weeks=STATISTICS_WEEKS - 1)
+    past_days = [first + dt.timedelta(days=offset) for offset in range((today - first).days)]
+    year_earlier = [day - dt.timedelta(weeks=52) for day in past_days]
+    rules = list(OpeningRule.objects.filter(service_line__in=lines.values()).select_related("service_line"))
+
+    full_day = _working_day(today, 1)
+    places: list[tuple[Slot, int]] = []  # each slot with the number of its places booked
+    full_slots: set[int] = set()  # the full day's: none of their bookings cancelled
+
+    # Past slots (the generator makes only future ones): each line's opening hours on each working day, made only
+    # where a booking falls.
+    finnish_holidays = holidays.Finland(years=range(today.year - 2, today.year + 1))
+    taken_starts = set(Slot.objects.filter(starts_at__lt=now).values_list("service_line", "language", "starts_at"))
+    past_slots = []
+    for day in year_earlier + past_days:
+        if day in finnish_holidays:
+            continue
+        for rule in rules:
+            if rule.weekday != day.weekday():
+                continue
+            busy = rule.service_line.name_en in BUSY_LINES
+            share = {"fi": 0.4 if busy else 0.2, "sv": 0.15, "en": 0.25}[rule.language]
+            share *= 0.8 if day < first else 1.0  # a little less demand a year ago
+            start = dt.datetime.combine(day, rule.opens_at, tzinfo=SERVICE_TIMEZONE)
+            length = dt.timedelta(minutes=rule.service_line.partner_appointment_minutes)
+            while (start + length).time() <= rule.closes_at and start + length <= now:
+                booked = sum(rng.random() < share for _place in range(rule.agents))
+                if booked and (rule.service_line.pk, rule.language, start) not in taken_starts:
+                    slot = Slot(
+                        service_line=rule.service_line,
+                        language=rule.language,
+                        starts_at=start,
+                        ends_at=start + length,
+                        capacity=rule.agents,
+                    )
+                    past_slots.append(slot)
+                    places.append((slot, booked))
+                start += length
+    Slot.objects.bulk_create(past_slots)
+
+    # The generated slots of the next four weeks: fuller the nearer, the busy lines' Finnish times nearly gone.
+    upcoming_slots = Slot.objects.filter(starts_at__gt=now, starts_at__lt=_midnight(today + dt.timedelta(days=28)))
+    for slot in upcoming_slots.select_related("service_line").order_by("starts_at", "pk"):
+        busy = slot.service_line.name_en in BUSY_LINES
+        local_day = slot.starts_at.astimezone(SERVICE_TIMEZONE).date()
+        share = {"fi": 0.95 if busy else 0.35, "sv": 0.3, "en": 0.5}[slot.language]
+        share *= 1 - (local_day - today).days / 30
+        if slot.service_line.name_en == FULL_DAY_LINE and slot.language == "fi" and local_day == full_day:
+            share = 1.0
+            full_slots.add(slot.pk)
+        places.append((slot, sum(rng.random() < share for _place in range(slot.capacity))))
+
+    bookings = []
+    upcoming: dict[int, list[tuple[int, dt.datetime, dt.datetime]]] = {}
+    for slot, booked in places:
+        for _place in range(booked):
+            customer = _free_customer(customers, upcoming, slot, rng) if slot.starts_at > now else rng.choice(customers)
+            if customer is None:
+                continue
+            bookings.append(
+                _statistics_booking(
+                    slot=slot,
+                    customer=customer,
+                    now=now,
+                    rng=rng,
+                    partner=partner,
+                    organisations=organisations,
+                    may_cancel=slot.pk not in full_slots,
+                )
+            )
+    Booking.objects.bulk_create(bookings, batch_size=500)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=SERVICE_TIMEZONE)
+
+
+def _free_customer(customers: list[Customer], upcoming: dict, slot: Slot, rng: random.Random) -> Customer | None:
+    """A customer who may book `slot` beside their upcoming demo bookings (one a line, none overlapping)."""
+    start = rng.randrange(len(customers))
+    for offset in range(len(customers)):
+        customer = customers[(start + offset) % len(customers)]
+        booked = upcoming.setdefault(customer.pk, [])
+        if all(
+            line != slot.service_line_id and (ends <= slot.starts_at or starts >= slot.ends_at)
+            for line, starts, ends in booked
+        ):
+            booked.append((slot.service_line_id, slot.starts_at, slot.ends_at))
+            return customer
+    return None
+
+
+def _statistics_booking(
+    *,
+    slot: Slot,
+    customer: Customer,
+    now: dt.datetime,
+    rng: random.Random,
+    partner: User,
+    organisations: list,
+    may_cancel: bool = True,
+) -> Booking:
+    channel = rng.choices(list(Booking.Channel), weights=[55, 30, 15])[0]
+    by_partner = channel == Booking.Channel.PARTNER
+    if slot.starts_at > now:  # made in the last three weeks
+        confirmed_at = now - dt.timedelta(minutes=rng.randint(0, 21 * 24 * 60))
+    else:
+        confirmed_at = slot.starts_at - dt.timedelta(days=rng.randint(1, 14), minutes=rng.randint(0, 600))
+    interpreter = ""
+    if rng.random() < 0.09:
+        codes, weights = zip(*STATISTICS_INTERPRETERS, strict=True)
+        interpreter = rng.choices(codes, weights=weights)[0]
+    cancelled_at = None
+    if rng.random() < 0.08 and may_cancel:
+        cancelled_at = confirmed_at + (min(slot.starts_at, now) - confirmed_at) * rng.random()
+    organisation = rng.choices(
+        organisations, weights=[5 if org.kind == "municipality" else 2 for org in organisations]
+    )[0]
+    return Booking(
+        reference=new_reference(),
+        slot=slot,
+        customer=customer,
+        status=Booking.Status.CANCELLED if cancelled_at else Booking.Status.CONFIRMED,
+        channel=channel,
+        organisation=organisation if by_partner else None,
+        booked_by=partner if by_partner else None,
+        interpreter_needed=bool(interpreter),
+        interpreter_language=interpreter,
+        contact_phone=customer.phone,
+        confirmed_at=confirmed_at,
+        cancelled_at=cancelled_at,
+        cancellation_reason="Asiakas perui." if cancelled_at else "",
+    )

@@ -9,6 +9,9 @@ from kelabooking.forms import BoundedDateField
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from kelabooking.phone import PhoneField
 
+# The capacity and demand view's period: its grouped counts read at most this many days of bookings.
+INSIGHTS_LONGEST_PERIOD_DAYS = 366
+
 
 class CustomerForm(forms.Form):
     identity_code = forms.CharField(
@@ -149,3 +152,43 @@ class ContactForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Reason for cancelling"), required=False, max_length=200, widget=forms.TextInput())
+
+
+class InsightsForm(forms.Form):
+    """The capacity and demand view's filters (GET): the period of the tables of languages and of who books, and the
+    service line and service language of every chart. Empty is all; the period defaults to the last twelve weeks."""
+
+    start = BoundedDateField(label=_("Period from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = BoundedDateField(label=_("Period until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    service_line = forms.TypedChoiceField(label=_("Service line"), required=False, coerce=int, empty_value=None)
+    language = forms.ChoiceField(
+        label=_("Service language"), required=False, choices=[("", _("All languages")), *SERVICE_LANGUAGES]
+    )
+    csv = forms.ChoiceField(required=False, choices=[("", "")], widget=forms.HiddenInput)
+
+    def __init__(
+        self, *args: object, lines: list[ServiceLine], charts: list[str], default_period: tuple, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lines = {line.pk: line for line in lines}
+        self.default_period = default_period
+        self.fields["service_line"].choices = [("", _("All service lines"))] + [(line.pk, line.name) for line in lines]
+        self.fields["service_line"].error_messages["invalid_choice"] = _("Choose a service line from the list.")
+        self.fields["language"].error_messages["invalid_choice"] = _("Choose a language from the list.")
+        self.fields["csv"].choices = [("", ""), *((chart, chart) for chart in charts)]
+        self.fields["start"].widget.attrs["placeholder"] = default_period[0].isoformat()
+        self.fields["end"].widget.attrs["placeholder"] = default_period[1].isoformat()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        start = cleaned.get("start") or self.default_period[0]
+        end = cleaned.get("end") or self.default_period[1]
+        if start > end:
+            self.add_error("end", _("The end of the period cannot be before its start."))
+        elif (end - start).days >= INSIGHTS_LONGEST_PERIOD_DAYS:
+            self.add_error("start", _("Choose a period of at most a year."))
+        cleaned["start"], cleaned["end"] = start, end
+        cleaned["service_line"] = self.lines.get(cleaned.get("service_line"))
+        return cleaned

@@ -360,6 +360,14 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["slot", "status"], name="booking_slot_status_idx"),
             models.Index(fields=["customer", "status"], name="booking_customer_status_idx"),
+            # The capacity and demand view counts bookings by when they were made and cancelled (bookings/insights.py):
+            # partial, so a hold (neither yet) writes neither index.
+            models.Index(
+                fields=["confirmed_at"], name="booking_confirmed_at_idx", condition=Q(confirmed_at__isnull=False)
+            ),
+            models.Index(
+                fields=["cancelled_at"], name="booking_cancelled_at_idx", condition=Q(cancelled_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

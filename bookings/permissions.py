@@ -1,4 +1,4 @@
-"""The phone service's staff groups (kelabooking/permissions.py; README, "Staff groups and their rights")."""
+"""The phone service's staff groups (kelabooking/permissions.py; docs/staff.md, "Staff groups and their rights")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The bookings' retention rules (kelabooking/retention.py; README, "Retention"): expired holds, what was typed for a
-booking, and customers entered by partners."""
+"""The bookings' retention rules (kelabooking/retention.py; docs/data-protection.md, "Retention"): expired holds,
+what was typed for a booking, and customers entered by partners."""
 
 from __future__ import annotations
 

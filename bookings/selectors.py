@@ -295,9 +295,26 @@ def _partner_hold(acting: ActingContext) -> Booking | None:
     return next(iter(holds), None)
 
 
+def hold_or_booking_made(
+    *, acting: ActingContext, idempotency_key: str | None
+) -> tuple[Booking | None, Booking | None]:
+    """The check step's one look: the partner's current hold, or, when there is none, the booking this partner
+    confirmed with `idempotency_key` (the confirm committed but the session never heard of it). One registry read."""
+    acting_organisation(acting=acting)
+    if (hold := _partner_hold(acting)) is not None:
+        return hold, None
+    return None, _booking_by_key(acting, idempotency_key)
+
+
 def booking_by_key(*, acting: ActingContext, idempotency_key: str | None) -> Booking | None:
     """The locked customer's booking that this partner confirmed with `idempotency_key`, if any."""
     acting_organisation(acting=acting)
+    return _booking_by_key(acting, idempotency_key)
+
+
+def _booking_by_key(acting: ActingContext, idempotency_key: str | None) -> Booking | None:
+    if idempotency_key is None:
+        return None
     try:
         key = uuid.UUID(str(idempotency_key))
     except ValueError:

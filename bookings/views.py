@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from bookings.forms import CancelForm, ConfirmForm, ContactForm, CustomerForm, MatterForm, SlotForm, WeekForm
@@ -28,9 +28,9 @@ from bookings.selectors import (
     acting_customer,
     acting_customer_and_hold,
     booked_matters,
-    booking_by_key,
     customer_booking,
     free_week,
+    hold_or_booking_made,
     partner_hold,
     register_contact,
 )
@@ -60,7 +60,7 @@ JUST_BOOKED_KEY = "just_booked"
 # --- The customer ---------------------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.TERMS_ACCEPTED, before=Step.CUSTOMER_LOCKED)
 def customer_view(request: HttpRequest) -> HttpResponse:
     """Enter the customer's identity code (POST only: it never enters a URL). One customer per session."""
@@ -78,7 +78,7 @@ def customer_view(request: HttpRequest) -> HttpResponse:
     return render(request, "bookings/customer.html", {"form": form})
 
 
-@require_GET
+@require_safe
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def overview_view(request: HttpRequest) -> HttpResponse:
@@ -104,7 +104,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
 # --- Booking: matter, time, contact, check, confirm -----------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.CUSTOMER_LOCKED)
 def matter_view(request: HttpRequest) -> HttpResponse:
     """The matter, the language and the interpreter. A matter the customer already has an upcoming time for says so,
@@ -179,7 +179,7 @@ def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", 
         "other_bookings": bool(booked),
         "interpreter_language_name": language_name(interpreter) if interpreter else "",
     }
-    partial = request.htmx and request.method == "GET"
+    partial = request.htmx and request.method in ("GET", "HEAD")
     return render(request, "bookings/time.html#slot-list" if partial else "bookings/time.html", context_)
 
 
@@ -200,7 +200,7 @@ def _week_context(week: FreeWeek, *, error: str = "", alternatives=None) -> dict
     }
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def time_view(request: HttpRequest) -> HttpResponse:
@@ -214,16 +214,18 @@ def time_view(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _time_page(request, draft, error=_("Choose a time."))
         try:
-            booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
+            hold = booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
         except SlotFullError as error:
             return _time_page(request, draft, error=error.message, alternatives=error.alternatives)
         except BookingError as error:
             return _time_page(request, draft, error=error.message)
+        # The confirm's idempotency key, one per hold, made with the hold so that the check page only reads.
+        context.booking_draft_save(request, idempotency_key=str(uuid.uuid4()), idempotency_hold=hold.pk)
         return redirect("bookings:contact")
     return _time_page(request, draft)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def contact_view(request: HttpRequest) -> HttpResponse:
@@ -245,7 +247,7 @@ def contact_view(request: HttpRequest) -> HttpResponse:
     return render(request, "bookings/contact.html", {"form": form, "hold": hold, "customer": customer})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def check_view(request: HttpRequest) -> HttpResponse:
@@ -254,15 +256,15 @@ def check_view(request: HttpRequest) -> HttpResponse:
     draft = context.booking_draft(request)
     if request.method == "POST":
         return _confirm(request, draft)
-    acting = acting_context(request)
-    if (made := booking_by_key(acting=acting, idempotency_key=draft.get("idempotency_key"))) is not None:
+    hold, made = hold_or_booking_made(acting=acting_context(request), idempotency_key=draft.get("idempotency_key"))
+    if made is not None:
         # Confirmed, but the session never heard of it (its save failed after the commit): show what was made.
         context.booking_draft_drop(request)
         return redirect("bookings:done", reference=made.reference)
-    hold = partner_hold(acting=acting)
     if hold is None or "contact" not in draft:
         return redirect("bookings:contact" if hold else "bookings:time")
-    # One key per hold: a reload keeps it, a new hold gets a new one.
+    # One key per hold, made with the hold (time_view): a reload keeps it, a new hold gets a new one. A hold the
+    # draft has no key for (held before this version, say) gets its key here.
     key = draft.get("idempotency_key") if draft.get("idempotency_hold") == hold.pk else None
     if key is None:
         key = str(uuid.uuid4())
@@ -323,7 +325,7 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
     return redirect("bookings:done", reference=booking.reference)
 
 
-@require_GET
+@require_safe
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def done_view(request: HttpRequest, reference: str) -> HttpResponse:
@@ -351,7 +353,7 @@ def done_view(request: HttpRequest, reference: str) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.CUSTOMER_LOCKED)
 def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     """Cancel an upcoming booking at the customer's request, after a confirmation step."""
@@ -369,7 +371,7 @@ def cancel_view(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "bookings/cancel.html", {"booking": booking, "slot": booking.slot, "form": form})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def move_view(request: HttpRequest, reference: str) -> HttpResponse:

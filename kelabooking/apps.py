@@ -14,6 +14,7 @@ class KelabookingConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.core.signals import request_finished
 
         from kelabooking.checks import (
             check_demo_admin,
@@ -25,6 +26,7 @@ class KelabookingConfig(AppConfig):
             check_stored_key_ids,
         )
         from kelabooking.database import grant_app_role_after_migrate
+        from kelabooking.logging import forget_request_id
         from kelabooking.permissions import sync_staff_groups
         from kelabooking.retention import RETENTION_RULES, retention_rule_register
 
@@ -39,6 +41,8 @@ class KelabookingConfig(AppConfig):
 
         for rule in RETENTION_RULES:
             retention_rule_register(rule)
+
+        request_finished.connect(forget_request_id, dispatch_uid="kelabooking.forget_request_id")
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

@@ -74,7 +74,7 @@ def check_published_secrets(app_configs: Sequence[AppConfig] | None = None, **kw
     return [
         Error(
             f"{name} is a value published in the kelabooking repository: anyone can read it.",
-            hint='Generate a secret of your own (README, "The production shape"), or set DEBUG=1 for development.',
+            hint='Generate a secret of your own (docs/settings.md, "Secrets"), or set DEBUG=1 for development.',
             id="kelabooking.E003",
         )
         for name in found
@@ -91,6 +91,7 @@ def _secret_settings() -> list[tuple[str, list[str]]]:
         ("SECRET_KEY_FALLBACKS", list(settings.SECRET_KEY_FALLBACKS)),
         ("IDENTITY_CODE_ENCRYPTION_KEYS", list(settings.IDENTITY_CODE_ENCRYPTION_KEYS)),
         ("IDENTITY_CODE_HMAC_KEYS", list(settings.IDENTITY_CODE_HMAC_KEYS)),
+        ("STAFF_OIDC_RP_CLIENT_SECRET", [settings.STAFF_OIDC_RP_CLIENT_SECRET]),
         *databases,
     ]
 
@@ -139,7 +140,8 @@ def check_stored_key_ids(
     return [
         Error(
             str(problem),
-            hint=f'Keep every key that stored values name in {problem.setting}; README, "Identity codes at rest".',
+            hint=f"Keep every key that stored values name in {problem.setting}; docs/data-protection.md, "
+            '"Identity codes at rest".',
             id="kelabooking.E005",
         )
         for problem in problems
@@ -174,7 +176,11 @@ def check_retention_limits(app_configs: Sequence[AppConfig] | None = None, **kwa
         problem = retention.limit_problem(name, getattr(settings, bound.setting))
         if problem:
             errors.append(
-                Error(problem, hint=f'Set {bound.setting} (README, "Retention") within its bounds.', id=check_id)
+                Error(
+                    problem,
+                    hint=f'Set {bound.setting} (docs/data-protection.md, "Retention") within its bounds.',
+                    id=check_id,
+                )
             )
     return errors
 

@@ -1,4 +1,4 @@
-"""The app's database role (README, "Database roles"), PostgreSQL only, in plain SQL.
+"""The app's database role (docs/data-protection.md, "Database roles"), PostgreSQL only, in plain SQL.
 
 `migrate` runs as the owner of the schema. Web, worker and beat connect as another role, DATABASE_APP_ROLE, to which
 every `migrate` grants what the app needs: reading and writing the app's tables, less what the apps take back

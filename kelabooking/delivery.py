@@ -21,6 +21,7 @@ from django.db.models import F
 
 from kelabooking import clock, sms
 from kelabooking.message_kinds import message_kind
+from kelabooking.metrics import OUTBOX_SEND_ATTEMPTS
 from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
@@ -101,14 +102,17 @@ def message_send(*, message_id: int) -> SendResult:
                 status=Message.Status.FAILED, claimed_until=None, last_error=str(error)[:2000]
             )
             logger.error("Message %s failed for good after %s attempts", message.pk, message.attempts)
+            OUTBOX_SEND_ATTEMPTS.labels(message.channel, "given_up").inc()
             return SendResult(sent=False)
         delay = retry_delay(message.attempts)
         Message.objects.filter(pk=message.pk).update(
             claimed_until=None, next_attempt_at=now + dt.timedelta(seconds=delay), last_error=str(error)[:2000]
         )
         logger.warning("Message %s attempt %s failed; retrying in %.0f s", message.pk, message.attempts, delay)
+        OUTBOX_SEND_ATTEMPTS.labels(message.channel, "retry").inc()
         return SendResult(sent=False, retry_in=delay)
     Message.objects.filter(pk=message.pk).update(
         status=Message.Status.SENT, sent_at=clock.now(), claimed_until=None, last_error=""
     )
+    OUTBOX_SEND_ATTEMPTS.labels(message.channel, "sent").inc()
     return SendResult(sent=True)

@@ -10,12 +10,22 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30
+# On SIGTERM the master stops accepting connections and gives in-flight requests this long to finish before it kills
+# the workers. The orchestrator's grace (compose's stop_grace_period, Kubernetes' terminationGracePeriodSeconds after
+# the preStop delay) must be longer: docs/operations.md, "Graceful shutdown and health".
 graceful_timeout = 20
 max_requests = 2000
 max_requests_jitter = 200
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%({x-request-id}o)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No control socket: gunicorn 25.1+ opens one for `gunicornc` under $XDG_RUNTIME_DIR or $HOME by default, which a
+# container's home (read-only, or not the arbitrary user's) refuses at every start ("Control server error").
+control_socket_disable = True
+# The workers' heartbeat files (unlinked at once, so no name to guess) in memory where the system has /dev/shm, never on
+# a read-only or slow disk.
+_SHM = "/dev/shm"  # noqa: S108
+worker_tmp_dir = _SHM if os.access(_SHM, os.W_OK) else None
 
 # gunicorn's access and error logs are masked like the app's log (kelabooking/logging.py), from the master's first
 # line on: the sandbox's Valtuudet stand-in, like the real API, carries an identity code in a request path, and an
@@ -39,6 +49,17 @@ def on_starting(server) -> None:
         messages = checks.run_checks(databases=list(settings.DATABASES))
     finally:
         connections.close_all()  # the workers are forked from this process: none may inherit its connections
-    serious = [message for message in messages if message.is_serious()]
+    serious = [message for message in messages if message.is_serious() and not message.is_silenced()]
     if serious:
         raise SystemExit("kelabooking cannot start:\n" + "\n".join(str(message) for message in serious))
+
+
+# No access line for a probe that succeeded; LOG_FORMAT's formatter (JSON in production) on gunicorn's own logs.
+logger_class = "kelabooking.logging.GunicornLogger"
+
+
+def child_exit(server, worker) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (kelabooking/metrics.py): a finished worker's live gauges are dropped."""
+    from kelabooking.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

@@ -13,10 +13,16 @@ installs it too, for the lines its master logs before that.
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
+import json
 import logging
 import logging.config
+import os
 import re
 from typing import Any
+
+from gunicorn.glogging import Logger as GunicornBaseLogger
 
 # DDMMYY, century sign (old and 2023 forms), individual number, check character.
 IDENTITY_CODE_RE = re.compile(r"\b\d{6}[-+ABCDEFUVWXY]\d{3}[0-9A-Y]\b", re.IGNORECASE)
@@ -88,3 +94,104 @@ def configure(config: dict[str, Any]) -> None:
     """settings.LOGGING_CONFIG: the masks, then settings.LOGGING."""
     install_mask()
     logging.config.dictConfig(config)
+
+
+# --- Request ids: the request's (kelabooking.middleware.RequestIdMiddleware), or in a Celery worker the id of the
+# request that queued the task (kelabooking/celery.py carries it in the task's headers).
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+def forget_request_id(**kwargs: Any) -> None:
+    """Django's `request_finished`: the lines a process logs between requests name none."""
+    request_id_var.set("")
+
+
+def _task() -> tuple[str, str]:
+    """The Celery task this process is running, as (name, id), or empty strings."""
+    from celery import current_task
+
+    task = current_task
+    if not task or task.request.id is None or task.request.is_eager:
+        return "", ""
+    return task.name or "", task.request.id or ""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601, UTC), level, logger, message (masked when the record was made),
+    request_id, and in a worker the task's name and id; a traceback as `exception`. Formatted only when a record is
+    emitted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": current_request_id(),
+        }
+        task_name, task_id = _task()
+        if task_id:
+            line["task"], line["task_id"] = task_name, task_id
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format for development, with the request id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = current_request_id()
+        return f"{text} [{request_id}]" if request_id else text
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter LOG_FORMAT names: json or text."""
+    if log_format == "json":
+        return JsonFormatter()
+    return TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def use_formatter(logger: logging.Logger, log_format: str) -> None:
+    """Put LOG_FORMAT's formatter on every handler of `logger` (Celery's, gunicorn's: installed after Django's)."""
+    for handler in logger.handlers:
+        handler.setFormatter(formatter(log_format))
+
+
+# Probes answered every few seconds: not worth an access log line while they succeed (kelabooking/probes.py).
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class GunicornLogger(GunicornBaseLogger):
+    """gunicorn's logger (`logger_class` in kelabooking/gunicorn.conf.py): no access line for a probe that succeeded,
+    and LOG_FORMAT's formatter (JSON by default in production) on its error and access logs."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        log_format = os.environ.get("LOG_FORMAT") or ("text" if _env_debug() else "json")
+        use_formatter(self.error_log, log_format)
+        use_formatter(self.access_log, log_format)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if environ.get("PATH_INFO") in QUIET_PATHS and (getattr(resp, "status_code", None) or 500) < 400:
+            return
+        # The request's id for the JSON line: the response carries it (RequestIdMiddleware), the context no longer.
+        request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), "")
+        token = request_id_var.set(request_id)
+        try:
+            super().access(resp, req, environ, request_time)
+        finally:
+            request_id_var.reset(token)
+
+
+def _env_debug() -> bool:
+    return os.environ.get("DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}

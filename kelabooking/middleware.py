@@ -17,6 +17,8 @@ from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
+from kelabooking.logging import request_id_var
+
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -26,7 +28,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class RequestIdMiddleware:
-    """Give every request an id (the proxy's X-Request-ID when it is well-formed) for logs and audit events."""
+    """Give every request an id (the proxy's X-Request-ID when it is well-formed) for logs and audit events; the log
+    lines made while it is answered, and by the tasks it queues, carry it (kelabooking/logging.py)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -34,6 +37,9 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        # Until the response is closed (request_finished: kelabooking/apps.py), so that Django's own line about the
+        # response (django.request's "Not Found", logged after the middleware returned) names it too.
+        request_id_var.set(request.request_id)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
@@ -110,6 +116,24 @@ class ResilientSessionMiddleware(SessionMiddleware):
         except (DatabaseError, SessionInterrupted):
             logger.error("Saving the session failed twice; the response goes out without it", exc_info=True)
             return response
+
+
+class HeadWithoutBodyMiddleware:
+    """HEAD gets GET's status and headers, Content-Length included, and no body. Django leaves dropping the body to the
+    server, and gunicorn logs a warning for each HEAD response that carries one: an uptime checker's every call.
+    First in MIDDLEWARE, so that it sees the response last, after CommonMiddleware has set Content-Length."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []  # a file behind it is still closed with the response
+            else:
+                response.content = b""
+        return response
 
 
 # The database cannot be reached or dropped the connection (a failover, a restart, a cut connection): nothing this

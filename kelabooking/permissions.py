@@ -1,7 +1,7 @@
 """FPA staff groups: each with exactly the permissions its work needs, kept in step on every migrate.
 
 Each app declares its groups' rights in its `AppConfig.ready()` (`staff_group_register`, from the app's
-`permissions.py`); README.md, "Staff groups and their rights", lists them: keep it in step
+`permissions.py`); docs/staff.md, "Staff groups and their rights", lists them: keep it in step
 (tests/kelabooking/test_admin_groups.py).
 """
 

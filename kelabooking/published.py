@@ -48,6 +48,8 @@ PUBLISHED_SECRETS = frozenset(
         "kelabooking-sandbox-secret",
         "kelabooking-sandbox-api-key",
         "kelabooking-sandbox-oauth-password",
+        # kelabooking/settings.py: the sandbox staff mode's client secret
+        "kelabooking-staff-sandbox-secret",
         # README: the password of the example database address
         "password",
     }

@@ -1,4 +1,4 @@
-"""Retention: personal data kept only as long as needed (README, "Retention"). Run nightly by beat
+"""Retention: personal data kept only as long as needed (docs/data-protection.md, "Retention"). Run nightly by beat
 (`retention_run_task`) and by `manage.py apply_retention [--dry-run]`; every run is recorded as a `RetentionRun`, and
 a real run is itself an audit event (the partners app listens to `retention_run_finished`).
 
@@ -53,7 +53,7 @@ class Bound(NamedTuple):
 
 
 TEN_YEARS = 3653  # days: longer than any of these periods should be, and far from where the dates overflow
-# The days each setting may say (README, "Retention"), by the field of `Limits` it sets.
+# The days each setting may say (docs/data-protection.md, "Retention"), by the field of `Limits` it sets.
 BOUNDS = {
     "contact_days": Bound("RETENTION_CONTACT_DAYS", 1, TEN_YEARS, "Kela needs them until the call is over"),
     "customer_days": Bound(

@@ -2,11 +2,12 @@
 
 The embedded default (nothing set) runs on SQLite, executes Celery tasks in-process and writes e-mail to the
 console. Production sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS and the e-mail settings.
-Every variable is documented in README.md.
+Every variable is documented in docs/settings.md.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -70,10 +71,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kelabooking.middleware.HeadWithoutBodyMiddleware",
+    # /healthz, /readyz and /metrics are answered here, before host validation and the HTTPS redirect.
+    "kelabooking.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kelabooking.middleware.RequestIdMiddleware",
+    "kelabooking.metrics.RequestMetricsMiddleware",
     # Outside every middleware that may query the database: its 500 becomes the 503 "please try again" page.
     "kelabooking.middleware.DatabaseUnavailableMiddleware",
     "kelabooking.middleware.ResilientSessionMiddleware",
@@ -84,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "partners.middleware.PartnerSessionTimeoutMiddleware",
+    "partners.middleware.StaffSessionTimeoutMiddleware",
     "kelabooking.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -153,8 +159,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # A persistent connection is checked before a request reuses it: one cut by a failover or a restart is replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The role web, worker and beat connect as, when it is not the owner that runs `migrate` (README, "Database roles"):
-# every `migrate` grants it what the app needs, and the audit trail only to read and append (kelabooking/database.py).
+# The role web, worker and beat connect as, when it is not the owner that runs `migrate` (docs/data-protection.md,
+# "Database roles"): every `migrate` grants it what the app needs, and the audit trail only to read and append
+# (kelabooking/database.py).
 DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -211,7 +218,7 @@ if not DEBUG:
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # django-csp 4: no inline script or style, no eval, anywhere (htmx is configured through a <meta> tag).
 CONTENT_SECURITY_POLICY = {
@@ -229,8 +236,10 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-# Personal data lives in the session: keep it server-side and short.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Personal data lives in the session: keep it server-side and short. With Redis, every request reads its session
+# from the cache (Django's cached_db: written through to the database, which stays the record); without, from the
+# database alone.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
@@ -267,6 +276,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Soft shutdown (Celery 5.5+): on a cold shutdown (SIGQUIT, or SIGTERM where REMAP_SIGTERM=SIGQUIT, as the image sets)
+# running tasks get this many seconds to finish; then the worker cancels them and they go back to the broker. A send
+# cut short stays claimed in the outbox until MESSAGE_CLAIM_SECONDS have passed, and the sweep hands it over again
+# (kelabooking/delivery.py): never sent twice under two ids, never marked without being sent. Compose and Kubernetes
+# give the worker 45 s from SIGTERM to exit (docs/operations.md, "Graceful shutdown and health").
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 20.0
+# Beat touches `<schedule file>.heartbeat` at every turn of its loop (kelabooking/beat.py): health checks read its age.
+CELERY_BEAT_SCHEDULER = "kelabooking.beat:HeartbeatScheduler"
 # Longer than any countdown we schedule, so a delayed task is not redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
@@ -288,7 +305,7 @@ CELERY_BEAT_SCHEDULE = {
     "retention-nightly": {"task": "kelabooking.tasks.retention_run_task", "schedule": crontab(hour=3, minute=45)},
 }
 
-# --- Retention (kelabooking/retention.py; README "Retention"), in days ------------------------------------------
+# --- Retention (kelabooking/retention.py; docs/data-protection.md, "Retention"), in days ------------------------
 # The contact details and description typed for a booking, after the call.
 RETENTION_CONTACT_DAYS = env_int("RETENTION_CONTACT_DAYS", 90)
 # A customer entered by a partner, after it was entered and after its last call (its bookings stay, without it).
@@ -329,13 +346,18 @@ REGISTRATION_REQUEST_RATE_WINDOW_SECONDS = env_int("REGISTRATION_REQUEST_RATE_WI
 
 # --- Logging: to stdout; identity codes, phone numbers and e-mail addresses masked ----------------------------
 # kelabooking.logging.configure masks every record as it is made, in every process that sets Django up (web,
-# manage.py, Celery worker and beat, whatever handlers they install), then applies LOGGING.
+# manage.py, Celery worker and beat, whatever handlers they install), then applies LOGGING. LOG_FORMAT: `json` (one
+# object per line: time, level, logger, message, request_id; the default with DEBUG off) or `text`. Celery's worker
+# and beat and gunicorn's own logs get the same formatter (kelabooking/celery.py, kelabooking.logging.GunicornLogger).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
 LOGGING_CONFIG = "kelabooking.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"line": {"()": "kelabooking.logging.formatter", "log_format": LOG_FORMAT}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["stdout"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # Replace Django's own handlers so every record goes through the root handler, once.
@@ -343,6 +365,22 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Metrics (kelabooking/metrics.py; docs/operations.md) -----------------------------------------------------
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; without a token it does not exist (404). Under
+# gunicorn and a prefork Celery worker set PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) to an empty,
+# writable directory of the container. A worker serves its own counters on METRICS_PORT (0: not served).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PORT = env_int("METRICS_PORT", 0)
+
+# --- Error tracking (optional): Sentry, only with SENTRY_DSN; no personal data (kelabooking/sentry.py) -----------
+SENTRY_DSN = env_str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+SENTRY_TRACES_SAMPLE_RATE = float(env_str("SENTRY_TRACES_SAMPLE_RATE", "0") or 0)
+if SENTRY_DSN:
+    from kelabooking.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 SERVICE_NAME = _("Book a telephone time for your customer")
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
@@ -429,7 +467,12 @@ IDENTITY_CODE_ENCRYPTION_KEYS = env_list("IDENTITY_CODE_ENCRYPTION_KEYS", "")
 IDENTITY_CODE_HMAC_KEYS = env_list("IDENTITY_CODE_HMAC_KEYS", "")
 IDENTITY_CODE_KEY_DIR = Path(env_str("IDENTITY_CODE_KEY_DIR", str(BASE_DIR / "var")))
 IDENTITY_CODE_GENERATE_KEYS = env_bool("IDENTITY_CODE_GENERATE_KEYS", DEBUG or SUOMIFI_SANDBOX)
-AUTHENTICATION_BACKENDS = ["partners.suomifi.SuomiFiBackend", "django.contrib.auth.backends.ModelBackend"]
+# Each OIDC backend answers only at its own callback; passwords only for break-glass accounts in production.
+AUTHENTICATION_BACKENDS = [
+    "partners.suomifi.SuomiFiBackend",
+    "partners.staff.oidc.StaffBackend",
+    "partners.staff.passwords.BreakGlassPasswordBackend",
+]
 
 # --- Partner sign-in: Suomi.fi e-Authorizations (Valtuudet, acting for an organisation) -----------------------
 VALTUUDET_BASE_URL = env_str(
@@ -450,6 +493,75 @@ PARTNER_IDLE_TIMEOUT_SECONDS = env_int("PARTNER_IDLE_TIMEOUT_SECONDS", 30 * 60)
 PARTNER_ABSOLUTE_TIMEOUT_SECONDS = env_int("PARTNER_ABSOLUTE_TIMEOUT_SECONDS", 10 * 60 * 60)
 LOGIN_URL = "partners:login"
 
+# --- Staff sign-in: Kela's own identity provider (OIDC) for the admin (docs/operations.md, "Staff sign-in") -----
+# A second OpenID Connect client, apart from the partners' Suomi.fi one: its own provider, client, callback
+# (/staff/oidc/callback/), session keys and backend (partners/staff/). mozilla-django-oidc reads a STAFF_OIDC_* setting
+# wherever it reads the OIDC_* one of the same name. With SUOMIFI_SANDBOX on and no provider set, the sandbox's staff
+# mode stands in (partners/sandbox/staff.py), with test staff and the group claim values mapped below.
+_SANDBOX_STAFF_OIDC = f"{SUOMIFI_SANDBOX_BASE_URL}/sandbox/staff-oidc"
+_STAFF_SANDBOX = SUOMIFI_SANDBOX and not any(
+    env_str(name)
+    for name in ("STAFF_OIDC_OP_ISSUER", "STAFF_OIDC_OP_DISCOVERY_URL", "STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT")
+)
+STAFF_OIDC_OP_ISSUER = env_str("STAFF_OIDC_OP_ISSUER", _SANDBOX_STAFF_OIDC if _STAFF_SANDBOX else "")
+STAFF_OIDC_OP_DISCOVERY_URL = env_str(
+    "STAFF_OIDC_OP_DISCOVERY_URL",
+    f"{STAFF_OIDC_OP_ISSUER}/.well-known/openid-configuration" if STAFF_OIDC_OP_ISSUER else "",
+)
+STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT")
+STAFF_OIDC_OP_TOKEN_ENDPOINT = env_str("STAFF_OIDC_OP_TOKEN_ENDPOINT")
+STAFF_OIDC_OP_USER_ENDPOINT = env_str("STAFF_OIDC_OP_USER_ENDPOINT")
+STAFF_OIDC_OP_JWKS_ENDPOINT = env_str("STAFF_OIDC_OP_JWKS_ENDPOINT")
+STAFF_OIDC_OP_LOGOUT_ENDPOINT = env_str("STAFF_OIDC_OP_LOGOUT_ENDPOINT")
+STAFF_OIDC_RP_CLIENT_ID = env_str("STAFF_OIDC_RP_CLIENT_ID", "kelabooking-staff-sandbox" if _STAFF_SANDBOX else "")
+STAFF_OIDC_RP_CLIENT_SECRET = env_str(
+    "STAFF_OIDC_RP_CLIENT_SECRET", "kelabooking-staff-sandbox-secret" if _STAFF_SANDBOX else ""
+)
+# client_secret_basic, client_secret_post or private_key_jwt (the same RP keys as the partners' client publishes).
+STAFF_OIDC_RP_CLIENT_AUTH_METHOD = env_str("STAFF_OIDC_RP_CLIENT_AUTH_METHOD", "client_secret_basic")
+STAFF_OIDC_RP_SCOPES = env_str("STAFF_OIDC_RP_SCOPES", "openid profile email")
+# Sent as acr_values when set (a Keycloak level of authentication, say); the MFA rule below decides regardless.
+STAFF_OIDC_ACR_VALUES = env_list("STAFF_OIDC_ACR_VALUES")
+# Multi-factor authentication is required: the ID token's `amr` must hold one of these, or its `acr` be one of these.
+STAFF_OIDC_MFA_AMR = env_list("STAFF_OIDC_MFA_AMR", "mfa,http://schemas.microsoft.com/claims/multipleauthn")
+STAFF_OIDC_MFA_ACR = env_list("STAFF_OIDC_MFA_ACR")
+# The claim whose values name the staff member's groups (`groups`, or `roles` for Entra ID app roles), and a JSON
+# object from each value to one staff group's name (or a list of names). A value not listed grants nothing.
+STAFF_OIDC_GROUPS_CLAIM = env_str("STAFF_OIDC_GROUPS_CLAIM", "groups")
+_SANDBOX_STAFF_GROUP_MAP = {
+    "kb-audit-readers": "Audit readers",
+    "kb-service-admins": "Partner service administrators",
+    "kb-capacity-admins": "Phone service capacity administrators",
+    "kb-customer-service": "Phone service customer service",
+    "kb-registry-admins": "Registry administrators",
+}
+try:
+    STAFF_OIDC_GROUP_MAP: dict[str, str | list[str]] = (
+        json.loads(env_str("STAFF_OIDC_GROUP_MAP")) if env_str("STAFF_OIDC_GROUP_MAP") else {}
+    ) or (_SANDBOX_STAFF_GROUP_MAP if _STAFF_SANDBOX else {})
+except json.JSONDecodeError as error:
+    raise ImproperlyConfigured(f"STAFF_OIDC_GROUP_MAP is not JSON: {error}") from None
+# The one value of the groups claim that makes a superuser; empty (the default): no claim ever does.
+STAFF_OIDC_SUPERUSER_VALUE = env_str("STAFF_OIDC_SUPERUSER_VALUE")
+STAFF_OIDC_CLAIM_GIVEN_NAME = env_list("STAFF_OIDC_CLAIM_GIVEN_NAME", "given_name")
+STAFF_OIDC_CLAIM_FAMILY_NAME = env_list("STAFF_OIDC_CLAIM_FAMILY_NAME", "family_name")
+STAFF_OIDC_CLAIM_EMAIL = env_list("STAFF_OIDC_CLAIM_EMAIL", "email,upn,preferred_username")
+STAFF_OIDC_AUTHENTICATION_CALLBACK_URL = "staff_oidc_callback"
+STAFF_OIDC_STORE_ID_TOKEN = True
+STAFF_OIDC_USE_PKCE = True
+STAFF_OIDC_USE_NONCE = True
+STAFF_OIDC_CREATE_USER = True
+# Staff sign-in is configured when a provider and a client are.
+STAFF_OIDC_ENABLED = bool(
+    (STAFF_OIDC_OP_ISSUER or STAFF_OIDC_OP_DISCOVERY_URL or STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT)
+    and STAFF_OIDC_RP_CLIENT_ID
+)
+# Local accounts that may still sign in with a password when DEBUG is off and staff sign-in is configured: for when
+# the identity provider is down. Every such sign-in is an audit event of its own.
+STAFF_BREAK_GLASS_USERS = env_list("STAFF_BREAK_GLASS_USERS")
+STAFF_SESSION_IDLE_SECONDS = env_int("STAFF_SESSION_IDLE_SECONDS", 30 * 60)
+STAFF_SESSION_ABSOLUTE_SECONDS = env_int("STAFF_SESSION_ABSOLUTE_SECONDS", 10 * 60 * 60)
+
 
 def _origin(url: str) -> str:
     from urllib.parse import urlsplit
@@ -461,7 +573,16 @@ def _origin(url: str) -> str:
 # A form that POSTs to us may be answered with a redirect to Suomi.fi (logout, organisation choice); CSP's
 # form-action covers such redirects, so the providers' origins are allowed there, and only they.
 CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += sorted(
-    {origin for origin in (_origin(OIDC_OP_ISSUER), _origin(VALTUUDET_BASE_URL)) if origin}
+    {
+        origin
+        for origin in (
+            _origin(OIDC_OP_ISSUER),
+            _origin(VALTUUDET_BASE_URL),
+            _origin(STAFF_OIDC_OP_ISSUER),
+            _origin(STAFF_OIDC_OP_LOGOUT_ENDPOINT),
+        )
+        if origin
+    }
 )
 
 # --- Booking --------------------------------------------------------------------------------------------------
@@ -469,6 +590,10 @@ BOOKING_HOLD_MINUTES = env_int("BOOKING_HOLD_MINUTES", 10)
 BOOKING_HORIZON_WEEKS = env_int("BOOKING_HORIZON_WEEKS", 8)
 BOOKING_MIN_NOTICE_MINUTES = env_int("BOOKING_MIN_NOTICE_MINUTES", 120)
 SLOT_GENERATION_WEEKS = env_int("SLOT_GENERATION_WEEKS", 8)
+# The capacity and demand view marks a day of a line and language whose share of capacity taken reaches this (0–1).
+CAPACITY_ALERT_SHARE = float(env_str("CAPACITY_ALERT_SHARE", "0.9"))
+if not 0 < CAPACITY_ALERT_SHARE <= 1:
+    raise ImproperlyConfigured("CAPACITY_ALERT_SHARE must be a share above 0 and at most 1, e.g. 0.9.")
 
 # --- Messages to customers ------------------------------------------------------------------------------------
 # Reminders go out the day before the call, only between these local hours (Europe/Helsinki): nobody gets an SMS

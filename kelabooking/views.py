@@ -1,33 +1,59 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers
 from django.views import defaults
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from kelabooking import metrics, probes
 
 
-@require_GET
+@require_safe
 def start_view(request: HttpRequest) -> HttpResponse:
     return render(request, "start.html")
 
 
-@require_GET
+@require_safe
 def accessibility_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accessibility.html", {"feedback_email": settings.ACCESSIBILITY_FEEDBACK_EMAIL})
 
 
-@require_GET
+@require_safe
 def privacy_view(request: HttpRequest) -> HttpResponse:
     return render(request, "privacy.html", {"privacy_email": settings.PRIVACY_CONTACT_EMAIL})
 
 
-@require_GET
+@require_safe
 def healthz_view(request: HttpRequest) -> HttpResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness: the process answers. It touches nothing, so a database outage restarts no container."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+@require_safe
+def readyz_view(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database and the cache answer and every migration is applied (kelabooking/probes.py). The body
+    names each check's outcome, nothing more."""
+    checks = probes.readiness()
+    ready = all(outcome == "ok" for outcome in checks.values())
+    return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+@require_safe
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape, with `Authorization: Bearer <METRICS_TOKEN>`; without a configured token there is no such
+    page (404), and a scrape without the token gets 401."""
+    if not settings.METRICS_TOKEN:  # a plain 404: the probe middleware answers before the pages' middleware ran
+        return HttpResponseNotFound("not found", content_type="text/plain")
+    if not metrics.scrape_authorised(request.headers.get("Authorization", "")):
+        response = HttpResponse("unauthorized", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    response = HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+    add_never_cache_headers(response)
+    return response
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:

@@ -95,7 +95,7 @@ class AuditEventAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return [
             path(
                 "customer/",
-                self.admin_site.admin_view(require_http_methods(["GET", "POST"])(self.customer_search_view)),
+                self.admin_site.admin_view(require_http_methods(["GET", "HEAD", "POST"])(self.customer_search_view)),
                 name="partners_auditevent_customer",
             ),
             *super().get_urls(),

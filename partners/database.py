@@ -1,4 +1,5 @@
-"""The audit trail's protection in PostgreSQL (partners migration 0008; README, "Database roles"), in plain SQL.
+"""The audit trail's protection in PostgreSQL (partners migration 0008; docs/data-protection.md, "Database roles"),
+in plain SQL.
 
 The trigger trusts nothing a session can set: it lets through only the three changes the trail ever takes (an
 expired event removed, a removed customer detached, a key rotation's new ciphertext and index). The roles decide who

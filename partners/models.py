@@ -35,13 +35,19 @@ class PartnerUserManager(UserManager.from_queryset(UserQuerySet)):
 class User(AbstractUser):
     """Everyone who signs in.
 
-    FPA staff are ordinary staff users of the admin (username and password). Partner caseworkers sign in through
-    Suomi.fi and are matched on their personal identity code, never on e-mail; their username is derived, random.
+    FPA staff sign in to the admin through Kela's identity provider and are matched on their subject there, their
+    groups set from its claims at every sign-in (partners/staff/); break-glass accounts keep a password. Partner
+    caseworkers sign in through Suomi.fi and are matched on their personal identity code, never on e-mail; their
+    username is derived, random.
     """
 
     # Encrypted at rest; found through its keyed index, unique as the plain column was (kelabooking/crypto.py).
     identity_code = EncryptedIdentityCodeField(_("personal identity code"), null=True, blank=True, editable=False)
     identity_code_digest = IdentityCodeDigestField(_("identity code index"), null=True, unique=True)
+    # FPA staff who sign in through Kela's identity provider: their subject there (partners/staff/).
+    staff_subject = models.CharField(
+        _("subject at the staff identity provider"), max_length=255, null=True, blank=True, unique=True, editable=False
+    )
 
     objects = PartnerUserManager()
 
@@ -111,7 +117,7 @@ class AuditEvent(models.Model):
     """Who did what, acting for which organisation, on which customer (Act 906/2019 § 17). Append-only.
 
     On PostgreSQL the database refuses every other UPDATE and DELETE too, whoever asks (the trigger of partners
-    migration 0008), and the app's own role may only read and append (README, "Database roles").
+    migration 0008), and the app's own role may only read and append (docs/data-protection.md, "Database roles").
     """
 
     class Action(models.TextChoices):
@@ -131,6 +137,10 @@ class AuditEvent(models.Model):
         SESSION_EXPIRED = "session_expired", _("Session expired")
         RETENTION_RUN = "retention_run", _("Retention run")
         LOGOUT = "logout", _("Logged out")
+        STAFF_LOGIN = "staff_login", _("Staff signed in")
+        STAFF_LOGIN_REFUSED = "staff_login_refused", _("Staff sign-in refused")
+        STAFF_LOGOUT = "staff_logout", _("Staff signed out")
+        STAFF_BREAK_GLASS = "staff_break_glass", _("Break-glass password sign-in")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

@@ -99,15 +99,21 @@ def _fetch_json(url: str, *, required: Mapping[str, type], refresh: bool = False
     return document, True
 
 
-def provider_config() -> dict[str, Any]:
+def provider_config(prefix: str = "OIDC") -> dict[str, Any]:
     """The provider's metadata: the endpoints set in the settings, the rest from discovery, which is not read when
-    the settings name every endpoint needed."""
-    explicit = {name: getattr(settings, setting) for name, setting in ENDPOINTS.items() if getattr(settings, setting)}
+    the settings name every endpoint needed. `prefix` picks the client's settings: OIDC (Suomi.fi, for partners) or
+    STAFF_OIDC (Kela's own provider, for staff)."""
+    explicit = {
+        name: getattr(settings, prefix + setting.removeprefix("OIDC"))
+        for name, setting in ENDPOINTS.items()
+        if getattr(settings, prefix + setting.removeprefix("OIDC"))
+    }
     if all(name in explicit for name in REQUIRED):
         return explicit
-    if not settings.OIDC_OP_DISCOVERY_URL:
-        raise SuomiFiError("not_configured", "Set OIDC_OP_ISSUER or OIDC_OP_DISCOVERY_URL and the endpoints")
-    document, _ = _fetch_json(settings.OIDC_OP_DISCOVERY_URL, required=dict.fromkeys(REQUIRED, str))
+    discovery_url = getattr(settings, f"{prefix}_OP_DISCOVERY_URL")
+    if not discovery_url:
+        raise SuomiFiError("not_configured", f"Set {prefix}_OP_ISSUER or {prefix}_OP_DISCOVERY_URL and the endpoints")
+    document, _ = _fetch_json(discovery_url, required=dict.fromkeys(REQUIRED, str))
     config = {**document, **explicit}
     if config["issuer"] != document["issuer"] or not all(isinstance(config.get(n, ""), str) for n in ENDPOINTS):
         raise SuomiFiError("provider_invalid", "The discovery document names another issuer, or no URL")
@@ -166,7 +172,7 @@ def _now() -> int:
     return int(clock.now().timestamp())
 
 
-def _validate_claims(claims: dict[str, Any], **options: Any) -> None:
+def validate_claims(claims: dict[str, Any], **options: Any) -> None:
     """joserfc's claim checks (`exp`, `iat` with OIDC_CLOCK_SKEW_SECONDS), their failures as our reasons."""
     registry = jwt.JWTClaimsRegistry(now=_now, leeway=settings.OIDC_CLOCK_SKEW_SECONDS, **options)
     try:
@@ -213,10 +219,18 @@ def open_if_encrypted(token: str, *, config: Mapping[str, Any], kind: str) -> st
 
 
 def verify_id_token(token: str, *, config: Mapping[str, Any], nonce: str | None) -> dict[str, Any]:
-    """An ID token's claims, checked as OpenID Connect Core §3.1.3.7 asks (an encrypted one is opened before)."""
-    client_id = settings.OIDC_RP_CLIENT_ID
+    """A Suomi.fi ID token's claims, checked as OpenID Connect Core §3.1.3.7 asks (an encrypted one is opened
+    before), at an allowed level of assurance."""
+    claims = check_id_token(token, config=config, nonce=nonce, client_id=settings.OIDC_RP_CLIENT_ID)
+    if claims.get("acr") not in settings.OIDC_ACR_ALLOWED:
+        raise SuomiFiError("acr_not_allowed", "The authentication level is not allowed")
+    return claims
+
+
+def check_id_token(token: str, *, config: Mapping[str, Any], nonce: str | None, client_id: str) -> dict[str, Any]:
+    """An ID token's claims for the client `client_id`: signed by the provider, for us, not expired, with our nonce."""
     claims = verify_signature(token, jwks_uri=config["jwks_uri"])
-    _validate_claims(
+    validate_claims(
         claims,
         iss={"essential": True, "value": config["issuer"]},
         aud={"essential": True, "value": client_id},
@@ -228,15 +242,13 @@ def verify_id_token(token: str, *, config: Mapping[str, Any], nonce: str | None)
         raise SuomiFiError("wrong_audience", "The ID token is authorised for another party (azp)")
     if import_from_settings("OIDC_USE_NONCE", True) and (not nonce or claims.get("nonce") != nonce):
         raise SuomiFiError("nonce_mismatch", "The ID token's nonce is not the one this login sent")
-    if claims.get("acr") not in settings.OIDC_ACR_ALLOWED:
-        raise SuomiFiError("acr_not_allowed", "The authentication level is not allowed")
     return claims
 
 
 def verify_userinfo_token(token: str, *, config: Mapping[str, Any]) -> dict[str, Any]:
     """A signed (and maybe encrypted) userinfo answer: `iss` and `aud` checked when present (OIDC Core §5.3.2)."""
     claims = verify_signature(open_if_encrypted(token, config=config, kind="userinfo"), jwks_uri=config["jwks_uri"])
-    _validate_claims(
+    validate_claims(
         claims, iss={"value": config["issuer"]}, aud={"value": settings.OIDC_RP_CLIENT_ID}, sub={"essential": True}
     )
     return claims

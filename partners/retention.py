@@ -1,5 +1,5 @@
-"""The audit trail's retention rule (kelabooking/retention.py; README, "Retention"), and the audit event of each real
-retention run."""
+"""The audit trail's retention rule (kelabooking/retention.py; docs/data-protection.md, "Retention"), and the audit
+event of each real retention run."""
 
 from __future__ import annotations
 

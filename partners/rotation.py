@@ -31,7 +31,8 @@ def actor_codes_rewrite(*, dry_run: bool) -> int:
 
 def customer_indexes_rewrite(*, dry_run: bool) -> int:
     """Events of a customer still here take the customer's (new) index; those of removed customers keep theirs (an old
-    HMAC key stays configured while such events are within RETENTION_AUDIT_DAYS: README, "Identity code keys")."""
+    HMAC key stays configured while such events are within RETENTION_AUDIT_DAYS: docs/data-protection.md, "Identity
+    codes at rest")."""
     stale = AuditEvent.objects.filter(customer__isnull=False).exclude(
         customer_digest=F("customer__identity_code_digest")
     )
@@ -51,7 +52,7 @@ def audit_rewrite_refusal(connection: BaseDatabaseWrapper) -> str:
         return ""
     return (
         "This database role may not rewrite audit events: run rotate_identity_keys as the database owner, "
-        'the role that runs migrate (README, "Database roles").'
+        'the role that runs migrate (docs/data-protection.md, "Database roles").'
     )
 
 

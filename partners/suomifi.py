@@ -43,11 +43,12 @@ PLAIN_BESIDE_REQUEST_OBJECT = ("client_id", "response_type", "scope")
 ID_TOKEN_SESSION_KEY = "oidc_id_token"  # noqa: S105 - mozilla-django-oidc's documented session key, not a secret
 
 
-def _stamped(audience: str, seconds: int) -> dict[str, Any]:
-    """The registered claims of a JWT from us, valid for `seconds`."""
+def _stamped(audience: str, seconds: int, *, client_id: str = "") -> dict[str, Any]:
+    """The registered claims of a JWT from us (the client `client_id`, by default the partners'), valid for
+    `seconds`."""
     iat = int(clock.now().timestamp())
     return {
-        "iss": settings.OIDC_RP_CLIENT_ID,
+        "iss": client_id or settings.OIDC_RP_CLIENT_ID,
         "aud": audience,
         "jti": uuid.uuid4().hex,
         "iat": iat,
@@ -64,9 +65,11 @@ def _signed(claims: dict[str, Any], *, config: Mapping[str, Any], advertised: st
     return jwt.encode({"alg": algs[0], "kid": key.kid, "typ": typ}, claims, key, algorithms=algs[:1])
 
 
-def client_assertion(*, config: Mapping[str, Any]) -> str:
-    """A `private_key_jwt` client assertion (RFC 7523) for one token request."""
-    claims = {"sub": settings.OIDC_RP_CLIENT_ID, **_stamped(config["token_endpoint"], 60)}
+def client_assertion(*, config: Mapping[str, Any], client_id: str = "") -> str:
+    """A `private_key_jwt` client assertion (RFC 7523) for one token request of the client `client_id` (by default
+    the partners')."""
+    client_id = client_id or settings.OIDC_RP_CLIENT_ID
+    claims = {"sub": client_id, **_stamped(config["token_endpoint"], 60, client_id=client_id)}
     return _signed(claims, config=config, advertised="token_endpoint_auth_signing_alg_values_supported")
 
 
@@ -99,6 +102,8 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         from discovery, and the answer's `iss` is checked before the code is exchanged."""
         if request is None or "code" not in request.GET or "state" not in request.GET:
             return None
+        if request.path != reverse(settings.OIDC_AUTHENTICATION_CALLBACK_URL):
+            return None  # another client's callback (staff sign-in): never a Suomi.fi login
         self.config = oidc.provider_config()
         oidc.check_authorization_response_issuer(request.GET, config=self.config)
         self.OIDC_OP_TOKEN_ENDPOINT = self.config["token_endpoint"]

@@ -20,6 +20,7 @@ import requests
 from django.conf import settings
 
 from kelabooking import clock
+from kelabooking.metrics import integration_call
 
 
 class ValtuudetError(Exception):
@@ -66,14 +67,15 @@ def _signed_headers(path_and_query: str) -> dict[str, str]:
 def _call(method: str, path_and_query: str, *, what: str, **kwargs: Any) -> requests.Response:
     if not settings.VALTUUDET_BASE_URL:
         raise ValtuudetError("Valtuudet is not configured (VALTUUDET_BASE_URL)")
-    try:
-        response = requests.request(
-            method, settings.VALTUUDET_BASE_URL + path_and_query, timeout=settings.VALTUUDET_TIMEOUT, **kwargs
-        )
-    except requests.RequestException as error:
-        raise ValtuudetError(f"{what}: {error.__class__.__name__}") from None
-    if response.status_code != 200:
-        raise ValtuudetError(f"{what}: HTTP {response.status_code}")
+    with integration_call("valtuudet", what):  # latency and errors for the metrics
+        try:
+            response = requests.request(
+                method, settings.VALTUUDET_BASE_URL + path_and_query, timeout=settings.VALTUUDET_TIMEOUT, **kwargs
+            )
+        except requests.RequestException as error:
+            raise ValtuudetError(f"{what}: {error.__class__.__name__}") from None
+        if response.status_code != 200:
+            raise ValtuudetError(f"{what}: HTTP {response.status_code}")
     return response
 
 

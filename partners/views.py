@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from mozilla_django_oidc.views import (
     OIDCAuthenticationCallbackView,
     OIDCAuthenticationRequestView,
@@ -28,6 +28,7 @@ from mozilla_django_oidc.views import (
 from partners import context, keys, valtuudet
 from partners.context import Step, requires_step
 from partners.forms import TermsForm
+from partners.metrics import sign_in_failed, sign_in_succeeded
 from partners.middleware import LAST_SEEN, LOGIN_AT
 from partners.models import AuditEvent
 from partners.oidc import SuomiFiError, check_authorization_response_issuer, provider_config
@@ -88,6 +89,7 @@ class SuomiFiLoginView(OIDCAuthenticationRequestView):
                 details={"reason": error.reason},
             )
             logger.warning("Suomi.fi login could not start: %s", error)
+            sign_in_failed(error.reason)
             return render(request, "partners/login_failed.html", {"reason": error.reason}, status=503)
         return response
 
@@ -138,6 +140,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             outcome=AuditEvent.Outcome.ERROR,
             details={"reason": "malformed_response"},
         )
+        sign_in_failed("malformed_response")
 
     def login_failure(self) -> HttpResponse:
         # Without a reason the library refused the answer before the backend saw it (not a login this session
@@ -156,6 +159,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
             outcome=AuditEvent.Outcome.REFUSED if reason == "cancelled" else AuditEvent.Outcome.ERROR,
             details=details,
         )
+        sign_in_failed(reason)
         return render(self.request, "partners/login_failed.html", {"reason": reason}, status=400)
 
     def login_success(self) -> HttpResponse:
@@ -170,6 +174,7 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
         if language:
             self.request.session[LANGUAGE_KEY] = language
         audit_event_record(acting=context.acting_context(self.request), action=AuditEvent.Action.LOGIN)
+        sign_in_succeeded()
         return HttpResponseRedirect(self.success_url)
 
 
@@ -177,7 +182,7 @@ login_view = never_cache(SuomiFiLoginView.as_view())
 callback_view = never_cache(SuomiFiCallbackView.as_view())
 
 
-@require_GET
+@require_safe
 def jwks_view(request: HttpRequest) -> JsonResponse:
     """The RP's public keys: Suomi.fi verifies our client assertions and request objects and encrypts ID tokens
     with them."""
@@ -187,7 +192,7 @@ def jwks_view(request: HttpRequest) -> JsonResponse:
 # --- Acting for an organisation -------------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @requires_step(Step.AUTHENTICATED)
 def work_view(request: HttpRequest) -> HttpResponse:
     """*Handle work-related matters*: the start of the organisation choice."""
@@ -247,7 +252,7 @@ def _in_partner_language(view: Callable[..., HttpResponse]) -> Callable[..., Htt
     return wrapped
 
 
-@require_GET
+@require_safe
 @never_cache
 @_in_partner_language
 @requires_step(Step.AUTHENTICATED)
@@ -273,7 +278,7 @@ def valtuudet_callback_view(request: HttpRequest) -> HttpResponse:
 # --- Terms and the customer step ------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @requires_step(Step.ORGANISATION_CHOSEN, before=Step.CUSTOMER_LOCKED)
 def terms_view(request: HttpRequest) -> HttpResponse:
     form = TermsForm(request.POST if request.method == "POST" else None)
@@ -328,7 +333,7 @@ def new_customer_view(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("partners:login") + "?prompt=login")
 
 
-@require_GET
+@require_safe
 def logged_out_view(request: HttpRequest) -> HttpResponse:
     """Back from the provider's logout, at the one registered address: once, on to the page in the language the
     partner left in."""
@@ -339,6 +344,6 @@ def logged_out_view(request: HttpRequest) -> HttpResponse:
     return render(request, "partners/logged_out.html")
 
 
-@require_GET
+@require_safe
 def session_expired_view(request: HttpRequest) -> HttpResponse:
     return render(request, "partners/session_expired.html")

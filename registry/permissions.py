@@ -1,4 +1,4 @@
-"""The registry's staff group (kelabooking/permissions.py; README, "Staff groups and their rights")."""
+"""The registry's staff group (kelabooking/permissions.py; docs/staff.md, "Staff groups and their rights")."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from kelabooking.metrics import integration_call
 from registry.validators import normalise_business_id
 
 PAGE_SIZE = 100  # PRH serves /companies in fixed pages of 100
@@ -60,14 +61,19 @@ class PrhCompany:
 
 def _get(path: str, *, params: Mapping[str, str | int], accept: str) -> requests.Response:
     url = f"{settings.PRH_API_URL.rstrip('/')}/{path}"
-    try:
-        response = requests.get(
-            url, params=params, headers={"Accept": accept}, timeout=settings.PRH_TIMEOUT_SECONDS, allow_redirects=False
-        )
-    except requests.RequestException as error:
-        raise PrhError(f"PRH request to {url} failed: {error.__class__.__name__}: {error}") from error
-    if response.status_code != 200:
-        raise PrhError(f"PRH answered HTTP {response.status_code} to {response.url}")
+    with integration_call("prh", path):  # latency and errors for the metrics
+        try:
+            response = requests.get(
+                url,
+                params=params,
+                headers={"Accept": accept},
+                timeout=settings.PRH_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            raise PrhError(f"PRH request to {url} failed: {error.__class__.__name__}: {error}") from error
+        if response.status_code != 200:
+            raise PrhError(f"PRH answered HTTP {response.status_code} to {response.url}")
     return response
 
 

@@ -4,14 +4,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from kelabooking.ratelimit import rate_limit_exceeded, rate_limit_reached
 from registry.forms import RegistrationRequestForm
 from registry.services import RegistryError, registration_request_submit
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def registration_request_view(request: HttpRequest) -> HttpResponse:
     # The refusal page for an organisation not in the registry links here with its name and Y-tunnus filled in.
     initial = {name: request.GET.get(name, "")[:200] for name in ("business_id", "organisation_name")}
@@ -39,6 +39,6 @@ def registration_request_view(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/request.html", {"form": form})
 
 
-@require_GET
+@require_safe
 def registration_request_sent_view(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/request_sent.html")

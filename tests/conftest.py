@@ -43,6 +43,8 @@ def _unavailable(marker: str) -> str | None:
         return f"needs Redis at {REDIS_URL} (set REDIS_URL)"
     if marker == "gettext" and not shutil.which("xgettext"):
         return "needs GNU gettext's xgettext (apt-get install gettext)"
+    if marker == "kustomize" and not (shutil.which("kustomize") or shutil.which("kubectl")):
+        return "needs kustomize or kubectl (which has kustomize built in) to render deploy/kubernetes/overlays"
     if marker == "browser":
         if not shutil.which(CHROMIUM):
             return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
@@ -58,7 +60,7 @@ def _unavailable(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "browser", "gettext", "replicas"):
+    for marker in ("postgres", "redis", "browser", "gettext", "kustomize", "replicas"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _unavailable(marker)

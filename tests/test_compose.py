@@ -3,9 +3,14 @@ secret: it requires them from the environment, and a demo site only when asked f
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
+import runpy
 import secrets
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +34,10 @@ REQUIRED = [
     "SMS_GATEWAY_URL",
 ]
 INIT_SCRIPT = ROOT / "deploy" / "compose" / "initdb" / "10-app-role.sh"
+DEMO = yaml.safe_load((ROOT / "deploy" / "compose" / "demo.yml").read_text(encoding="utf-8"))
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEYS?$|API_KEY")
+APP_SERVICES = ["migrate", "web", "worker", "beat"]
+LONG_RUNNING = ["db", "redis", "mailpit", "web", "worker", "beat"]
 
 
 class MissingVariableError(Exception):
@@ -151,21 +160,59 @@ def test_compose__only_the_secrets_given__production_settings_without_demo_or_sa
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_compose__public_demo__only_with_its_own_variables() -> None:
-    sandbox_only = app_environment({**own_secrets(), "SUOMIFI_SANDBOX": "1"})
-    assert (sandbox_only["SUOMIFI_SANDBOX"], sandbox_only["SUOMIFI_SANDBOX_PUBLIC_DEMO"]) == ("1", "0")
+def demo_environment(service: str, environment: dict[str, str]) -> dict[str, str]:
+    """What `service` gets with deploy/compose/demo.yml on top (compose merges `environment` key by key)."""
+    base = COMPOSE["services"][service]["environment"]
+    merged = {**base, **DEMO["services"][service]["environment"]}
+    # A name without a value is passed on from the shell, and left out when the shell has none.
+    passed = {name for name, value in merged.items() if value is None}
+    values = interpolate({name: value for name, value in merged.items() if value is not None}, environment)
+    return {**values, **{name: environment[name] for name in passed if name in environment}}
+
+
+def test_compose__demo_variables_in_the_shell__no_demo_without_the_demo_file() -> None:
+    """A stray SUOMIFI_SANDBOX=1 or LOAD_DEMO_DATA=1 in the shell or a .env file turns nothing on."""
+    shell = {**own_secrets(), "SUOMIFI_SANDBOX": "1", "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1", "LOAD_DEMO_DATA": "1"}
+    for environment in (app_environment(shell), migrate_environment(shell)):
+        assert (environment["SUOMIFI_SANDBOX"], environment["SUOMIFI_SANDBOX_PUBLIC_DEMO"]) == ("0", "0")
+        assert environment["LOAD_DEMO_DATA"] == "0"
+    assert COMPOSE["x-app"]["build"]["args"]["REQUIREMENTS"] == "requirements/base.txt"
+
+
+def test_compose__demo_file__sandbox_demo_data_and_sandbox_image_for_every_app_service() -> None:
+    assert set(DEMO["services"]) == {"migrate", "web", "worker", "beat"}
+    for service in DEMO["services"]:
+        demo = demo_environment(service, own_secrets())
+        assert (demo["SUOMIFI_SANDBOX"], demo["SUOMIFI_SANDBOX_PUBLIC_DEMO"], demo["LOAD_DEMO_DATA"]) == ("1", "1", "1")
+        assert DEMO["services"][service]["build"]["args"]["REQUIREMENTS"] == "requirements/sandbox.txt"
+        assert DEMO["services"][service]["image"] != COMPOSE["services"][service]["image"]  # never tagged as prod
+        assert "demo-keys:/app/var" in DEMO["services"][service]["volumes"]
+    # The demo admin's password: the shell's when given, else load_demo's published one, never an empty one.
+    assert "DEMO_ADMIN_PASSWORD" not in demo_environment("migrate", own_secrets())
+    given = demo_environment("migrate", {**own_secrets(), "DEMO_ADMIN_PASSWORD": "own-demo-password"})
+    assert given["DEMO_ADMIN_PASSWORD"] == "own-demo-password"
+    # The settings take it, and every start-up check passes.
+    assert run_manage("manage.py", "check", env=demo_environment("web", own_secrets())).returncode == 0
+
+
+def test_compose__sandbox_without_the_public_demo_flag__refused_by_the_settings() -> None:
+    sandbox_only = {**demo_environment("web", own_secrets()), "SUOMIFI_SANDBOX_PUBLIC_DEMO": "0"}
     result = run_manage("manage.py", "check", env=sandbox_only)
-    assert "SUOMIFI_SANDBOX_PUBLIC_DEMO=1" in result.stderr  # the settings refuse the sandbox without the demo flag
-    demo = app_environment(
-        {**own_secrets(), "SUOMIFI_SANDBOX": "1", "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1", "LOAD_DEMO_DATA": "1"}
-    )
-    assert (demo["SUOMIFI_SANDBOX"], demo["SUOMIFI_SANDBOX_PUBLIC_DEMO"], demo["LOAD_DEMO_DATA"]) == ("1", "1", "1")
-    assert run_manage("manage.py", "check", env=demo).returncode == 0
+    assert "SUOMIFI_SANDBOX_PUBLIC_DEMO=1" in result.stderr
+
+
+def test_compose__demo_file__no_secret_of_its_own() -> None:
+    text = (ROOT / "deploy" / "compose" / "demo.yml").read_text(encoding="utf-8")
+    for service in DEMO["services"].values():
+        for name, value in service["environment"].items():
+            assert not SECRET_NAME.search(name) or value is None, name
+    assert "${" not in text  # nothing taken from the shell but the pass-through above
 
 
 def test_compose__web_worker_and_beat_run_as_the_app_role__only_migrate_as_the_owner() -> None:
-    """The audit trail is safe from the app's own processes (README, "Database roles"): they connect as the role the
-    database's first start creates, and `migrate`, as the owner, grants it its rights before any of them starts."""
+    """The audit trail is safe from the app's own processes (docs/data-protection.md, "Database roles"): they connect
+    as the role the database's first start creates, and `migrate`, as the owner, grants it its rights before any of
+    them starts."""
     given = own_secrets()
     owner = database_environment(given)
     migrate = migrate_environment(given)
@@ -179,3 +226,134 @@ def test_compose__web_worker_and_beat_run_as_the_app_role__only_migrate_as_the_o
     assert "./deploy/compose/initdb:/docker-entrypoint-initdb.d:ro" in COMPOSE["services"]["db"]["volumes"]
     for service in ("web", "worker", "beat"):
         assert COMPOSE["services"][service]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, duration
+    return int(match[1])
+
+
+def test_compose__start_order__web_worker_beat_wait_for_migrate_and_healthy_db_and_redis() -> None:
+    for service in ("web", "worker", "beat"):
+        assert COMPOSE["services"][service]["depends_on"] == {
+            "db": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+            "migrate": {"condition": "service_completed_successfully"},
+        }
+    assert COMPOSE["services"]["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+
+
+def test_compose__restart_policies__long_running_services_recover_migrate_retries_until_it_succeeds() -> None:
+    for service in LONG_RUNNING:
+        assert COMPOSE["services"][service]["restart"] == "unless-stopped", service
+    assert COMPOSE["services"]["migrate"]["restart"] == "on-failure"
+
+
+def test_compose__every_long_running_service_has_a_healthcheck__migrate_none() -> None:
+    for service in LONG_RUNNING:
+        healthcheck = COMPOSE["services"][service]["healthcheck"]
+        assert healthcheck["test"][0] in {"CMD", "CMD-SHELL"}, service
+        assert len(healthcheck["test"]) > 1, service
+    assert COMPOSE["services"]["migrate"]["healthcheck"] == {"disable": True}
+    assert "/healthz" in " ".join(COMPOSE["services"]["web"]["healthcheck"]["test"])
+    assert (
+        "control.ping(destination=['celery@' + socket.gethostname()]"
+        in COMPOSE["services"]["worker"]["healthcheck"]["test"][3]
+    )
+
+
+def test_compose__worker_check__imports_what_it_names() -> None:
+    """The check's code runs (here against the in-memory broker, where no worker answers: it fails, as it should
+    when the container's worker does not answer)."""
+    code = COMPOSE["services"]["worker"]["healthcheck"]["test"][3]
+    env = {"PATH": os.environ["PATH"], "DEBUG": "1", "CELERY_BROKER_URL": "memory://localhost/"}
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code.replace("timeout=10", "timeout=0.5")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+
+
+def test_compose__app_services__read_only_root_with_tmp_only() -> None:
+    for service in APP_SERVICES:
+        assert COMPOSE["services"][service]["read_only"] is True
+        assert COMPOSE["services"][service]["tmpfs"] == ["/tmp"]  # noqa: S108 - the container's own tmpfs
+
+
+def test_compose__stop_grace__longer_than_gunicorns_and_celerys_own() -> None:
+    from django.conf import settings
+
+    gunicorn = runpy.run_path(str(ROOT / "kelabooking" / "gunicorn.conf.py"))
+    assert _seconds(COMPOSE["services"]["web"]["stop_grace_period"]) >= gunicorn["graceful_timeout"] + 5
+    assert (
+        _seconds(COMPOSE["services"]["worker"]["stop_grace_period"])
+        >= settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT + 15
+    )
+
+
+def test_compose__no_literal_secret__secret_names_only_interpolated_without_a_default() -> None:
+    environments = [COMPOSE["x-app"]["environment"]] + [
+        service.get("environment", {}) for service in COMPOSE["services"].values()
+    ]
+    for environment in environments:
+        for name, value in environment.items():
+            if SECRET_NAME.search(name):
+                assert re.fullmatch(rf"\$\{{{name}:(\?[^}}]+|-)\}}", str(value)), (name, value)
+            if "URL" in name and "@" in str(value):  # a password in a URL comes from the environment too
+                assert re.search(r":\$\{\w+:\?[^}]+\}@", str(value)), (name, value)
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """The Docker builder's rule, as far as our .dockerignore uses it: a pattern matches the path or a folder above it;
+    `**/name` matches that name at any depth."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+    for raw in patterns:
+        pattern = raw.rstrip("/")
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatchcase(part, pattern.removeprefix("**/")) for part in parts):
+                return True
+        elif any(fnmatch.fnmatchcase(p, pattern) and p.count("/") == pattern.count("/") for p in prefixes):
+            return True
+    return False
+
+
+def test_dockerignore__keeps_secrets_history_and_development_out__the_app_in() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not [pattern for pattern in patterns if pattern.startswith("!")]
+    for kept_out in (
+        ".git/HEAD",
+        ".env",
+        ".env.production",
+        "var/identity-code-keys",
+        "db.sqlite3",
+        "db.sqlite3-wal",
+        ".venv/bin/python",
+        "tests/conftest.py",
+        "bench/growth.py",
+        "staticfiles/app.css",
+        "kelabooking/__pycache__/views.cpython-311.pyc",
+        "node_modules/htmx.org/package.json",
+        "docs/operations.md",
+        "deploy/kubernetes/base/kustomization.yaml",
+        ".ci/run",
+        "celerybeat-schedule.heartbeat",
+    ):
+        assert _ignored(kept_out, patterns), kept_out
+    git = ["git", "ls-files"]
+    tracked = subprocess.run(git, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()  # noqa: S603
+    needed = ("manage.py", "requirements/", "kelabooking/", "partners/", "bookings/", "registry/", "templates/")
+    for path in tracked:
+        if path.startswith(needed + ("static/", "locale/")):
+            assert not _ignored(path, patterns), path
+    assert any(path.startswith("locale/") and path.endswith(".mo") for path in tracked)

@@ -15,7 +15,9 @@ workers and gunicorn as subprocesses on the PostgreSQL test database, a mail rel
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -293,6 +295,52 @@ def test_message__worker_killed_while_the_gateway_answers__the_repeat_has_the_sa
     sms.refresh_from_db()
     assert (sms.status, sms.attempts) == (Message.Status.SENT, 2)
     assert relay.messages == []
+
+
+@pytest.mark.parametrize(
+    ("gateway_answers_after", "within_the_soft_shutdown"), [(5, True), (60, False)], ids=["finishes", "cut-short"]
+)
+def test_message__worker_stopped_with_sigterm_while_the_gateway_holds_the_sms__soft_shutdown(
+    broker, start_worker, relay, gateway, settings, monkeypatch, gateway_answers_after, within_the_soft_shutdown
+) -> None:
+    """As Kubernetes or `docker stop` stops the worker container: SIGTERM to the worker's main process alone, with
+    REMAP_SIGTERM=SIGQUIT as the image sets it. The soft shutdown gives the running send its time: a send that ends
+    within it is recorded as sent; one that does not is cancelled, neither marked sent nor failed but left to its
+    claim, and sent again under the same idempotency key once the claim has run out. Either way the worker is gone
+    within the grace the manifests give it."""
+    settings.MESSAGE_SWEEP_AGE_SECONDS = 0
+    monkeypatch.setattr("tests.drills.STALL_SECONDS", gateway_answers_after)
+    gateway.stall_first = True
+    first = start_worker(pool="prefork", REMAP_SIGTERM="SIGQUIT", SMS_GATEWAY_TIMEOUT="120", MESSAGE_CLAIM_SECONDS="40")
+    sms = message_of(book(), "sms")
+    key = f"kelabooking-{sms.pk}"
+    wait_for(gateway.stalled.is_set, what="the gateway takes the SMS", log=first, timeout=30)
+
+    stopped_at = time.monotonic()
+    os.kill(first.process.pid, signal.SIGTERM)  # the container's PID 1 only, not its pool's children
+    first.process.wait(timeout=settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT + 15)
+    took = time.monotonic() - stopped_at
+    assert took < settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT + 15  # the worker Deployment's grace is 45 s
+    assert "Initiating Soft Shutdown" in first.log.read_text()
+    if within_the_soft_shutdown:
+        sms.refresh_from_db()
+        assert (sms.status, sms.attempts, sms.claimed_until) == (Message.Status.SENT, 1, None)
+        assert [request["key"] for request in gateway.requests] == [key]
+        return
+
+    assert_claimed_not_sent(sms)
+    gateway.release()
+    wait_for(
+        lambda: Message.objects.due(now=clock.now()).filter(pk=sms.pk).exists(),
+        what="the stopped worker's claim on the message runs out",
+        timeout=45,
+    )
+    second = start_worker()
+    wait_for(lambda: status_of(sms) == Message.Status.SENT, what="the repeat is sent", log=second, timeout=30)
+    assert [request["key"] for request in gateway.requests] == [key, key]
+    assert list(gateway.delivered) == [key]
+    sms.refresh_from_db()
+    assert (sms.status, sms.attempts) == (Message.Status.SENT, 2)
 
 
 # --- 3. The web server's database connections are cut ---------------------------------------------------------------

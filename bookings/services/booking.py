@@ -17,16 +17,19 @@ Each change ends in one announcement, `booking_changed` (bookings/services/chang
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from bookings.metrics import BOOKING_REFUSALS
 from bookings.models import Booking, Customer, Slot
 from bookings.selectors import (
     BookingContact,
@@ -52,15 +55,22 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 class BookingError(Exception):
-    """A booking rule refused the change; `message` is translated and safe to show."""
+    """A booking rule refused the change; `message` is translated and safe to show, `reason` names the rule (the
+    refusals metric's label)."""
 
-    def __init__(self, message: str) -> None:
+    reason = "refused"
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.message = message
+        if reason:
+            self.reason = reason
 
 
 class SlotFullError(BookingError):
     """The time was taken meanwhile. `alternatives` are the nearest free times of the same line and language."""
+
+    reason = "slot_full"
 
     def __init__(self, alternatives: list[Slot]) -> None:
         super().__init__(_("This time was just taken. Choose another time."))
@@ -69,6 +79,8 @@ class SlotFullError(BookingError):
 
 class HoldChangedError(BookingError):
     """The hold a confirm names is not the partner's current one (another tab picked a time, or it was released)."""
+
+    reason = "hold_changed"
 
     def __init__(self) -> None:
         super().__init__(
@@ -87,6 +99,8 @@ class ExistingBookingError(BookingError):
 class MatterBookedError(ExistingBookingError):
     """The customer already has an upcoming booking of this matter."""
 
+    reason = "matter_booked"
+
     def __init__(self, existing: Booking) -> None:
         super().__init__(
             _("The customer already has a booked time for this matter. Cancel it first if a new time is needed."),
@@ -97,8 +111,33 @@ class MatterBookedError(ExistingBookingError):
 class TimeBookedError(ExistingBookingError):
     """The time overlaps another of the customer's upcoming bookings."""
 
+    reason = "time_booked"
+
     def __init__(self, existing: Booking) -> None:
         super().__init__(_("The customer already has another booking at this time. Choose another time."), existing)
+
+
+Service = TypeVar("Service", bound=Callable[..., Any])
+
+
+def counts_refusals(action: str) -> Callable[[Service], Service]:
+    """Count a service's refusals by reason (the booking_refusals_total metric), and raise them on."""
+
+    def decorator(service: Service) -> Service:
+        @functools.wraps(service)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return service(*args, **kwargs)
+            except (BookingError, ActingRefusedError) as error:
+                BOOKING_REFUSALS.labels(action, error.reason).inc()
+                raise
+            except CustomerLockedError:
+                BOOKING_REFUSALS.labels(action, "customer_locked").inc()
+                raise
+
+        return counted  # type: ignore[return-value]
+
+    return decorator
 
 
 @dataclass(frozen=True)
@@ -244,7 +283,7 @@ def _ensure_bookable(slot: Slot | None, *, now: dt.datetime, instead_of: Slot | 
         or not earliest <= slot.starts_at <= latest
         or (instead_of is not None and not _same_matter(slot, instead_of))
     ):
-        raise BookingError(_("This time cannot be booked. Choose another time."))
+        raise BookingError(_("This time cannot be booked. Choose another time."), reason="not_bookable")
 
 
 def _same_matter(slot: Slot, other: Slot) -> bool:
@@ -268,6 +307,7 @@ def _partner_holds(acting: ActingContext) -> QuerySet[Booking]:
     return Booking.objects.filter(booked_by=acting.user, status=Booking.Status.HELD)
 
 
+@counts_refusals("hold")
 @transaction.atomic
 def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     """Hold a time for the locked customer for BOOKING_HOLD_MINUTES, if it is bookable and has room.
@@ -304,8 +344,6 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
 def _create_hold(*, acting: ActingContext, slot: Slot, organisation: Organisation, now: dt.datetime) -> Booking:
     for _attempt in range(5):
         reference = new_reference()
-        if Booking.objects.filter(reference=reference).exists():  # about one in 17 billion: draw again
-            continue
         try:
             with transaction.atomic():
                 return Booking.objects.create(
@@ -318,14 +356,15 @@ def _create_hold(*, acting: ActingContext, slot: Slot, organisation: Organisatio
                     organisation=organisation,
                     booked_by=acting.user,
                 )
-        except IntegrityError:  # the same reference drawn by another request meanwhile
+        except IntegrityError:  # a reference drawn before (about one in 17 billion): draw again
             continue
-    raise BookingError(_("The booking could not be saved. Please try again."))
+    raise BookingError(_("The booking could not be saved. Please try again."), reason="not_saved")
 
 
 # --- Confirming -----------------------------------------------------------------------------------------------------
 
 
+@counts_refusals("confirm")
 def booking_confirm(
     *, acting: ActingContext, hold_id: int, contact: ContactDetails, idempotency_key: uuid.UUID
 ) -> Booking:
@@ -375,7 +414,7 @@ def _booking_confirm(
     now = clock.now()
     if earlier is not None:
         if earlier.booked_by_id != acting.user.pk:  # a key from another partner's form: never theirs to see
-            raise BookingError(_("The booking could not be saved. Please try again."))
+            raise BookingError(_("The booking could not be saved. Please try again."), reason="not_saved")
         return earlier
     if (
         hold is None
@@ -391,7 +430,7 @@ def _booking_confirm(
         _ensure_room(slot, now=now, customer_id=customer.pk, changing=hold)
     _check_customer_rules(customer_id=customer.pk, slot=slot, now=now, excluding=hold)
     if not contact.phone:
-        raise BookingError(_("Give the telephone number Kela calls."))
+        raise BookingError(_("Give the telephone number Kela calls."), reason="phone_missing")
 
     hold.status = Booking.Status.CONFIRMED
     hold.hold_expires_at = None
@@ -453,6 +492,7 @@ def _may_cancel(acting: ActingContext) -> Q:
     raise ActingRefusedError("step_missing")
 
 
+@counts_refusals("cancel")
 @transaction.atomic
 def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") -> Booking:
     """Cancel a future booking; its capacity is free again in the same transaction; who, when and why are kept, the
@@ -467,7 +507,7 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
     )
     now = clock.now()
     if booking is None or booking.status != Booking.Status.CONFIRMED or booking.slot.starts_at <= now:
-        raise BookingError(_("Only a booked time in the future can be cancelled."))
+        raise BookingError(_("Only a booked time in the future can be cancelled."), reason="not_changeable")
     booking.status = Booking.Status.CANCELLED
     booking.cancelled_at = now
     booking.cancelled_by = acting.user
@@ -487,6 +527,7 @@ def booking_cancel(*, acting: ActingContext, booking_id: int, reason: str = "") 
 # --- Moving ---------------------------------------------------------------------------------------------------------
 
 
+@counts_refusals("move")
 @transaction.atomic
 def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Booking:
     """Move the locked customer's upcoming booking to another time of the same matter and language, at the
@@ -500,7 +541,7 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
         raise ActingRefusedError("step_missing")
     booking = Booking.objects.filter(pk=booking_id, customer_id=acting.customer_id).select_related("slot").first()
     if booking is None:
-        raise BookingError(_("Only a booked time in the future can be moved."))
+        raise BookingError(_("Only a booked time in the future can be moved."), reason="not_changeable")
     slots = _lock_slots(pk__in={booking.slot_id, slot_id})
     customer = Customer.objects.select_for_update(no_key=True).get(pk=acting.customer_id)
     booking = Booking.objects.select_for_update(of=("self",)).get(pk=booking_id)
@@ -508,9 +549,9 @@ def booking_move(*, acting: ActingContext, booking_id: int, slot_id: int) -> Boo
     now = clock.now()
     old_slot, new_slot = slots.get(booking.slot_id), slots.get(slot_id)
     if old_slot is None:  # moved by another request while this one waited for the locks: read it again
-        raise BookingError(_("The booking could not be saved. Please try again."))
+        raise BookingError(_("The booking could not be saved. Please try again."), reason="not_saved")
     if booking.status != Booking.Status.CONFIRMED or old_slot.starts_at <= now:
-        raise BookingError(_("Only a booked time in the future can be moved."))
+        raise BookingError(_("Only a booked time in the future can be moved."), reason="not_changeable")
     _ensure_bookable(new_slot, now=now, instead_of=old_slot)
     _ensure_room(new_slot, now=now, customer_id=customer.pk, changing=booking)
     _check_customer_rules(customer_id=customer.pk, slot=new_slot, now=now, excluding=booking)

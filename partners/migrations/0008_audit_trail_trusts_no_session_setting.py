@@ -1,4 +1,4 @@
-"""The audit trail trusts nothing a session can set (README, "Database roles").
+"""The audit trail trusts nothing a session can set (docs/data-protection.md, "Database roles").
 
 Before this, PostgreSQL's append-only trigger let any UPDATE or DELETE through a transaction that had set
 `kelabooking.audit_maintenance`, which every session of the app's role could set. Now the trigger decides by the

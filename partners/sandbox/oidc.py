@@ -696,7 +696,8 @@ def authorization_server(request: HttpRequest) -> SandboxAuthorizationServer:
 class _BearerTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> AccessToken | None:
         data = cache.get(_token_key(token_string))
-        return AccessToken(**data) if data else None
+        # The staff mode's tokens share the cache: the Suomi.fi client's only.
+        return AccessToken(**data) if data and data["client_id"] == settings.OIDC_RP_CLIENT_ID else None
 
 
 def userinfo_for(request: HttpRequest) -> dict[str, str]:

@@ -26,11 +26,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from stdnum.fi import hetu
 
 from kelabooking.identity import is_test_identity_code
-from partners.sandbox import oidc, valtuudet
+from partners.sandbox import oidc, staff, valtuudet
 from partners.sandbox.people import PEOPLE, Person, person_for
 
 PAGE_LANGUAGES = ("fi", "sv", "en")
@@ -160,12 +160,12 @@ class OrganisationChoiceForm(forms.Form):
 # --- OpenID provider ------------------------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def oidc_discovery_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(oidc.discovery_document())
 
 
-@require_GET
+@require_safe
 def oidc_jwks_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(oidc.op_jwks())
 
@@ -178,7 +178,7 @@ def _oidc_error(request: HttpRequest, server: oidc.SandboxAuthorizationServer, e
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def oidc_authorize_view(request: HttpRequest) -> HttpResponse:
     """The authorization request; the test identifier page; its answer redirects back with a code (or an error).
 
@@ -208,7 +208,7 @@ def oidc_token_view(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def oidc_userinfo_view(request: HttpRequest) -> HttpResponse:
     try:
         claims = oidc.userinfo_for(request)
@@ -221,16 +221,106 @@ def oidc_userinfo_view(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def oidc_logout_view(request: HttpRequest) -> HttpResponse:
     """RP-initiated logout: back to post_logout_redirect_uri (same host) with state, or a "logged out" page."""
-    params = request.GET if request.method == "GET" else request.POST
+    params = request.POST if request.method == "POST" else request.GET
     hint = params.get("id_token_hint", "")
     redirect_uri = params.get("post_logout_redirect_uri", "")
     state = params.get("state", "")
     with _language(params.get("ui_locales", "")):
         hint_refused = bool(hint) and not oidc.id_token_hint_valid(hint)
         if redirect_uri and not hint_refused and oidc.same_host_uri(redirect_uri, host=request.get_host()):
+            return HttpResponseRedirect(oidc.uri_with_params(redirect_uri, {"state": state} if state else {}))
+        context = {"hint_refused": hint_refused, "redirect_refused": bool(redirect_uri)}
+        return _page(request, "sandbox/logged_out.html", context, parameter="ui_locales")
+
+
+# --- The staff mode: Kela's identity provider for FPA staff ---------------------------------------------------
+
+
+class StaffIdentifierForm(forms.Form):
+    person = forms.ChoiceField(label=_("Test staff member"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["person"].choices = [(person.username, _staff_label(person)) for person in staff.STAFF_PEOPLE]
+        self.fields["person"].error_messages["required"] = _("Choose a test staff member.")
+
+    def chosen_person(self) -> staff.StaffPerson:
+        return staff.staff_person(self.cleaned_data["person"])
+
+
+def _staff_label(person: staff.StaffPerson) -> str:
+    groups = ", ".join(person.groups)
+    factor = gettext("with multi-factor authentication") if person.mfa else gettext("password only, no MFA")
+    return f"{person.full_name} ({person.username}) – {groups}; {factor}"
+
+
+@require_safe
+def staff_discovery_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(staff.discovery_document())
+
+
+@require_safe
+def staff_jwks_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(staff.op_jwks())
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def staff_authorize_view(request: HttpRequest) -> HttpResponse:
+    """The staff authorization request; the test sign-in page; back to the admin with a code (or an error)."""
+    server = staff.authorization_server(request)
+    try:
+        grant = server.get_consent_grant(request)
+    except OAuth2Error as error:
+        with _language(request.GET.get("ui_locales", "")):
+            if error.redirect_uri:
+                return staff.with_issuer(server.handle_response(*error()))
+            description = error.description or ""
+            return _error_page(request, error=error.error, description=description, parameter="ui_locales")
+    with _language(request.GET.get("ui_locales", "")):
+        form = StaffIdentifierForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST":
+            if request.POST.get("action") == "cancel":
+                return server.create_authorization_response(request, grant_user=None, grant=grant)
+            if form.is_valid():
+                return server.create_authorization_response(request, grant_user=form.chosen_person(), grant=grant)
+        context = {"form": form, "client_id": settings.STAFF_OIDC_RP_CLIENT_ID}
+        return _page(request, "sandbox/staff_identify.html", context, parameter="ui_locales")
+
+
+@csrf_exempt
+@require_POST
+def staff_token_view(request: HttpRequest) -> HttpResponse:
+    return staff.authorization_server(request).create_token_response(request)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def staff_userinfo_view(request: HttpRequest) -> HttpResponse:
+    try:
+        claims = staff.userinfo_for(request)
+    except OAuth2Error as error:
+        return return_error_response(error)
+    response = JsonResponse(claims)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def staff_logout_view(request: HttpRequest) -> HttpResponse:
+    """RP-initiated logout from the staff provider: back to post_logout_redirect_uri (same host), or a page."""
+    params = request.GET if request.method == "GET" else request.POST
+    hint = params.get("id_token_hint", "")
+    redirect_uri = params.get("post_logout_redirect_uri", "")
+    with _language(params.get("ui_locales", "")):
+        hint_refused = bool(hint) and not staff.id_token_hint_valid(hint)
+        if redirect_uri and not hint_refused and oidc.same_host_uri(redirect_uri, host=request.get_host()):
+            state = params.get("state", "")
             return HttpResponseRedirect(oidc.uri_with_params(redirect_uri, {"state": state} if state else {}))
         context = {"hint_refused": hint_refused, "redirect_refused": bool(redirect_uri)}
         return _page(request, "sandbox/logged_out.html", context, parameter="ui_locales")
@@ -269,7 +359,7 @@ def _checksum_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @_checksum_required
 def valtuudet_register_view(request: HttpRequest, client_id: str, identity_code: str) -> JsonResponse:
     if not secrets.compare_digest(client_id, settings.VALTUUDET_CLIENT_ID):
@@ -292,7 +382,7 @@ def _valtuudet_authorize_problem(params: QueryDict, *, host: str) -> str | None:
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def valtuudet_authorize_view(request: HttpRequest) -> HttpResponse:
     """The organisation choice: Choose redirects back with a code, Cancel with error=access_denied."""
     params = request.GET
@@ -356,7 +446,7 @@ def valtuudet_token_view(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @_checksum_required
 def valtuudet_organization_roles_view(request: HttpRequest, session_id: str) -> JsonResponse:
     kind, _space, access_token = request.headers.get("Authorization", "").partition(" ")
@@ -369,7 +459,7 @@ def valtuudet_organization_roles_view(request: HttpRequest, session_id: str) -> 
 
 
 @csrf_exempt
-@require_GET
+@require_safe
 @_checksum_required
 def valtuudet_unregister_view(request: HttpRequest, session_id: str) -> HttpResponse:
     valtuudet.session_unregister(session_id)

@@ -166,7 +166,7 @@ def test_call_list__staff_without_the_bookings_view_permission__is_refused(clien
 def test_call_list__customer_service__refused_and_not_offered_while_capacity_admins_get_it(
     staff_client, interpreted_booking
 ) -> None:
-    """The call list is the capacity administrators' (README, staff groups): customer service, who may view bookings
+    """The call list is the capacity administrators' (docs/staff.md): customer service, who may view bookings
     to see what a message is about, gets neither the list nor its link."""
     agent = User.objects.create_user(username="asiakaspalvelu", password="x", is_staff=True)
     agent.groups.add(Group.objects.get(name=CUSTOMER_SERVICE_GROUP))

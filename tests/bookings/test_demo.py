@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Count, F
+from django.urls import reverse
 from stdnum.fi import hetu
 
 from bookings.demo import DEMO_CUSTOMERS, DEMO_PARTNER, DEMO_SERVICE_LINES
@@ -101,5 +103,38 @@ def test_load_demo__history_customer__has_bookings_from_every_channel_and_one_up
         assert booking.booked_by.identity_code == DEMO_PARTNER["identity_code"]
         assert booking.booked_by.is_partner
         assert not booking.booked_by.has_usable_password()
-    # Other customers have no bookings: the partner makes their first.
-    assert not Booking.objects.exclude(customer=customer("Varaaja")).exists()
+    # The other customers of the story have no bookings: the partner makes their first. (The bookings of the
+    # capacity and demand view's customers are tested below.)
+    for name in ("Tavallinen", "Yhteystiedoton", "Suojattu"):
+        assert not Booking.objects.filter(customer=customer(name)).exists()
+
+
+def test_load_demo__statistics__fill_the_capacity_and_demand_charts(demo, client) -> None:
+
+    client.force_login(User.objects.get(username="fpa-admin"))
+    response = client.get(reverse("admin:bookings_capacity_demand"), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    found = response.context["insights"]
+    statuses = {cell.status for row in found.capacity.rows for cell in row.cells}
+    assert {"full", "busy", "closed", ""} <= statuses
+    assert found.year_earlier_shown
+    made = [row for row in found.demand.rows if row.group == "made"]
+    assert all(sum(cell.value for cell in row.cells) > 0 for row in made)  # every line booked in twelve weeks
+    assert sum(cell.value for row in found.demand.rows if row.group == "cancelled" for cell in row.cells) > 0
+    assert {row.cells[0].status for row in found.interpreters.rows} == {"", "suppressed"}  # rare languages "< 5"
+    assert all(row.cells[0].value for row in found.channels.rows)
+
+
+def test_load_demo__statistics__keep_the_booking_rules_for_upcoming_times(demo) -> None:
+    """One upcoming booking a customer and line, none overlapping, no slot over capacity (DESIGN.md §4)."""
+    now = clock.now()
+    upcoming = Booking.objects.upcoming(now=now).select_related("slot")
+    per_line = upcoming.values("customer", "slot__service_line").annotate(count=Count("pk"))
+    assert max(row["count"] for row in per_line) == 1
+    times: dict[int, list] = {}
+    for booking in upcoming:
+        for starts, ends in times.get(booking.customer_id, []):
+            assert booking.slot.ends_at <= starts or booking.slot.starts_at >= ends
+        times.setdefault(booking.customer_id, []).append((booking.slot.starts_at, booking.slot.ends_at))
+    over = Slot.objects.with_taken(now=now).filter(taken__gt=F("capacity"))
+    assert not over.exists()

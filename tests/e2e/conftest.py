@@ -129,3 +129,5 @@ def sandbox(live_server: LiveServer, settings) -> None:
     settings.OIDC_OP_ISSUER = f"{base}/sandbox/oidc"
     settings.OIDC_OP_DISCOVERY_URL = f"{base}/sandbox/oidc/.well-known/openid-configuration"
     settings.VALTUUDET_BASE_URL = f"{base}/sandbox/valtuudet"
+    settings.STAFF_OIDC_OP_ISSUER = f"{base}/sandbox/staff-oidc"
+    settings.STAFF_OIDC_OP_DISCOVERY_URL = f"{base}/sandbox/staff-oidc/.well-known/openid-configuration"

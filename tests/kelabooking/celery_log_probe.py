@@ -1,6 +1,7 @@
 """The Celery app module that tests/kelabooking/test_logging_processes.py starts a worker and beat of: the project's
 own app, plus a task and two signal receivers that log personal data the way careless code would (a plain logger, the
-task logger, `print`, a traceback). Imported only by those processes, so the test run's app stays as it is."""
+task logger, `print`, a traceback); the worker queues the task as a request would, under a request id. Imported only
+by those processes, so the test run's app stays as it is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from celery import signals
 from celery.utils.log import get_task_logger
 
 from kelabooking.celery import app
-from tests.kelabooking.test_logging_processes import DONE, EMAIL, IDENTITY_CODE, PHONE
+from kelabooking.logging import request_id_var
+from tests.kelabooking.test_logging_processes import DONE, EMAIL, IDENTITY_CODE, PHONE, REQUEST_ID
 
 logger = logging.getLogger("kelabooking.probe")
 task_logger = get_task_logger(__name__)
@@ -35,7 +37,11 @@ def log_probe_task() -> None:
 @signals.worker_ready.connect
 def _worker_ready(**kwargs) -> None:
     _log_everything("worker")
-    log_probe_task.delay()
+    token = request_id_var.set(REQUEST_ID)  # as a request queues a task (kelabooking.middleware.RequestIdMiddleware)
+    try:
+        log_probe_task.delay()
+    finally:
+        request_id_var.reset(token)
 
 
 @signals.beat_init.connect

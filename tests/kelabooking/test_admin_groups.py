@@ -1,5 +1,5 @@
 """Every admin page, opened as each staff group: each group gets exactly its rights, and customers' messages reach
-only the groups that handle customers (kelabooking/permissions.py; README, "Staff groups and their rights")."""
+only the groups that handle customers (kelabooking/permissions.py; docs/staff.md, "Staff groups and their rights")."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+STAFF_DOC = Path(__file__).resolve().parents[2] / "docs" / "staff.md"
 MESSAGES = "admin:kelabooking_message_changelist"
 
 # What a message is about decides who may read it: a registry decision is for whoever decides registration requests,
@@ -396,10 +396,10 @@ def test_message_change_page__for_customer_service__stays_read_only(world) -> No
     assert (message.recipient, message.status) == (BOOKING_PHONE, Message.Status.FAILED)
 
 
-def _readme_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"^## Staff groups and their rights\n(.*?)(?=^## )", text, flags=re.MULTILINE | re.DOTALL)
-    assert match, "README.md has no section 'Staff groups and their rights'"
+def _staff_doc_section() -> str:
+    text = STAFF_DOC.read_text(encoding="utf-8")
+    match = re.search(r"^## Staff groups and their rights\n(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL)
+    assert match, "docs/staff.md has no section 'Staff groups and their rights'"
     return match[1]
 
 
@@ -411,8 +411,8 @@ def _rows(section: str) -> list[list[str]]:
     ]
 
 
-def test_readme__lists_every_group_with_exactly_its_rights_and_the_messages_it_reads() -> None:
-    rows = _rows(_readme_section())
+def test_staff_doc__lists_every_group_with_exactly_its_rights_and_the_messages_it_reads() -> None:
+    rows = _rows(_staff_doc_section())
     groups = {row[0]: row for row in rows if row[0] in GROUP_PERMISSIONS and len(row) == 3}
     assert set(groups) == set(GROUP_PERMISSIONS)
     for group, row in groups.items():

@@ -3,6 +3,7 @@ and the start refuses what the system checks refuse, those that read the databas
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -32,8 +33,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(tmp_path, *paths: str) -> str:
-    """Start gunicorn as the web container does, request each path (each answers 404), stop it; return its output."""
+def _serve(tmp_path, *paths: str, status: int = 404, method: str = "GET", **extra_env: str) -> str:
+    """Start gunicorn as the web container does, request each path (each answers `status`), stop it; return its
+    output."""
     port = _free_port()
     env = {
         "PATH": os.environ["PATH"],
@@ -41,6 +43,7 @@ def _serve(tmp_path, *paths: str) -> str:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
+        **extra_env,
     }
     server = subprocess.Popen(  # noqa: S603 - our own server
         GUNICORN,
@@ -54,20 +57,23 @@ def _serve(tmp_path, *paths: str) -> str:
     try:
         deadline = time.monotonic() + 30
         for path in paths:
-            status = None
-            while status is None:
+            answered = None
+            while answered is None:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2)  # noqa: S310
+                    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+                    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                        assert method != "HEAD" or response.read() == b""
+                        answered = response.status
                 except urllib.error.HTTPError as error:
-                    status = error.code
+                    answered = error.code
                 except OSError:
                     assert time.monotonic() < deadline, "gunicorn did not start"
                     time.sleep(0.3)
-            statuses.append(status)
+            statuses.append(answered)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
-    assert statuses == [404] * len(paths), output
+    assert statuses == [status] * len(paths), output
     return output
 
 
@@ -90,6 +96,27 @@ def test_gunicorn__access_log__masks_phone_numbers_and_email_addresses_in_query_
     assert output.count("?q=[e-mail address]") == 2
     for shown in ("358401234567", "765", "4321", "liisa", "sanni", "example.org"):
         assert shown not in output
+
+
+def test_gunicorn__a_home_it_cannot_write__starts_and_stops_without_a_control_socket_error(tmp_path) -> None:
+    """A container's user has a home it cannot write (read-only, or another user's): gunicorn 25.1+ would open its
+    control socket there at every start and log "Control server error"; ours opens none."""
+    home = tmp_path / "home-is-a-file"  # not a directory: unwritable even for root, who runs the tests in CI
+    home.write_text("")
+    output = _serve(tmp_path, "/healthz", status=200, HOME=str(home), XDG_RUNTIME_DIR="")
+    assert "Booting worker" in output
+    assert "Control server" not in output
+    assert "Handling signal: term" in output
+    assert "Shutting down: Master" in output
+
+
+def test_gunicorn__head__answered_without_a_body_and_without_a_warning(tmp_path) -> None:
+    """Uptime checkers ask with HEAD: 200 as for GET, and gunicorn has no body of ours to drop (it logs a warning for
+    each one it drops)."""
+    output = _serve(tmp_path, "/healthz", "/admin/login/", status=200, method="HEAD")
+    assert output.count('"HEAD /') == 2
+    assert "body bytes on a no-body response" not in output
+    assert "WARNING" not in output
 
 
 def test_gunicorn__several_workers_without_a_shared_cache__refuses_to_start(tmp_path) -> None:
@@ -152,3 +179,64 @@ def test_gunicorn__identity_codes_stored_under_a_key_not_configured__refuses_to_
         ("IDENTITY_CODE_HMAC_KEYS", "bookings_customer.identity_code_digest "),
     ]:
         assert f"{column}were stored with key {crypto.key_id(stored_with[setting])}, which {setting}" in output
+
+
+def test_gunicorn__json_access_log__probes_quiet_and_metrics_added_up_from_the_workers_files(tmp_path) -> None:
+    """As production runs it (LOG_FORMAT=json, PROMETHEUS_MULTIPROC_DIR): a probe that succeeds writes no access line,
+    one that fails does; every line is JSON, the access line with the request's id; /metrics reads the workers'
+    files."""
+    port = _free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "1",
+        "LOG_FORMAT": "json",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # never migrated: /readyz fails
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "METRICS_TOKEN": "gunicorn-test-token",
+        "IDENTITY_CODE_KEY_DIR": str(tmp_path),
+        "OIDC_RP_KEY_DIR": str(tmp_path),
+    }
+    server = subprocess.Popen(  # noqa: S603 - our own server
+        GUNICORN, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+    def get(path: str, **headers: str) -> tuple[int, str, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own server
+                return response.status, response.read().decode(), response.headers.get("X-Request-ID", "")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(), error.headers.get("X-Request-ID", "")
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert get("/healthz")[0] == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.3)
+        assert get("/readyz")[0] == 503
+        status, _, request_id = get("/fi/no-such-page/")
+        assert status == 404
+        for _ in range(4):  # whichever worker answers
+            get("/fi/no-such-page/")
+        status, scraped, _ = get("/metrics", Authorization="Bearer gunicorn-test-token")
+        assert status == 200
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert not [line for line in access if "/healthz" in line["message"] or "/metrics" in line["message"]]
+    assert [line for line in access if "/readyz" in line["message"]], output
+    [not_found] = [
+        line for line in access if "/fi/no-such-page/" in line["message"] and line["request_id"] == request_id
+    ]
+    assert not_found["level"] == "INFO"
+    assert 'kelabooking_http_responses_total{status="4xx",view="unresolved"} 5.0' in scraped

@@ -3,13 +3,16 @@ handler prints it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from kelabooking.logging import mask_identity_codes, mask_personal_data
+from kelabooking.logging import formatter as formatter_for
+from kelabooking.logging import mask_identity_codes, mask_personal_data, request_id_var
 
 
 @pytest.mark.parametrize("code", ["010190-999W", "010190Y999W", "010105A999P", "150399+123K", "010190-123a"])
@@ -122,4 +125,61 @@ def test_runserver__request_log__masks_the_query_string() -> None:
         )
     finally:
         handler.setStream(previous)
-    assert '"GET /admin/bookings/customer/?q=[phone number]&e=[e-mail address] HTTP/1.1" 200 512' in stream.getvalue()
+    line = json.loads(stream.getvalue())
+    assert line["message"] == '"GET /admin/bookings/customer/?q=[phone number]&e=[e-mail address] HTTP/1.1" 200 512'
+
+
+@pytest.fixture
+def root_output() -> Iterator[io.StringIO]:
+    """What the root logger's handler (settings.LOGGING's `stdout`) writes."""
+    handler = next(h for h in logging.getLogger().handlers if h.name == "stdout")
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    yield stream
+    handler.setStream(previous)
+
+
+def test_logging__json_format__one_object_per_line_with_time_level_logger_and_request_id(root_output) -> None:
+    """LOG_FORMAT=json (the default with DEBUG off, as in the tests): a JSON object per record, the traceback in it."""
+    token = request_id_var.set("req-0123456789")
+    try:
+        logging.getLogger("kelabooking.tests.json").warning("customer %s\nsecond line", "010190-999W")
+        try:
+            raise ValueError("bad code 010190Y999W")
+        except ValueError:
+            logging.getLogger("kelabooking.tests.json").exception("crash")
+    finally:
+        request_id_var.reset(token)
+    lines = root_output.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["level"] == "WARNING"
+    assert first["logger"] == "kelabooking.tests.json"
+    assert first["message"] == "customer [identity code]\nsecond line"
+    assert first["request_id"] == "req-0123456789"
+    assert dt.datetime.fromisoformat(first["time"]).utcoffset() == dt.timedelta(0)
+    assert "ValueError: bad code [identity code]" in second["exception"]
+    assert "010190" not in root_output.getvalue()
+
+
+@pytest.mark.django_db
+def test_request__log_lines__carry_the_request_id(client, root_output) -> None:
+    """A line logged while a request is answered names the request's id (X-Request-ID, echoed in the response)."""
+    response = client.get("/fi/no-such-page/", headers={"X-Request-ID": "probe-request-42"})
+    assert response["X-Request-ID"] == "probe-request-42"
+    lines = [json.loads(line) for line in root_output.getvalue().splitlines()]
+    not_found = [line for line in lines if line["logger"] == "django.request"]
+    assert not_found, lines
+    assert {line["request_id"] for line in not_found} == {"probe-request-42"}
+    assert request_id_var.get() == ""  # and no later line outside the request carries it
+
+
+def test_text_format__names_the_request_id_when_there_is_one() -> None:
+    formatter = formatter_for("text")
+    record = logging.LogRecord("kelabooking.x", logging.INFO, __file__, 1, "hello", None, None)
+    assert formatter.format(record).endswith("INFO kelabooking.x hello")
+    token = request_id_var.set("req-1")
+    try:
+        assert formatter.format(record).endswith("INFO kelabooking.x hello [req-1]")
+    finally:
+        request_id_var.reset(token)

@@ -65,20 +65,21 @@ class FakeProvider:
     userinfo_broken: tuple[int, str] | None = None  # answer userinfo with this status and (non-JSON) body
     token_requests: list[Request] = field(default_factory=list)
     last_nonce: str = ""
+    path: str = "/op"  # where on the server it answers: two providers (Suomi.fi's and the staff one) can share one
 
     def __post_init__(self) -> None:
         self.published = self.published or [self.key]
-        server = self.httpserver
-        server.expect_request("/op/.well-known/openid-configuration").respond_with_handler(
+        server, path = self.httpserver, self.path
+        server.expect_request(f"{path}/.well-known/openid-configuration").respond_with_handler(
             lambda request: Response(json.dumps(self.discovery()), mimetype="application/json")
         )
-        server.expect_request("/op/jwks").respond_with_handler(self._jwks)
-        server.expect_request("/op/token", method="POST").respond_with_handler(self._token)
-        server.expect_request("/op/userinfo").respond_with_handler(self._userinfo)
+        server.expect_request(f"{path}/jwks").respond_with_handler(self._jwks)
+        server.expect_request(f"{path}/token", method="POST").respond_with_handler(self._token)
+        server.expect_request(f"{path}/userinfo").respond_with_handler(self._userinfo)
 
     @property
     def issuer(self) -> str:
-        return self.httpserver.url_for("/op")
+        return self.httpserver.url_for(self.path)
 
     def discovery(self) -> dict[str, Any]:
         document = {
@@ -212,3 +213,76 @@ def finish_login(client, params: dict[str, str], *, code: str = "the-code", iss:
 
 def login_events(action: str) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action))
+
+
+# --- Kela's identity provider for staff -----------------------------------------------------------------------
+
+STAFF_SUBJECT = "00000000-0000-0000-0000-0000000000a1"  # an Entra ID style object id
+STAFF_GROUP_MAP = {
+    "kb-audit-readers": "Audit readers",
+    "kb-capacity-admins": "Phone service capacity administrators",
+    "kb-registry-admins": ["Registry administrators"],
+}
+
+
+@dataclass
+class StaffProvider(FakeProvider):
+    """The staff identity provider: its own path, key and client; ID tokens with `amr` and a `groups` claim."""
+
+    client_id: str = "kelabooking-staff-test"
+    key: RSAKey = field(default_factory=lambda: new_key("staff-op-key-1"))
+    path: str = "/staff-op"
+    groups: list[str] = field(default_factory=lambda: ["kb-audit-readers"])
+    amr: list[str] | None = field(default_factory=lambda: ["pwd", "mfa"])
+
+    def configure(self, settings: Any) -> None:
+        settings.STAFF_OIDC_OP_ISSUER = self.issuer
+        settings.STAFF_OIDC_OP_DISCOVERY_URL = f"{self.issuer}/.well-known/openid-configuration"
+        for name in ("AUTHORIZATION", "TOKEN", "USER", "JWKS", "LOGOUT"):
+            setattr(settings, f"STAFF_OIDC_OP_{name}_ENDPOINT", "")
+        settings.STAFF_OIDC_RP_CLIENT_ID = self.client_id
+        settings.STAFF_OIDC_RP_CLIENT_SECRET = "staff s3cret/with:odd&chars"
+        settings.STAFF_OIDC_RP_CLIENT_AUTH_METHOD = "client_secret_basic"
+        settings.STAFF_OIDC_ENABLED = True
+        settings.STAFF_OIDC_GROUPS_CLAIM = "groups"
+        settings.STAFF_OIDC_GROUP_MAP = STAFF_GROUP_MAP
+        settings.STAFF_OIDC_MFA_AMR = ["mfa"]
+        settings.STAFF_OIDC_MFA_ACR = []
+        settings.STAFF_OIDC_SUPERUSER_VALUE = ""
+
+    def id_token(self, *, nonce: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": STAFF_SUBJECT,
+            "aud": self.client_id,
+            "exp": now + 600,
+            "iat": now,
+            "auth_time": now,
+            "nonce": nonce,
+            "amr": self.amr,
+            "groups": self.groups,
+            "given_name": "Sanna",
+            "family_name": "Sisäinen",
+            "email": "sanna.sisainen@kela.example",
+        }
+        claims.update(self.claims_override)
+        return self.sign({name: value for name, value in claims.items() if value is not None})
+
+    def _userinfo(self, request: Request) -> Response:
+        claims = {"sub": STAFF_SUBJECT} if self.userinfo is None else self.userinfo
+        return Response(json.dumps(claims), mimetype="application/json")
+
+
+def start_staff_login(client, op: StaffProvider, *, next_url: str = "") -> dict[str, str]:
+    response = client.get("/staff/login/", {"next": next_url} if next_url else {})
+    assert response.status_code == 302, response.content
+    assert response["Location"].startswith(f"{op.issuer}/authorize?")
+    params = authorization_params(response)
+    op.last_nonce = params["nonce"]
+    return params
+
+
+def finish_staff_login(client, params: dict[str, str], *, code: str = "the-staff-code", iss: str | None = None):
+    answer = {"code": code, "state": params["state"], **({"iss": iss} if iss is not None else {})}
+    return client.get("/staff/oidc/callback/", answer)

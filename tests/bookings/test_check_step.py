@@ -1,0 +1,73 @@
+"""The check step is a read: its key for the confirm is made with the hold, so showing (and reloading) the check page
+leaves the session as it was; and with Redis configured the sessions are Django's cached_db (issue 26)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.contrib.sessions.models import Session
+
+from bookings.models import Booking
+from tests.bookings.test_journey import confirm_form, open_customer, slot_at, url
+from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
+from tests.bookings.test_journey import line as line  # noqa: F401
+from tests.bookings.test_journey import organisation as organisation  # noqa: F401
+from tests.bookings.test_journey import partner as partner  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def _stored(client) -> tuple[str, object]:
+    row = Session.objects.get(session_key=client.session.session_key)
+    return row.session_data, row.expire_date
+
+
+def test_check_page__shown_and_reloaded__writes_nothing_to_the_session_and_keeps_its_key(
+    client, partner, customer, line
+) -> None:
+    open_customer(client)
+    slot = slot_at(line)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    assert client.post(url("bookings:time"), {"slot": slot.pk})["Location"] == url("bookings:contact")
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    before = _stored(client)
+
+    first, again = client.get(url("bookings:check")), client.get(url("bookings:check"))
+
+    assert first.status_code == again.status_code == 200
+    assert _stored(client) == before
+    assert confirm_form(first) == confirm_form(again)
+    confirmed = client.post(url("bookings:check"), confirm_form(first))
+    booking = Booking.objects.get(status=Booking.Status.CONFIRMED)
+    assert confirmed["Location"] == url("bookings:done", reference=booking.reference)
+    assert str(booking.idempotency_key) == confirm_form(first)["idempotency_key"]
+
+
+def test_check_page__a_new_hold__gets_a_new_key(client, partner, customer, line) -> None:
+    open_customer(client)
+    first_slot, second_slot = slot_at(line, hour=10), slot_at(line, hour=12)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": first_slot.pk})
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    first = confirm_form(client.get(url("bookings:check")))
+    client.post(url("bookings:time"), {"slot": second_slot.pk})
+    second = confirm_form(client.get(url("bookings:check")))
+
+    assert first["hold"] != second["hold"]
+    assert first["idempotency_key"] != second["idempotency_key"]
+
+
+@pytest.mark.parametrize(("redis_url", "engine"), [("redis://127.0.0.1:6379/0", "cached_db"), ("", "db")])
+def test_session_engine__redis_configured__sessions_read_from_the_cache_written_through(redis_url, engine) -> None:
+    code = "from django.conf import settings; print(settings.SESSION_ENGINE)"
+    env = {"DJANGO_SETTINGS_MODULE": "kelabooking.settings", "DEBUG": "1", "REDIS_URL": redis_url, "PATH": ""}
+    found = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert found == f"django.contrib.sessions.backends.{engine}"
