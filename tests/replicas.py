@@ -27,9 +27,9 @@ import psycopg
 
 from tests.drills import Processes, Started, free_port, wait_for
 
-# What HAProxy asks each replica before sending it requests. /healthz answers 200 while the process and its
-# database answer; the readiness probe (/readyz: database, cache, migrations) replaces it when it lands.
-HEALTH_CHECK_PATH = "/healthz"
+# What HAProxy asks each replica before sending it requests: the readiness probe (database, cache and migrations;
+# kelabooking/probes.py), 503 while any of them fails.
+HEALTH_CHECK_PATH = "/readyz"
 HAPROXY = shutil.which("haproxy") or ""
 DATABASE_NAME = "kelabooking"
 
