@@ -27,6 +27,7 @@ class KelabookingConfig(AppConfig):
         )
         from kelabooking.database import grant_app_role_after_migrate
         from kelabooking.logging import forget_request_id
+        from kelabooking.metrics import multiprocess_dir_prepare
         from kelabooking.permissions import sync_staff_groups
         from kelabooking.retention import RETENTION_RULES, retention_rule_register
 
@@ -43,6 +44,9 @@ class KelabookingConfig(AppConfig):
             retention_rule_register(rule)
 
         request_finished.connect(forget_request_id, dispatch_uid="kelabooking.forget_request_id")
+        # Any process with PROMETHEUS_MULTIPROC_DIR set (a command run in the web container, `migrate` loading the
+        # demo) counts into it: it must exist. Only the servers' starts empty it (gunicorn.conf.py, celery.py).
+        multiprocess_dir_prepare()
 
         # After every app's migrations: the groups refer to permissions of several apps.
         post_migrate.connect(sync_staff_groups, dispatch_uid="kelabooking.sync_staff_groups")

@@ -103,6 +103,15 @@ def _log_format(logger: Any = None, **kwargs: Any) -> None:
         use_formatter(logger, settings.LOG_FORMAT)
 
 
+@signals.celeryd_init.connect
+def _metrics_dir(**kwargs: Any) -> None:
+    """A worker's start, before its pool processes fork: PROMETHEUS_MULTIPROC_DIR made, and emptied of an earlier
+    run's files (kelabooking/metrics.py)."""
+    from kelabooking.metrics import multiprocess_dir_prepare
+
+    multiprocess_dir_prepare(empty=True)
+
+
 @signals.worker_ready.connect
 def _serve_metrics(**kwargs: Any) -> None:
     from django.conf import settings

@@ -42,6 +42,10 @@ def on_starting(server) -> None:
     from django.core import checks
     from django.db import connections
 
+    from kelabooking.metrics import multiprocess_dir_prepare
+
+    # Before any worker counts: PROMETHEUS_MULTIPROC_DIR made, and emptied of an earlier run's files.
+    multiprocess_dir_prepare(empty=True)
     os.environ["GUNICORN_WORKERS"] = str(server.cfg.workers)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kelabooking.settings")
     django.setup()

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -41,6 +42,22 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 def multiprocess_dir() -> str:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def multiprocess_dir_prepare(*, empty: bool = False) -> None:
+    """Make PROMETHEUS_MULTIPROC_DIR when it is set and missing: a container's tmpfs starts without it, and
+    prometheus-client would fail the first count of a process (a request, a task, a command run beside the server).
+    With `empty` (gunicorn's and a Celery worker's start, the container's first process), remove the files an earlier
+    run left: an emptyDir outlives a restarted container, and a new process with an old one's pid would go on from its
+    counts. Only prometheus-client's own files (`*.db`) are removed."""
+    directory = multiprocess_dir()
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    if empty:
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
 
 
 # --- The shared helper: every metric of the project is named kelabooking_* and made here -------------------------

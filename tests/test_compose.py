@@ -19,7 +19,7 @@ from django.core.management import get_commands
 from django.utils.module_loading import import_string
 
 from kelabooking import crypto
-from tests.kelabooking.test_settings import run_manage
+from tests.kelabooking.test_settings import run_manage, settings_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -44,7 +44,10 @@ class MissingVariableError(Exception):
     pass
 
 
-def interpolate(service_environment: dict[str, str], environment: dict[str, str]) -> dict[str, str]:
+def interpolate(service_environment: dict[str, str | None], environment: dict[str, str]) -> dict[str, str]:
+    """What a container gets: each value interpolated; a name without a value is passed on from the shell (or `.env`)
+    when set there, and left out when not."""
+
     def value(match: re.Match[str]) -> str:
         if environment.get(match["name"]):
             return environment[match["name"]]
@@ -52,7 +55,11 @@ def interpolate(service_environment: dict[str, str], environment: dict[str, str]
             raise MissingVariableError(match["name"])
         return match["rest"] if match["operator"] == ":-" else ""
 
-    return {name: VARIABLE.sub(value, str(text)) for name, text in service_environment.items()}
+    passed = {
+        name: environment[name] for name, text in service_environment.items() if text is None and name in environment
+    }
+    given = {name: VARIABLE.sub(value, str(text)) for name, text in service_environment.items() if text is not None}
+    return {**given, **passed}
 
 
 def app_environment(environment: dict[str, str]) -> dict[str, str]:
@@ -163,11 +170,7 @@ def test_compose__only_the_secrets_given__production_settings_without_demo_or_sa
 def demo_environment(service: str, environment: dict[str, str]) -> dict[str, str]:
     """What `service` gets with deploy/compose/demo.yml on top (compose merges `environment` key by key)."""
     base = COMPOSE["services"][service]["environment"]
-    merged = {**base, **DEMO["services"][service]["environment"]}
-    # A name without a value is passed on from the shell, and left out when the shell has none.
-    passed = {name for name, value in merged.items() if value is None}
-    values = interpolate({name: value for name, value in merged.items() if value is not None}, environment)
-    return {**values, **{name: environment[name] for name in passed if name in environment}}
+    return interpolate({**base, **DEMO["services"][service]["environment"]}, environment)
 
 
 def test_compose__demo_variables_in_the_shell__no_demo_without_the_demo_file() -> None:
@@ -303,10 +306,82 @@ def test_compose__no_literal_secret__secret_names_only_interpolated_without_a_de
     ]
     for environment in environments:
         for name, value in environment.items():
-            if SECRET_NAME.search(name):
+            if SECRET_NAME.search(name) and value is not None:  # None: passed on from the shell when set there
                 assert re.fullmatch(rf"\$\{{{name}:(\?[^}}]+|-)\}}", str(value)), (name, value)
             if "URL" in name and "@" in str(value):  # a password in a URL comes from the environment too
                 assert re.search(r":\$\{\w+:\?[^}]+\}@", str(value)), (name, value)
+
+
+# --- Metrics and staff sign-in, as obs and staff need them in this shape ---------------------------------------------
+
+
+def test_compose__metrics__token_optional__each_container_counts_in_its_own_tmpfs__worker_serves_a_port() -> None:
+    """/metrics needs METRICS_TOKEN from the shell, or is not there (404): no token is written here, and a start without
+    one works. Every app container counts in a directory of its own tmpfs (made and emptied at the server's start)."""
+    without = app_environment(own_secrets())
+    assert without["METRICS_TOKEN"] == ""
+    token = secrets.token_urlsafe(32)
+    app = app_environment({**own_secrets(), "METRICS_TOKEN": token})
+    assert app["METRICS_TOKEN"] == token
+    directory = Path(app["PROMETHEUS_MULTIPROC_DIR"])
+    assert directory.is_absolute()
+    for service in ("web", "worker"):
+        assert any(directory.is_relative_to(tmpfs) for tmpfs in COMPOSE["services"][service]["tmpfs"]), service
+    # The worker's own counters on its port, on the compose network only (never published on the host).
+    assert int(app["METRICS_PORT"]) > 1024
+    assert "ports" not in COMPOSE["services"]["worker"]
+    # Beat's and the workers' periodic task times go to the shared cache that web's /metrics reads.
+    for service in ("web", "worker", "beat"):
+        assert COMPOSE["services"][service]["environment"]["REDIS_URL"] == app["REDIS_URL"] != ""
+
+
+def _staff_settings_named_in_settings_py() -> set[str]:
+    text = (ROOT / "kelabooking" / "settings.py").read_text(encoding="utf-8")
+    return set(re.findall(r'env_\w+\(\s*"(STAFF_\w+)"', text))
+
+
+STAFF = {
+    "STAFF_OIDC_OP_ISSUER": "https://login.kela.example/realms/staff",
+    "STAFF_OIDC_RP_CLIENT_ID": "kelabooking-admin",
+    "STAFF_OIDC_RP_CLIENT_SECRET": secrets.token_urlsafe(32),
+    "STAFF_OIDC_GROUP_MAP": '{"kelabooking-audit": "Audit readers"}',
+    "STAFF_BREAK_GLASS_USERS": "fpa-break-glass",
+}
+
+
+def test_compose__staff_sign_in__every_staff_setting_passed_on_from_the_shell__none_written_here() -> None:
+    names = _staff_settings_named_in_settings_py()
+    assert {"STAFF_OIDC_OP_ISSUER", "STAFF_OIDC_RP_CLIENT_SECRET", "STAFF_BREAK_GLASS_USERS"} <= names
+    for name in names:
+        assert COMPOSE["x-app"]["environment"][name] is None, name
+    app = app_environment({**own_secrets(), **STAFF})
+    assert {name: app[name] for name in STAFF} == STAFF
+    # Not set in the shell: left out, so the settings' own defaults hold (an empty STAFF_OIDC_MFA_AMR would refuse
+    # every sign-in, an empty client id would turn the sandbox's staff mode off).
+    assert not names & set(app_environment(own_secrets()))
+    assert not names & set(migrate_environment(own_secrets()))
+    assert (
+        migrate_environment({**own_secrets(), **STAFF})["STAFF_OIDC_RP_CLIENT_ID"] == STAFF["STAFF_OIDC_RP_CLIENT_ID"]
+    )
+
+
+def test_compose__staff_sign_in_given__production_start_without_w101_or_w102__without_it_w101() -> None:
+    configured = run_manage(
+        "manage.py", "check", "--fail-level", "WARNING", env=app_environment({**own_secrets(), **STAFF})
+    )
+    assert configured.returncode == 0, configured.stdout + configured.stderr
+    assert "partners.W10" not in configured.stdout + configured.stderr
+    passwords = run_manage("manage.py", "check", env=app_environment(own_secrets()))
+    assert "partners.W101" in passwords.stdout + passwords.stderr
+
+
+def test_compose__demo_file__staff_sign_in_through_the_sandbox_staff_mode() -> None:
+    staff = settings_in_fresh_process(
+        demo_environment("web", own_secrets()), "STAFF_OIDC_ENABLED", "STAFF_OIDC_OP_ISSUER", "STAFF_OIDC_GROUP_MAP"
+    )
+    assert staff["STAFF_OIDC_ENABLED"] is True
+    assert staff["STAFF_OIDC_OP_ISSUER"] == "http://localhost:8000/sandbox/staff-oidc"
+    assert staff["STAFF_OIDC_GROUP_MAP"]
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

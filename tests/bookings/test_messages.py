@@ -459,7 +459,7 @@ def test_sms__gateway_fails_then_answers__retried_and_delivered_once(traveller, 
     assert (sms.status, sms.attempts, sms.last_error) == (Message.Status.SENT, 2, "")
 
 
-def test_sms__gateway_refuses__failed_with_reason_shown_in_admin(traveller, gateway, admin_client) -> None:
+def test_sms__gateway_refuses__failed_with_reason_shown_in_admin(traveller, gateway, admin_client, admin_user) -> None:
     gateway.expect_ordered_request("/v1/messages", method="POST").respond_with_json(
         {"error": "number not in service"}, status=400
     )
@@ -475,6 +475,7 @@ def test_sms__gateway_refuses__failed_with_reason_shown_in_admin(traveller, gate
     assert sms.status == Message.Status.FAILED
     assert "HTTP 400" in sms.last_error
     assert "number not in service" in sms.last_error
+    admin_client.force_login(admin_user)  # two hours on, the staff session has idled out: signed in again
     page = admin_client.get(reverse("admin:kelabooking_message_changelist"), {"status__exact": "failed"})
     assert page.status_code == 200
     assert "HTTP 400" in page.content.decode()

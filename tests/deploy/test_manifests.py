@@ -6,8 +6,10 @@ tier has a disruption budget and stops within its grace, and every pod runs on O
 from __future__ import annotations
 
 import copy
+import json
 import re
 import runpy
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +19,8 @@ import pytest
 import yaml
 from django.conf import settings
 
+from kelabooking import crypto
+from tests.kelabooking.test_settings import run_manage, settings_in_fresh_process
 from tests.test_compose import COMPOSE, _check_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +101,8 @@ def check_invariants(resources: list[dict]) -> None:
     _check_restricted_security(resources)
     _check_network_policy(resources)
     _check_commands(resources)
+    _check_metrics(resources)
+    _check_shared_secret_and_cache(resources)
 
 
 def _check_beat_is_one(resources: list[dict]) -> None:
@@ -219,6 +225,59 @@ def _check_network_policy(resources: list[dict]) -> None:
     assert [port["port"] for rule in web_ingress["ingress"] for port in rule["ports"]] == [8000]
 
 
+MONITORING = [
+    {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "monitoring"}}},
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+]
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {variable["name"]: variable.get("value") for variable in container.get("env", [])}
+
+
+def _check_metrics(resources: list[dict]) -> None:
+    """Web and the worker count in a directory of their own pod's emptyDir (the root is read-only; their start empties
+    it); the worker serves its port, which only the monitoring namespaces reach."""
+    for component in ("web", "worker"):
+        container = main_container(resources, component)
+        directory = Path(_env(container)["PROMETHEUS_MULTIPROC_DIR"])
+        volumes = {
+            volume["name"]: volume for volume in deployment(resources, component)["spec"]["template"]["spec"]["volumes"]
+        }
+        [mount] = [mount for mount in container["volumeMounts"] if Path(mount["mountPath"]) == directory]
+        assert "emptyDir" in volumes[mount["name"]], component
+        assert directory.is_relative_to("/tmp"), component  # noqa: S108 - the pod's own emptyDir
+    worker = main_container(resources, "worker")
+    ports = {port["name"]: port["containerPort"] for port in worker["ports"]}
+    assert int(_env(worker)["METRICS_PORT"]) == ports["metrics"]
+    # Whatever policy lets traffic reach the worker's metrics port lets only the monitoring namespaces in.
+    worker_labels = deployment(resources, "worker")["spec"]["template"]["metadata"]["labels"]
+    reaching = []
+    for policy in of_kind(resources, "NetworkPolicy").values():
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        if not selector.items() <= worker_labels.items():
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            if not rule.get("ports") or ports["metrics"] in {port["port"] for port in rule["ports"]}:
+                reaching.append(rule)
+    assert reaching
+    for rule in reaching:
+        assert rule["from"] == MONITORING
+        assert [port["port"] for port in rule["ports"]] == [ports["metrics"]]
+
+
+def _check_shared_secret_and_cache(resources: list[dict]) -> None:
+    """Web, worker and beat take the whole Secret `kelabooking` (REDIS_URL for the cache that carries beat's and the
+    workers' periodic task times to /metrics, METRICS_TOKEN, the staff client's secret) and the ConfigMap."""
+    for component in ("web", "worker", "beat"):
+        sources = main_container(resources, component)["envFrom"]
+        assert {"secretRef": {"name": "kelabooking"}} in sources, component
+        assert {"configMapRef": {"name": "kelabooking-config"}} in sources, component
+        assert "REDIS_URL" not in _env(main_container(resources, component)), component
+    example = {secret["metadata"]["name"]: secret for secret in _documents(KUBERNETES / "secret.example.yaml")}
+    assert {"REDIS_URL", "METRICS_TOKEN", "STAFF_OIDC_RP_CLIENT_SECRET"} <= set(example["kelabooking"]["stringData"])
+
+
 def _check_commands(resources: list[dict]) -> None:
     """Each container runs something that exists here (the checks shared with tests/test_compose.py)."""
     for pod in pod_templates(resources):
@@ -307,3 +366,65 @@ def test_manifests__demo__sandbox_and_demo_data_with_the_sandbox_image_and_one_w
     assert web["replicas"] == 1
     mounts = {mount["mountPath"] for mount in web["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert "/app/var" in mounts
+
+
+# --- Staff sign-in: production configures it (no W101, no W102), the demo keeps the sandbox's staff mode ------------
+
+
+def _secret_values(*, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+    """The Secret `kelabooking` as an operator makes it from secret.example.yaml: a value of one's own for each key."""
+    [secret] = [s for s in _documents(KUBERNETES / "secret.example.yaml") if s["metadata"]["name"] == "kelabooking"]
+    made = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
+        "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
+        "DATABASE_URL": f"postgres://kelabooking_app:{secrets.token_hex(16)}@db.kela.example:5432/kelabooking",
+        "CELERY_BROKER_URL": f"redis://:{secrets.token_hex(16)}@redis.kela.example:6379/0",
+        "REDIS_URL": f"redis://:{secrets.token_hex(16)}@redis.kela.example:6379/1",
+        "SMS_GATEWAY_URL": "https://sms.kela.example/send",
+        "EMAIL_HOST_USER": "kelabooking",
+        "STAFF_BREAK_GLASS_USERS": "fpa-break-glass",
+    }
+    return {key: made.get(key, secrets.token_urlsafe(32)) for key in secret["stringData"] if key not in leave_out}
+
+
+def _pod_environment(resources: list[dict], **secret: str) -> dict[str, str]:
+    """What a pod's settings read from the ConfigMap and the Secret (envFrom, the Secret last)."""
+    return {**of_kind(resources, "ConfigMap")["kelabooking-config"]["data"], **secret}
+
+
+@pytest.mark.kustomize
+def test_manifests__production__staff_sign_in_configured__deploy_check_without_w101_or_w102() -> None:
+    resources = render("production")
+    config = of_kind(resources, "ConfigMap")["kelabooking-config"]["data"]
+    assert config["STAFF_OIDC_OP_ISSUER"].startswith("https://")
+    assert config["STAFF_OIDC_RP_CLIENT_ID"]
+    assert json.loads(config["STAFF_OIDC_GROUP_MAP"])
+    # As .ci/run checks the settings: every warning fails (W101 without staff sign-in, W102 without break-glass).
+    result = run_manage(
+        "manage.py", "check", "--deploy", "--fail-level", "WARNING", env=_pod_environment(resources, **_secret_values())
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The client secret is the Secret's: without it, no start (partners.E102).
+    result = run_manage(
+        "manage.py",
+        "check",
+        env=_pod_environment(resources, **_secret_values(leave_out=("STAFF_OIDC_RP_CLIENT_SECRET",))),
+    )
+    assert "partners.E102" in result.stderr, result.stdout + result.stderr
+
+
+@pytest.mark.kustomize
+def test_manifests__demo__staff_sign_in_through_the_sandbox_staff_mode() -> None:
+    resources = render("demo")
+    config = of_kind(resources, "ConfigMap")["kelabooking-config"]["data"]
+    assert not [key for key in config if key.startswith("STAFF_")]
+    secret = _secret_values(leave_out=("STAFF_OIDC_RP_CLIENT_SECRET", "STAFF_BREAK_GLASS_USERS"))
+    staff = settings_in_fresh_process(
+        _pod_environment(resources, **secret), "STAFF_OIDC_ENABLED", "STAFF_OIDC_OP_ISSUER", "STAFF_OIDC_RP_CLIENT_ID"
+    )
+    assert staff == {
+        "STAFF_OIDC_ENABLED": True,
+        "STAFF_OIDC_OP_ISSUER": f"{config['SUOMIFI_SANDBOX_BASE_URL']}/sandbox/staff-oidc",
+        "STAFF_OIDC_RP_CLIENT_ID": "kelabooking-staff-sandbox",
+    }

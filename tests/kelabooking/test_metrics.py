@@ -3,10 +3,14 @@ reports; and a prefork-style set of processes adding up under PROMETHEUS_MULTIPR
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -37,6 +41,12 @@ PHONE = "+358401234567"
 def token(settings) -> str:
     settings.METRICS_TOKEN = TOKEN
     return TOKEN
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def scrape(client, token: str = TOKEN) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -269,3 +279,60 @@ def test_worker_metrics__served_on_their_port_with_the_token_only(settings) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_worker_metrics__celery_worker_start__makes_and_empties_its_metrics_directory(tmp_path) -> None:
+    """A real worker, as the worker container starts it: its PROMETHEUS_MULTIPROC_DIR (a restarted container's emptyDir
+    with an earlier run's counts) is emptied before its pool counts, and it serves /metrics on METRICS_PORT."""
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "IDENTITY_CODE_KEY_DIR": str(tmp_path),
+        "OIDC_RP_KEY_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+        "DJANGO_SETTINGS_MODULE": "kelabooking.settings",
+    }
+    earlier = (
+        "import django; django.setup(); from kelabooking.metrics import OUTBOX_SEND_ATTEMPTS; "
+        "OUTBOX_SEND_ATTEMPTS.labels('sms', 'sent').inc(7)"
+    )
+    subprocess.run([sys.executable, "-c", earlier], cwd=ROOT, env=env, check=True, timeout=60)  # noqa: S603
+    [stale] = directory.glob("counter_*.db")
+    port = _free_port()
+    worker_env = {**env, "CELERY_BROKER_URL": "memory://localhost/", "METRICS_PORT": str(port), "METRICS_TOKEN": TOKEN}
+    args = ["worker", "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO", "--hostname", "metrics@test"]
+    args += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
+    worker = subprocess.Popen(  # noqa: S603 - our own program
+        [sys.executable, "-m", "celery", "-A", "kelabooking", *args],
+        cwd=ROOT,
+        env=worker_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+                )
+                break
+            except requests.ConnectionError:
+                assert worker.poll() is None, "the worker stopped"
+                assert time.monotonic() < deadline, "the worker did not serve its metrics"
+                time.sleep(0.3)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the pool's child too, whatever happened
+                os.killpg(worker.pid, signal.SIGKILL)
+    assert answer.status_code == 200
+    assert not stale.exists()
+    assert 'kelabooking_outbox_send_attempts_total{channel="sms",outcome="sent"}' not in answer.text
