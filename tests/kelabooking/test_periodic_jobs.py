@@ -4,7 +4,7 @@ threads, each with its own database connection, interleaved where a second run w
 - retention and the registry sync hold a lock in the database (kelabooking/jobs.py): the second run does nothing;
 - reminders claim each booking (its row locked, `reminded_at` set once): one reminder per booking;
 - slot generation is idempotent by the slots' unique constraint;
-- the sweep hands a message to a send that claims it (tests/kelabooking/test_outbox.py shows it sent once).
+- the sweep hands a message to a send that claims it (tests/kelabooking/test_outbox.py: sent only once).
 """
 
 from __future__ import annotations
