@@ -2,16 +2,20 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import uuid
 from collections.abc import Callable
 
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.db import DatabaseError, connection
+from django.core.signals import got_request_exception
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
 
 from kelabooking.logging import request_id_var
 
@@ -130,3 +134,52 @@ class HeadWithoutBodyMiddleware:
             else:
                 response.content = b""
         return response
+
+
+# The database cannot be reached or dropped the connection (a failover, a restart, a cut connection): nothing this
+# request did has committed (or, for a lost COMMIT, a repeat finds it by its idempotency key), so trying again helps.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+def _note_database_unavailable(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
+    """got_request_exception, sent while the exception is being handled (wherever it arose: a view or a middleware)."""
+    if request is not None and isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        request.database_unavailable = True
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that failed because the database was away gets the translated "please try again" page with 503 and
+    Retry-After, never the 500 page: a balancer may retry it elsewhere, and the partner knows that trying again is
+    safe. Django turns an exception into the 500 response at the depth where it arose (inside any middleware), so
+    the exception is noted on the request as it is handled and the 500 replaced here, outside."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        got_request_exception.connect(_note_database_unavailable, dispatch_uid="kelabooking-database-unavailable")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 500 or not getattr(request, "database_unavailable", False):
+            return response
+        logger.warning("The database was unavailable: answered 503 to %s %s", request.method, request.path)
+        return database_unavailable_response(request, replacing=response)
+
+
+def database_unavailable_response(request: HttpRequest, *, replacing: HttpResponse | None = None) -> HttpResponse:
+    """The 503 page in the language of the address (rendered without the database: no query of its own)."""
+    language = translation.get_language_from_path(request.path_info) or translation.get_language()
+    with translation.override(language):
+        try:
+            response = render(request, "503.html", {"retry_url": request.get_full_path()}, status=503)
+        except Exception:  # never a 500 instead: the sentence alone
+            logger.exception("Rendering the 503 page failed")
+            text = _("The service is briefly unavailable")
+            response = HttpResponse(f"<!DOCTYPE html><title>{text}</title><h1>{text}</h1>", status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if replacing is not None:  # the security headers the inner middleware gave the 500 response
+        for header, value in replacing.items():
+            if header.lower() not in {"content-type", "content-length"} and not response.has_header(header):
+                response[header] = value
+    add_never_cache_headers(response)
+    return response

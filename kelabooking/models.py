@@ -113,3 +113,20 @@ class RetentionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M}"
+
+
+class JobLock(models.Model):
+    """One row per periodic job that must not run twice at once (kelabooking/jobs.py): which run holds it, until
+    when at most, and when a run last finished."""
+
+    name = models.CharField(_("job"), max_length=100, primary_key=True)
+    holder = models.CharField(_("held by run"), max_length=32, blank=True)
+    locked_until = models.DateTimeField(_("held until"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("last run finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("periodic job lock")
+        verbose_name_plural = _("periodic job locks")
+
+    def __str__(self) -> str:
+        return self.name

@@ -11,10 +11,11 @@ import json
 import os
 from pathlib import Path
 
-import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from kelabooking.dburl import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kelabooking.middleware.RequestIdMiddleware",
     "kelabooking.metrics.RequestMetricsMiddleware",
+    # Outside every middleware that may query the database: its 500 becomes the 503 "please try again" page.
+    "kelabooking.middleware.DatabaseUnavailableMiddleware",
     "kelabooking.middleware.ResilientSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "kelabooking.middleware.InputBoundaryMiddleware",
@@ -146,12 +149,15 @@ SQLITE_OPTIONS = {
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
+# A PostgreSQL that fails over: libpq's multi-host URL (kelabooking/dburl.py), e.g.
+# postgresql://user@db1:5432,db2:5432/kelabooking?target_session_attrs=read-write&connect_timeout=3
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES = {"default": database_config(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
+    # A persistent connection is checked before a request reuses it: one cut by a failover or a restart is replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The role web, worker and beat connect as, when it is not the owner that runs `migrate` (docs/data-protection.md,
 # "Database roles"): every `migrate` grants it what the app needs, and the audit trail only to read and append

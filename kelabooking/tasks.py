@@ -1,5 +1,8 @@
 """The outbox's Celery tasks and what queues them, and the nightly retention job.
 
+Two beats may queue each periodic task twice: the sweep is harmless twice (a send claims its message), the retention
+job runs one at a time (kelabooking/jobs.py).
+
 The send task takes message ids and sends each (kelabooking/delivery.py). It is queued after the commit that wrote the
 messages (`messages_queue`, from kelabooking/services.py) and by the sweep, which hands over what has waited past its
 due time: a lost nudge, or a broker that was down, is only a delay.
@@ -14,6 +17,7 @@ from celery import shared_task
 from django.conf import settings
 
 from kelabooking import clock, delivery, retention
+from kelabooking.jobs import job_lock
 from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
@@ -67,7 +71,11 @@ def sweep_messages_task() -> int:
 
 
 @shared_task
-def retention_run_task() -> dict[str, int]:
-    """Nightly: apply the retention rules (kelabooking/retention.py); the run is recorded and audited."""
-    run = retention.retention_run()
+def retention_run_task() -> dict[str, int] | None:
+    """Nightly: apply the retention rules (kelabooking/retention.py); the run is recorded and audited. One run at a
+    time (None: another run holds the job), however many beats queued it."""
+    with job_lock("retention", lease=dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)) as holds:
+        if not holds:
+            return None
+        run = retention.retention_run()
     return {rule.count: getattr(run, rule.count) for rule in retention.retention_rules()}

@@ -52,11 +52,15 @@ def _unavailable(marker: str) -> str | None:
             import playwright.sync_api  # noqa: F401
         except ImportError:
             return "needs the playwright package"
+    if marker == "replicas":
+        from tests.replicas import missing_parts
+
+        return missing_parts()
     return None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "browser", "gettext", "kustomize"):
+    for marker in ("postgres", "redis", "browser", "gettext", "kustomize", "replicas"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _unavailable(marker)
