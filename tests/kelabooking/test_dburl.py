@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from urllib.parse import quote
+
 import psycopg
 import pytest
 from django.db import connection, connections
@@ -9,8 +12,10 @@ from django.db import connection, connections
 from kelabooking.dburl import database_config
 from tests.kelabooking.test_settings import settings_in_fresh_process
 
+# A password with a character that must be percent-encoded, made here: the repository publishes none.
+RAW_CREDENTIAL = "s/" + secrets.token_hex(4)
 MULTI_HOST = (
-    "postgresql://kela%40app:s%2Fcret@db1.example:5432,db2.example:5433/kelabooking"
+    "postgresql://kela%40app:" + quote(RAW_CREDENTIAL, safe="") + "@db1.example:5432,db2.example:5433/kelabooking"
     "?target_session_attrs=read-write&connect_timeout=3&sslmode=prefer"
 )
 
@@ -19,7 +24,7 @@ def test_database_url__multi_host__hosts_and_ports_comma_separated_options_passe
     config = database_config(MULTI_HOST, conn_max_age=60)
 
     assert config["ENGINE"] == "django.db.backends.postgresql"
-    assert (config["NAME"], config["USER"], config["PASSWORD"]) == ("kelabooking", "kela@app", "s/cret")
+    assert (config["NAME"], config["USER"], config["PASSWORD"]) == ("kelabooking", "kela@app", RAW_CREDENTIAL)
     assert (config["HOST"], config["PORT"]) == ("db1.example,db2.example", "5432,5433")
     assert config["OPTIONS"] == {"target_session_attrs": "read-write", "connect_timeout": "3", "sslmode": "prefer"}
     assert config["CONN_MAX_AGE"] == 60
@@ -38,7 +43,8 @@ def test_database_url__multi_host_malformed__refused(url: str) -> None:
 
 
 def test_database_url__single_host__read_as_dj_database_url_reads_it() -> None:
-    config = database_config("postgres://u:p@db.example:6543/kb?application_name=web", conn_max_age=5)
+    url = "postgres://u:" + secrets.token_hex(4) + "@db.example:6543/kb?application_name=web"
+    config = database_config(url, conn_max_age=5)
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.example", 6543, "kb", "u")
     assert config["OPTIONS"] == {"application_name": "web"}
     assert database_config("sqlite:////tmp/x.sqlite3")["ENGINE"] == "django.db.backends.sqlite3"
