@@ -45,7 +45,7 @@ def main() -> int:
 
 
 def store_admin_session(key: str) -> None:
-    """A superuser signed in to the admin (its break-glass sign-in, Django's model backend) under session `key`."""
+    """A superuser signed in to the admin (a break-glass password sign-in) under session `key`."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.models import Session
@@ -58,7 +58,7 @@ def store_admin_session(key: str) -> None:
     )
     data = {
         SESSION_KEY: str(user.pk),
-        BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+        BACKEND_SESSION_KEY: "partners.staff.passwords.BreakGlassPasswordBackend",
         HASH_SESSION_KEY: user.get_session_auth_hash(),
     }
     Session.objects.create(
