@@ -9,6 +9,7 @@ import datetime as dt
 import random
 
 import holidays
+from django.db.models import Count, Q
 
 from bookings.models import Booking, Customer, OpeningRule, ServiceLine, Slot
 from bookings.services.booking import new_reference
@@ -273,7 +274,10 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
     Slot.objects.bulk_create(past_slots)
 
     # The generated slots of the next four weeks: fuller the nearer, the busy lines' Finnish times nearly gone.
-    upcoming_slots = Slot.objects.filter(starts_at__gt=now, starts_at__lt=_midnight(today + dt.timedelta(days=28)))
+    # The story's bookings (`_load_bookings`) already take places in some of them: only the rest is filled.
+    upcoming_slots = Slot.objects.filter(
+        starts_at__gt=now, starts_at__lt=_midnight(today + dt.timedelta(days=28))
+    ).annotate(taken=Count("bookings", filter=Q(bookings__status=Booking.Status.CONFIRMED)))
     for slot in upcoming_slots.select_related("service_line").order_by("starts_at", "pk"):
         busy = slot.service_line.name_en in BUSY_LINES
         local_day = slot.starts_at.astimezone(SERVICE_TIMEZONE).date()
@@ -282,7 +286,7 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
         if slot.service_line.name_en == FULL_DAY_LINE and slot.language == "fi" and local_day == full_day:
             share = 1.0
             full_slots.add(slot.pk)
-        places.append((slot, sum(rng.random() < share for _place in range(slot.capacity))))
+        places.append((slot, sum(rng.random() < share for _place in range(max(slot.capacity - slot.taken, 0)))))
 
     bookings = []
     upcoming: dict[int, list[tuple[int, dt.datetime, dt.datetime]]] = {}
