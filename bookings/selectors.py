@@ -306,13 +306,8 @@ def hold_or_booking_made(
     return None, _booking_by_key(acting, idempotency_key)
 
 
-def booking_by_key(*, acting: ActingContext, idempotency_key: str | None) -> Booking | None:
-    """The locked customer's booking that this partner confirmed with `idempotency_key`, if any."""
-    acting_organisation(acting=acting)
-    return _booking_by_key(acting, idempotency_key)
-
-
 def _booking_by_key(acting: ActingContext, idempotency_key: str | None) -> Booking | None:
+    """The locked customer's booking that this partner confirmed with `idempotency_key`, if any."""
     if idempotency_key is None:
         return None
     try:
