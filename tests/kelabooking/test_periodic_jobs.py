@@ -60,6 +60,15 @@ class Run(threading.Thread):
         return self.result
 
 
+def value(result) -> object:
+    """An eagerly applied task's outcome (Celery's `EagerResult`), its exception raised, without `get()`: `get()`
+    first asks Celery whether joining would block, a process-wide flag that other tests in this process may leave set
+    ("Never call result.get() within a task!")."""
+    if result.failed():
+        raise result.result
+    return result.result
+
+
 def first_run_holds_while_second_starts(
     monkeypatch, module: object, name: str, task: Callable[[], object]
 ) -> tuple[object, object]:
@@ -94,13 +103,13 @@ def test_retention__started_twice_at_once__one_run_removes_once(monkeypatch) -> 
         monkeypatch, retention, "retention_run", retention_run_task.apply
     )
 
-    assert first.get()["expired_holds"] == 2
-    assert second.get() is None  # the lock was held: nothing done, nothing recorded
+    assert value(first)["expired_holds"] == 2
+    assert value(second) is None  # the lock was held: nothing done, nothing recorded
     assert RetentionRun.objects.count() == 1
     assert not Booking.objects.exists()
     lock = JobLock.objects.get(name="retention")
     assert (lock.locked_until, lock.finished_at is not None) == (None, True)
-    assert retention_run_task.apply().get()["expired_holds"] == 0  # released: the next night runs
+    assert value(retention_run_task.apply())["expired_holds"] == 0  # released: the next night runs
 
 
 def test_registry_sync__started_twice_at_once__one_sync_changes_once(monkeypatch, populated: FakePrh) -> None:
@@ -111,7 +120,7 @@ def test_registry_sync__started_twice_at_once__one_sync_changes_once(monkeypatch
     )
 
     run = SyncRun.objects.get()
-    assert (first.get(), second.get()) == (run.pk, None)
+    assert (value(first), value(second)) == (run.pk, None)
     assert run.status == SyncRun.Status.SUCCEEDED
     assert len(run.added) == Organisation.objects.count() == 2
 
@@ -123,9 +132,9 @@ def test_registry_sync__failed_run__releases_the_lock_for_the_retry(populated: F
 
     populated.page_overrides[(KUNTA, 1)] = Response("Service Unavailable", status=503)
     with pytest.raises(Exception, match="503"):
-        sync_registry_task.apply().get()
+        value(sync_registry_task.apply())
     del populated.page_overrides[(KUNTA, 1)]
-    assert sync_registry_task.apply().get() == SyncRun.objects.get(status=SyncRun.Status.SUCCEEDED).pk
+    assert value(sync_registry_task.apply()) == SyncRun.objects.get(status=SyncRun.Status.SUCCEEDED).pk
 
 
 def test_job_lock__held_past_its_lease__taken_by_the_next_run() -> None:
