@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from celery.result import allow_join_result
 from django.db import connection
 
 from bookings.models import Booking, OpeningRule, Slot
@@ -60,10 +61,19 @@ class Run(threading.Thread):
         return self.result
 
 
+@pytest.fixture(autouse=True)
+def joins_as_found() -> Iterator[None]:
+    """Celery's `Task.apply` runs an eager task inside `denied_join_result()`, which sets a process-wide "a join would
+    block" flag and puts back what it found: two eager runs in two threads (below) can leave it set. Each test here
+    ends with the flag as it began (Celery's own `allow_join_result`), so no later test meets "Never call
+    result.get() within a task!"."""
+    with allow_join_result():
+        yield
+
+
 def value(result) -> object:
-    """An eagerly applied task's outcome (Celery's `EagerResult`), its exception raised, without `get()`: `get()`
-    first asks Celery whether joining would block, a process-wide flag that other tests in this process may leave set
-    ("Never call result.get() within a task!")."""
+    """An eagerly applied task's outcome (Celery's `EagerResult`), its exception raised, without `get()`: after two
+    runs in two threads the join flag above may be set."""
     if result.failed():
         raise result.result
     return result.result
