@@ -238,7 +238,8 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
     year_earlier = [day - dt.timedelta(weeks=52) for day in past_days]
     rules = list(OpeningRule.objects.filter(service_line__in=lines.values()).select_related("service_line"))
 
-    full_day = _working_day(today, 1)
+    full_day, busy_day = _working_day(today, 1), _working_day(today, 2)
+    busy_place_left = False
     places: list[tuple[Slot, int]] = []  # each slot with the number of its places booked
     full_slots: set[int] = set()  # the full day's: none of their bookings cancelled
 
@@ -283,10 +284,14 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
         local_day = slot.starts_at.astimezone(SERVICE_TIMEZONE).date()
         share = {"fi": 0.95 if busy else 0.35, "sv": 0.3, "en": 0.5}[slot.language]
         share *= 1 - (local_day - today).days / 30
-        if slot.service_line.name_en == FULL_DAY_LINE and slot.language == "fi" and local_day == full_day:
-            share = 1.0
+        if slot.service_line.name_en == FULL_DAY_LINE and slot.language == "fi" and local_day in (full_day, busy_day):
+            share = 1.0  # the full day; and the busy day, every place but one (below)
             full_slots.add(slot.pk)
-        places.append((slot, sum(rng.random() < share for _place in range(max(slot.capacity - slot.taken, 0)))))
+        drawn = sum(rng.random() < share for _place in range(slot.capacity))
+        room = max(slot.capacity - slot.taken, 0)
+        if local_day == busy_day and slot.pk in full_slots and not busy_place_left:
+            room, busy_place_left = max(room - 1, 0), True  # the busy day keeps one place free
+        places.append((slot, min(drawn, room)))
 
     bookings = []
     upcoming: dict[int, list[tuple[int, dt.datetime, dt.datetime]]] = {}
