@@ -231,6 +231,37 @@ def booking_contact(*, acting: ActingContext, booking: Booking, just_confirmed: 
     return BookingContact(phone=booking.contact_phone, email=booking.contact_email, description=booking.description)
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """How a cancelled booking's cancelling is shown to the acting partner: when, and, where `booking_cancellation`
+    allows, by whom and why."""
+
+    at: dt.datetime
+    by_kela: bool  # by FPA staff: shown to everyone, as Kela
+    by_name: str  # the partner who cancelled, or ""
+    reason: str
+
+
+def booking_cancellation(*, acting: ActingContext, booking: Booking) -> Cancellation | None:
+    """The cancelling of `booking` as the acting partner may see it (DESIGN.md §4 rule 7, as for typed contact
+    details): the partner's name and the reason typed are shown only to the organisation that made the booking and
+    to the partner who cancelled it; anyone else sees when it was cancelled, and that Kela did it when Kela did. None
+    for a booking that is not cancelled."""
+    if booking.status != Booking.Status.CANCELLED or booking.cancelled_at is None:
+        return None
+    canceller = booking.cancelled_by
+    by_kela = canceller is not None and not canceller.identity_code
+    made_here = (
+        booking.channel == Booking.Channel.PARTNER
+        and booking.organisation is not None
+        and booking.organisation.business_id == acting.organisation_business_id
+    )
+    if not (made_here or (canceller is not None and acting.user is not None and canceller.pk == acting.user.pk)):
+        return Cancellation(at=booking.cancelled_at, by_kela=by_kela, by_name="", reason="")
+    by_name = canceller.get_full_name() if canceller is not None and not by_kela else ""
+    return Cancellation(at=booking.cancelled_at, by_kela=by_kela, by_name=by_name, reason=booking.cancellation_reason)
+
+
 def upcoming_bookings(*, customer: Customer) -> list[Booking]:
     """The customer's upcoming bookings, soonest first, with their slots."""
     return list(

@@ -28,6 +28,7 @@ from bookings.selectors import (
     acting_customer,
     acting_customer_and_hold,
     booked_matters,
+    booking_cancellation,
     customer_booking,
     free_week,
     hold_or_booking_made,
@@ -86,7 +87,8 @@ def overview_view(request: HttpRequest) -> HttpResponse:
     # The history's page: up to six ASCII digits; anything else shows the first page.
     page = request.GET.get("page", "1")
     history_page = int(page) if page.isascii() and page.isdecimal() and len(page) <= 6 else 1
-    overview = customer_overview(acting=acting_context(request), history_page=history_page)
+    acting = acting_context(request)
+    overview = customer_overview(acting=acting, history_page=history_page)
     now = clock.now()
     return render(
         request,
@@ -94,8 +96,11 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         {
             "customer": overview.customer,
             "contact": overview.contact,
-            "upcoming": [(booking, *booking.state(now)) for booking in overview.upcoming],
-            "history": [(booking, *booking.state(now)) for booking in overview.history],
+            "upcoming": [(booking, *booking.state(now), None) for booking in overview.upcoming],
+            "history": [
+                (booking, *booking.state(now), booking_cancellation(acting=acting, booking=booking))
+                for booking in overview.history
+            ],
             "overview": overview,
         },
     )
@@ -333,7 +338,8 @@ def done_view(request: HttpRequest, reference: str) -> HttpResponse:
     contact details typed for it are shown as `booking_contact` allows: to the organisation that made it, and for a
     customer with non-disclosure only on the confirmation."""
     just_booked = request.session.pop(JUST_BOOKED_KEY, None) == reference
-    details = booking_details(acting=acting_context(request), reference=reference, just_confirmed=just_booked)
+    acting = acting_context(request)
+    details = booking_details(acting=acting, reference=reference, just_confirmed=just_booked)
     booking = details.booking
     state, state_name = booking.state(clock.now())
     return render(
@@ -342,6 +348,7 @@ def done_view(request: HttpRequest, reference: str) -> HttpResponse:
         {
             "booking": booking,
             "contact": details.contact,
+            "cancellation": booking_cancellation(acting=acting, booking=booking),
             "slot": booking.slot,
             "booking_customer": booking.customer,
             "just_booked": just_booked,

@@ -214,6 +214,55 @@ def test_booking_contacts__tampere_cancels_helsinkis_booking_for_the_locked_cust
     assert (booking.status, booking.cancelled_by.first_name) == (Booking.Status.CANCELLED, "Tuomas")
 
 
+def test_cancellation__helsinki_cancels_with_a_reason__tampere_sees_when_not_who_or_why(
+    client, partner, customer, line, tuomas
+) -> None:
+    """The finding: another organisation's partner read the name of the caseworker who cancelled and the reason she
+    typed ("Cancelled on … by Helena Virtanen: <reason>") in the customer's history and on the booking's page."""
+    booking, _confirmation = helena_books(client, line, CUSTOMER_CODE)
+    reason = "Asiakas muuttaa Ruotsiin"
+    client.post(url("bookings:cancel", reference=booking.reference), {"reason": reason})
+    open_customer(tuomas, CUSTOMER_CODE)
+
+    for page in (tuomas.get(url("bookings:overview")), tuomas.get(url("bookings:done", reference=booking.reference))):
+        shown = text(content(page))
+        assert "Cancelled on" in shown
+        assert reason not in shown
+        assert "Helena" not in shown and "Virtanen" not in shown
+    # Helsinki, which made the booking, still reads who cancelled it and why.
+    own = text(content(client.get(url("bookings:done", reference=booking.reference))))
+    assert "by Helena Virtanen: " + reason in own
+
+
+def test_cancellation__tampere_cancels_helsinkis_booking__the_canceller_sees_her_reason_helsinki_too(
+    client, partner, customer, line, tuomas
+) -> None:
+    booking, _confirmation = helena_books(client, line, CUSTOMER_CODE)
+    open_customer(tuomas, CUSTOMER_CODE)
+    tuomas.post(url("bookings:cancel", reference=booking.reference), {"reason": "Asiakas pyysi"})
+
+    assert "by Tuomas Mäkinen: Asiakas pyysi" in text(content(tuomas.get(url("bookings:overview"))))
+    assert "by Tuomas Mäkinen: Asiakas pyysi" in text(content(client.get(url("bookings:overview"))))
+
+
+def test_cancellation__by_kela__every_organisation_reads_kela_and_no_reason_of_another(
+    client, partner, customer, line, tuomas
+) -> None:
+    booking, _confirmation = helena_books(client, line, CUSTOMER_CODE)
+    staff = UserFactory(is_staff=True, identity_code="", first_name="Kaisa", last_name="Kelalainen")
+    Booking.objects.filter(pk=booking.pk).update(
+        status=Booking.Status.CANCELLED, cancelled_at=clock.now(), cancelled_by=staff, cancellation_reason="Päällekkäin"
+    )
+    open_customer(tuomas, CUSTOMER_CODE)
+
+    shown = text(content(tuomas.get(url("bookings:done", reference=booking.reference))))
+    assert "by Kela" in shown
+    assert "Kaisa" not in shown and "Päällekkäin" not in shown
+    own = text(content(client.get(url("bookings:done", reference=booking.reference))))
+    assert "by Kela: Päällekkäin" in own
+    assert "Kaisa" not in own
+
+
 # --- The draft in the session --------------------------------------------------------------------------------------
 
 
