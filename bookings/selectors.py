@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
@@ -326,27 +327,23 @@ def _partner_hold(acting: ActingContext) -> Booking | None:
     return next(iter(holds), None)
 
 
-def hold_or_booking_made(
-    *, acting: ActingContext, idempotency_key: str | None
-) -> tuple[Booking | None, Booking | None]:
+def confirm_key(hold: Booking) -> uuid.UUID:
+    """The idempotency key the check page's confirm form carries for `hold` (DESIGN.md §4 rule 3): the same for every
+    showing of one hold, another for any other hold, and stored nowhere until the confirm; made from the hold's id and
+    reference with the secret key, so that nobody can make another partner's key."""
+    return uuid.UUID(bytes=salted_hmac("bookings.confirm_key", f"{hold.pk}:{hold.reference}").digest()[:16], version=4)
+
+
+def hold_or_booking_made(*, acting: ActingContext, since: dt.datetime | None) -> tuple[Booking | None, Booking | None]:
     """The check step's one look: the partner's current hold, or, when there is none, the booking this partner
-    confirmed with `idempotency_key` (the confirm committed but the session never heard of it). One registry read."""
+    confirmed for the locked customer `since` the draft was begun (the confirm committed but the session never heard
+    of it, so the draft is still there). One registry read."""
     acting_organisation(acting=acting)
     if (hold := _partner_hold(acting)) is not None:
         return hold, None
-    return None, _booking_by_key(acting, idempotency_key)
-
-
-def _booking_by_key(acting: ActingContext, idempotency_key: str | None) -> Booking | None:
-    """The locked customer's booking that this partner confirmed with `idempotency_key`, if any."""
-    if idempotency_key is None:
-        return None
-    try:
-        key = uuid.UUID(str(idempotency_key))
-    except ValueError:
-        return None
-    return (
-        Booking.objects.filter(idempotency_key=key, booked_by=acting.user, customer_id=acting.customer_id)
-        .exclude(status=Booking.Status.HELD)
-        .first()
-    )
+    if since is None:
+        return None, None
+    made = Booking.objects.filter(
+        booked_by=acting.user, customer_id=acting.customer_id, confirmed_at__gte=since
+    ).exclude(status=Booking.Status.HELD)
+    return None, made.order_by("-confirmed_at").first()

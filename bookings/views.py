@@ -8,7 +8,6 @@ against capacity.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -29,6 +28,7 @@ from bookings.selectors import (
     acting_customer_and_hold,
     booked_matters,
     booking_cancellation,
+    confirm_key,
     customer_booking,
     free_week,
     hold_or_booking_made,
@@ -219,13 +219,11 @@ def time_view(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _time_page(request, draft, error=_("Choose a time."))
         try:
-            hold = booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
+            booking_hold(acting=acting_context(request), slot_id=form.cleaned_data["slot"])
         except SlotFullError as error:
             return _time_page(request, draft, error=error.message, alternatives=error.alternatives)
         except BookingError as error:
             return _time_page(request, draft, error=error.message)
-        # The confirm's idempotency key, one per hold, made with the hold so that the check page only reads.
-        context.booking_draft_save(request, idempotency_key=str(uuid.uuid4()), idempotency_hold=hold.pk)
         return redirect("bookings:contact")
     return _time_page(request, draft)
 
@@ -261,20 +259,14 @@ def check_view(request: HttpRequest) -> HttpResponse:
     draft = context.booking_draft(request)
     if request.method == "POST":
         return _confirm(request, draft)
-    hold, made = hold_or_booking_made(acting=acting_context(request), idempotency_key=draft.get("idempotency_key"))
+    hold, made = hold_or_booking_made(acting=acting_context(request), since=context.booking_draft_started(draft))
     if made is not None:
         # Confirmed, but the session never heard of it (its save failed after the commit): show what was made.
         context.booking_draft_drop(request)
         return redirect("bookings:done", reference=made.reference)
     if hold is None or "contact" not in draft:
         return redirect("bookings:contact" if hold else "bookings:time")
-    # One key per hold, made with the hold (time_view): a reload keeps it, a new hold gets a new one. A hold the
-    # draft has no key for (held before this version, say) gets its key here.
-    key = draft.get("idempotency_key") if draft.get("idempotency_hold") == hold.pk else None
-    if key is None:
-        key = str(uuid.uuid4())
-        context.booking_draft_save(request, idempotency_key=key, idempotency_hold=hold.pk)
-    return render(request, "bookings/check.html", _summary(draft, hold) | {"idempotency_key": key})
+    return render(request, "bookings/check.html", _summary(draft, hold) | {"idempotency_key": confirm_key(hold)})
 
 
 def _summary(draft: dict[str, Any], hold: Booking) -> dict[str, Any]:
@@ -323,9 +315,10 @@ def _confirm(request: HttpRequest, draft: dict[str, Any]) -> HttpResponse:
         messages.error(request, error.message)
         return redirect("bookings:time")
     context.booking_draft_drop(request)
-    if str(booking.idempotency_key) == draft.get("idempotency_key"):
+    started = context.booking_draft_started(draft)
+    if started is not None and booking.confirmed_at >= started:
         # The confirmation that follows the typing: the booking this draft made. A repeat of the form after the draft
-        # is gone returns the same booking, but as its page, never as the confirmation again.
+        # is gone (or under a later draft) returns the same booking, but as its page, never as the confirmation again.
         request.session[JUST_BOOKED_KEY] = booking.reference
     return redirect("bookings:done", reference=booking.reference)
 

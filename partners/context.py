@@ -12,6 +12,7 @@ which `requires_step` answers with the refusal page.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable
@@ -147,11 +148,20 @@ def booking_draft(request: HttpRequest) -> dict[str, Any]:
 
 
 def booking_draft_save(request: HttpRequest, **values: Any) -> dict[str, Any]:
-    """Add `values` to the draft. It holds what was typed for the customer (phone, e-mail, description, names), so
-    the session row keeps it encrypted, like the ID token (kelabooking/crypto.py): never in clear at rest."""
-    draft = {**booking_draft(request), **values}
+    """Add `values` to the draft; a new draft records when it was begun (`started`: the booking it leads to is
+    confirmed after that). It holds what was typed for the customer (phone, e-mail, description, names), so the
+    session row keeps it encrypted, like the ID token (kelabooking/crypto.py): never in clear at rest."""
+    draft = {"started": clock.now().isoformat(), **booking_draft(request), **values}
     request.session[DRAFT_KEY] = crypto.encrypt(json.dumps(draft))
     return draft
+
+
+def booking_draft_started(draft: dict[str, Any]) -> dt.datetime | None:
+    """When the draft was begun, or None for a draft without a readable time."""
+    try:
+        return dt.datetime.fromisoformat(draft["started"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def booking_draft_drop(request: HttpRequest) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.sessions.models import Session
 
-from bookings.models import Booking
+from bookings.models import Booking, ServiceLine
 from tests.bookings.test_journey import confirm_form, open_customer, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401
@@ -54,3 +54,44 @@ def test_check_page__a_new_hold__gets_a_new_key(client, partner, customer, line)
 
     assert first["hold"] != second["hold"]
     assert first["idempotency_key"] != second["idempotency_key"]
+
+
+def test_hold__picking_a_time__writes_nothing_to_the_session(client, partner, customer, line) -> None:
+    """Issue 26: the hold's POST saved the session (the draft decrypted and encrypted again, the row updated) only to
+    remember the confirm's key; the key is now made from the hold itself, so picking a time writes only the hold."""
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot_at(line, hour=10).pk})
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    before = _stored(client)
+
+    later = slot_at(line, hour=12)
+
+    assert client.post(url("bookings:time"), {"slot": later.pk})["Location"] == url("bookings:contact")
+
+    assert _stored(client) == before
+    assert Booking.objects.get(status=Booking.Status.HELD).slot == later
+    confirm_form(client.get(url("bookings:check")))  # and the check page has its form
+
+
+def test_confirm__an_earlier_bookings_form_again_under_a_new_draft__its_page_not_the_confirmation(
+    client, partner, customer, line
+) -> None:
+    """The confirmation (which may show what was typed, also for a customer with non-disclosure) follows only the
+    confirm of this draft's booking: a repeat of an older booking's form returns that booking as its own page."""
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot_at(line).pk})
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    form = confirm_form(client.get(url("bookings:check")))
+    done = client.post(url("bookings:check"), form)
+    assert "The time has been booked" in client.get(done["Location"]).content.decode()
+    other = ServiceLine.objects.create(name_fi="Työttömyysturva", name_sv="Utkomstskydd", name_en="Unemployment")
+    client.post(url("bookings:matter"), {"service_line": other.pk, "language": "fi", "interpreter_needed": "no"})
+
+    again = client.post(url("bookings:check"), form)
+
+    assert again["Location"] == done["Location"]
+    page = client.get(again["Location"]).content.decode()
+    assert "The time has been booked" not in page
+    assert "Booking " + Booking.objects.get().reference in page
