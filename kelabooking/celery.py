@@ -88,7 +88,11 @@ def _periodic_timestamp(what: str, headers: dict[str, Any] | None) -> None:
 
 @signals.beat_init.connect
 def _beat_started(**kwargs: Any) -> None:
+    """Beat's start: the system checks, as gunicorn's start runs them."""
     global _in_beat
+    from kelabooking.checks import refuse_to_start
+
+    refuse_to_start("beat")
     _in_beat = True
 
 
@@ -104,11 +108,13 @@ def _log_format(logger: Any = None, **kwargs: Any) -> None:
 
 
 @signals.celeryd_init.connect
-def _metrics_dir(**kwargs: Any) -> None:
-    """A worker's start, before its pool processes fork: PROMETHEUS_MULTIPROC_DIR made, and emptied of an earlier
-    run's files (kelabooking/metrics.py)."""
+def _worker_starting(**kwargs: Any) -> None:
+    """A worker's start, before its pool processes fork: the system checks (as gunicorn's start runs them), then
+    PROMETHEUS_MULTIPROC_DIR made and emptied of an earlier run's files (kelabooking/metrics.py)."""
+    from kelabooking.checks import refuse_to_start
     from kelabooking.metrics import multiprocess_dir_prepare
 
+    refuse_to_start("worker")
     multiprocess_dir_prepare(empty=True)
 
 

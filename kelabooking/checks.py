@@ -1,7 +1,8 @@
-"""System checks of the production shape (run by `manage.py check`, `migrate` and gunicorn's start).
+"""System checks of the production shape (run by `manage.py check`, `migrate`, and the start of gunicorn, of a
+Celery worker and of beat: `refuse_to_start`).
 
 The ones that read the database (tag `database`) run when the command gives them databases: `migrate`,
-`check --database default`, and gunicorn's start (kelabooking/gunicorn.conf.py); other commands skip them.
+`check --database default`, and every process's start; other commands skip them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ PER_PROCESS_CACHES = {
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
 }
+
+
+def refuse_to_start(process: str) -> None:
+    """Run every system check, the database's too, and exit naming the serious ones that are not silenced: web,
+    worker and beat each refuse a configuration the checks reject (a key or password this repository published, the
+    demo admin on a production site, a stored key id that is not configured, …). Django must be set up."""
+    from django.core import checks
+
+    try:
+        messages = checks.run_checks(databases=list(settings.DATABASES))
+    finally:
+        connections.close_all()  # a process forked from this one (gunicorn's, Celery's pool) must not inherit them
+    serious = [message for message in messages if message.is_serious() and not message.is_silenced()]
+    if serious:
+        raise SystemExit(f"kelabooking's {process} cannot start:\n" + "\n".join(str(m) for m in serious))
 
 
 def web_workers() -> int:

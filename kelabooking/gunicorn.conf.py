@@ -38,9 +38,6 @@ def on_starting(server) -> None:
     including those that read the database (a stored identity code under a key that is not configured, the demo
     admin on a production site): the database must be reachable when the web tier starts."""
     import django
-    from django.conf import settings
-    from django.core import checks
-    from django.db import connections
 
     from kelabooking.metrics import multiprocess_dir_prepare
 
@@ -49,13 +46,9 @@ def on_starting(server) -> None:
     os.environ["GUNICORN_WORKERS"] = str(server.cfg.workers)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kelabooking.settings")
     django.setup()
-    try:
-        messages = checks.run_checks(databases=list(settings.DATABASES))
-    finally:
-        connections.close_all()  # the workers are forked from this process: none may inherit its connections
-    serious = [message for message in messages if message.is_serious() and not message.is_silenced()]
-    if serious:
-        raise SystemExit("kelabooking cannot start:\n" + "\n".join(str(message) for message in serious))
+    from kelabooking.checks import refuse_to_start
+
+    refuse_to_start("web")
 
 
 # No access line for a probe that succeeded; LOG_FORMAT's formatter (JSON in production) on gunicorn's own logs.
