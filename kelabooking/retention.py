@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import import_module
 from typing import NamedTuple
@@ -38,6 +39,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 
 from kelabooking import clock
+from kelabooking.jobs import job_lock
 from kelabooking.models import Message, RetentionRun
 
 # Sent when a run has finished, with `run` (its error, if one stopped it, in `run.error`); a real run is audited by
@@ -133,6 +135,12 @@ def retention_rules() -> list[RetentionRule]:
 def cutoff(run: RetentionRun, limit: str) -> dt.datetime:
     """The moment before which the `Limits` field `limit` (e.g. "contact_days") lets `run` remove or erase."""
     return run.started_at - dt.timedelta(days=run.limits[limit])
+
+
+def retention_job_lock() -> AbstractContextManager[bool]:
+    """The retention job's lock (kelabooking/jobs.py), which the nightly task and `apply_retention` both take for a
+    real run: one run at a time, whoever starts it."""
+    return job_lock("retention", lease=dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60))
 
 
 def retention_run(*, dry_run: bool = False, limits: Limits | None = None) -> RetentionRun:

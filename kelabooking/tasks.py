@@ -17,7 +17,6 @@ from celery import shared_task
 from django.conf import settings
 
 from kelabooking import clock, delivery, retention
-from kelabooking.jobs import job_lock
 from kelabooking.models import Message
 
 logger = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ def sweep_messages_task() -> int:
 def retention_run_task() -> dict[str, int] | None:
     """Nightly: apply the retention rules (kelabooking/retention.py); the run is recorded and audited. One run at a
     time (None: another run holds the job), however many beats queued it."""
-    with job_lock("retention", lease=dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)) as holds:
+    with retention.retention_job_lock() as holds:
         if not holds:
             return None
         run = retention.retention_run()

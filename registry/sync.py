@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
 
 from kelabooking import clock
+from kelabooking.jobs import job_lock
 from registry import prh
 from registry.models import Organisation, SyncRun
 from registry.services import organisation_deactivate, organisation_reactivate
@@ -41,6 +44,16 @@ class _Changes:
     renamed: list[dict[str, str]]
     reactivated: list[str]
     deactivated: list[str]
+
+
+# The nightly task's hard time limit (registry/tasks.py): a few pages from PRH, each with its own timeout.
+SYNC_TIME_LIMIT_SECONDS = 11 * 60
+
+
+def registry_sync_job_lock() -> AbstractContextManager[bool]:
+    """The sync's lock (kelabooking/jobs.py), which the nightly task and `sync_registry` both take for a real run:
+    one run at a time, whoever starts it."""
+    return job_lock("registry-sync", lease=dt.timedelta(seconds=SYNC_TIME_LIMIT_SECONDS + 60))
 
 
 def registry_sync(*, dry_run: bool = False, progress: Callable[[str], None] | None = None) -> SyncRun:

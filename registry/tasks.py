@@ -1,23 +1,19 @@
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
 
-from kelabooking.jobs import job_lock
 from registry.prh import PrhError
-from registry.sync import registry_sync
+from registry.sync import SYNC_TIME_LIMIT_SECONDS, registry_sync, registry_sync_job_lock
 
 RETRY_BASE_SECONDS = 15 * 60
-TIME_LIMIT_SECONDS = 11 * 60
 
 
 # A few pages from PRH, each with its own timeout, can outlast the global 100 s soft limit.
-@shared_task(bind=True, max_retries=3, soft_time_limit=10 * 60, time_limit=TIME_LIMIT_SECONDS)
+@shared_task(bind=True, max_retries=3, soft_time_limit=10 * 60, time_limit=SYNC_TIME_LIMIT_SECONDS)
 def sync_registry_task(self) -> int | None:
     """Nightly PRH sync. A failed run is recorded by the service; PRH trouble is retried with backoff. One run at a
     time (None: another run holds the job), however many beats queued it."""
-    with job_lock("registry-sync", lease=dt.timedelta(seconds=TIME_LIMIT_SECONDS + 60)) as holds:
+    with registry_sync_job_lock() as holds:
         if not holds:
             return None
         try:

@@ -11,7 +11,7 @@ import time_machine
 from django.conf import settings as django_settings
 from django.contrib import messages as admin_messages
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from bookings.models import Booking, Customer
@@ -20,7 +20,7 @@ from kelabooking import clock
 from kelabooking.checks import check_retention_limits
 from kelabooking.delivery import message_send
 from kelabooking.models import Message, RetentionRun
-from kelabooking.retention import Limits, retention_run
+from kelabooking.retention import Limits, retention_job_lock, retention_run
 from kelabooking.services import message_resend
 from partners.models import AppendOnlyError, AuditEvent, RemovedAuditEvents
 from partners.services import audit_event_record
@@ -355,6 +355,21 @@ def test_command__dry_run_and_real__prints_a_summary_and_records_each_run(capsys
     assert "1  bookings' typed contact details would be erased" in dry
     assert "1  bookings' typed contact details erased" in real
     assert list(RetentionRun.objects.order_by("started_at").values_list("dry_run", flat=True)) == [True, False]
+
+
+def test_command__while_the_nightly_run_holds_the_job__refuses_and_erases_nothing(capsys) -> None:
+    """The nightly task took the job's lock and `apply_retention` did not: both could run at once."""
+    booking_called_at(START)
+    with at(START + 100 * DAY):
+        with retention_job_lock() as holds:  # the nightly run, holding the job
+            assert holds
+            with pytest.raises(CommandError, match="Another retention run is in progress"):
+                call_command("apply_retention")
+            call_command("apply_retention", "--dry-run")  # a dry run changes nothing: it may run
+        assert Booking.objects.exclude(contact_phone="").count() == 1
+        assert list(RetentionRun.objects.values_list("dry_run", flat=True)) == [True]
+        call_command("apply_retention")  # the lock is free again
+    assert Booking.objects.exclude(contact_phone="").count() == 0
 
 
 def test_beat__runs_the_retention_job_nightly(settings) -> None:

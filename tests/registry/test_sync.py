@@ -16,7 +16,7 @@ from werkzeug import Request, Response
 
 from registry.models import Organisation, SyncRun
 from registry.prh import PrhError, fetch_companies, fetch_municipal_form_codes
-from registry.sync import registry_sync
+from registry.sync import registry_sync, registry_sync_job_lock
 from registry.tasks import sync_registry_task
 from tests.factories import OrganisationFactory, next_business_id
 
@@ -663,6 +663,20 @@ def test_sync_registry_command__failure_raises_command_error(populated: FakePrh)
         call_command("sync_registry", stdout=StringIO())
 
     assert SyncRun.objects.get().status == SyncRun.Status.FAILED
+
+
+def test_sync_registry_command__while_the_nightly_sync_runs__refuses_and_changes_nothing(populated: FakePrh) -> None:
+    """The nightly task took the job's lock and the operator's command did not: both could sync at once."""
+    with registry_sync_job_lock() as holds:  # the nightly run, holding the job
+        assert holds
+        with pytest.raises(CommandError, match="Another registry sync is in progress"):
+            call_command("sync_registry", stdout=StringIO())
+        call_command("sync_registry", "--dry-run", stdout=StringIO())  # a dry run changes nothing: it may run
+
+    assert not Organisation.objects.exists()
+    assert list(SyncRun.objects.values_list("dry_run", flat=True)) == [True]
+    call_command("sync_registry", stdout=StringIO())  # the lock is free again
+    assert Organisation.objects.filter(source=Organisation.Source.PRH_SYNC).count() == 2
 
 
 def test_sync_registry_task__is_registered_under_the_beat_name_and_runs_the_sync(populated: FakePrh) -> None:

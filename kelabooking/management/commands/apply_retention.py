@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kelabooking import retention
 
@@ -19,7 +20,14 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Count what each rule would change; change nothing.")
 
     def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
-        run = retention.retention_run(dry_run=dry_run)
+        # A dry run changes nothing and may run beside a real one; a real run takes the nightly job's lock.
+        with contextlib.nullcontext(True) if dry_run else retention.retention_job_lock() as holds:
+            if not holds:
+                raise CommandError(
+                    "Another retention run is in progress (the nightly job, or this command elsewhere); nothing was "
+                    "done. Run it again when that run has finished."
+                )
+            run = retention.retention_run(dry_run=dry_run)
         would = "would be " if dry_run else ""
         for rule in retention.retention_rules():
             self.stdout.write(f"{getattr(run, rule.count):>8}  {rule.what} {would}{rule.done}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.models import SyncRun
 from registry.prh import PrhError
-from registry.sync import registry_sync
+from registry.sync import registry_sync, registry_sync_job_lock
 
 
 class Command(BaseCommand):
@@ -29,10 +30,17 @@ class Command(BaseCommand):
             if verbosity >= 1:
                 self.stdout.write(message)
 
-        try:
-            run = registry_sync(dry_run=dry_run, progress=progress)
-        except PrhError as error:
-            raise CommandError(f"Registry sync failed, nothing was changed: {error}") from error
+        # A dry run changes no organisation and may run beside a real one; a real run takes the nightly job's lock.
+        with contextlib.nullcontext(True) if dry_run else registry_sync_job_lock() as holds:
+            if not holds:
+                raise CommandError(
+                    "Another registry sync is in progress (the nightly job, or this command elsewhere); nothing was "
+                    "done. Run it again when that sync has finished."
+                )
+            try:
+                run = registry_sync(dry_run=dry_run, progress=progress)
+            except PrhError as error:
+                raise CommandError(f"Registry sync failed, nothing was changed: {error}") from error
         self._report(run, verbosity=verbosity)
 
     def _report(self, run: SyncRun, *, verbosity: int) -> None:
