@@ -454,9 +454,6 @@ OIDC_USE_NONCE = True
 OIDC_STORE_ID_TOKEN = True
 OIDC_CREATE_USER = True
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
-# mozilla-django-oidc's logout view sends the browser to the provider's end_session_endpoint as built here. (Not
-# LOGOUT_REDIRECT_URL: Django's admin logout would follow it too.)
-OIDC_OP_LOGOUT_URL_METHOD = "partners.suomifi.provider_logout_url"
 LOGIN_REDIRECT_URL = "partners:work"
 # Temporary (9xx) identity codes: DVV's test people use them; never accepted in production.
 ALLOW_TEST_IDENTITY_CODES = env_bool("ALLOW_TEST_IDENTITY_CODES", SUOMIFI_SANDBOX)

@@ -7,7 +7,7 @@ the token request's payload and the ID token kept for logout. Over what partners
   `private_key_jwt`), opens an encrypted ID token so that the library keeps the signed inner one, requires the userinfo
   answer to be about the ID token's subject, and matches partners on the identity code claim, never on e-mail;
 - `signed_authorization_url` moves the library's authorization request into a signed request object (RFC 9101);
-- `provider_logout_url` ends the provider's session too (RP-Initiated Logout, with `id_token_hint`).
+- `provider_end_session` ends the provider's session too (RP-Initiated Logout by POST, with `id_token_hint`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -196,21 +197,32 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         super().store_tokens(access_token, crypto.encrypt(id_token))
 
 
-def provider_logout_url(request: HttpRequest) -> str:
-    """OIDC_OP_LOGOUT_URL_METHOD: the provider's end_session_endpoint, with the signed ID token as `id_token_hint`, or
-    our logged-out page when the provider has none or cannot be reached. That page in the default language is the one
-    return address registered with the provider (the partner's language waits in the session)."""
-    with translation.override(settings.LANGUAGE_CODE):
-        returned = request.build_absolute_uri(reverse("partners:logged-out"))
+@dataclass(frozen=True)
+class EndSession:
+    """An RP-initiated logout request (OpenID Connect RP-Initiated Logout 1.0 §2) that the browser POSTs to the
+    provider's end_session_endpoint: never as a GET, because its `id_token_hint`, the ID token, carries the partner's
+    identity code, which is in no URL (DESIGN.md §4 rule 8)."""
+
+    endpoint: str
+    params: dict[str, str]
+
+
+def provider_end_session(request: HttpRequest) -> EndSession | None:
+    """The logout request that ends the Suomi.fi session too: the provider's end_session_endpoint with the signed ID
+    token as `id_token_hint`; None when the provider has none or cannot be reached (our logged-out page then). That
+    page in the default language is the one return address registered with the provider (the partner's language
+    waits in the session)."""
     try:
         endpoint = oidc.provider_config().get("end_session_endpoint")
     except SuomiFiError as error:
         logger.warning("Suomi.fi logout: %s", error)
-        return returned
+        return None
     if not endpoint:
-        return returned
+        return None
+    with translation.override(settings.LANGUAGE_CODE):
+        returned = request.build_absolute_uri(reverse("partners:logged-out"))
     params = {"post_logout_redirect_uri": returned, "client_id": settings.OIDC_RP_CLIENT_ID}
     with contextlib.suppress(crypto.IdentityCodeKeyError):  # written under a key since retired: no hint then
         if stored := request.session.get(ID_TOKEN_SESSION_KEY):
             params["id_token_hint"] = crypto.decrypt(stored)
-    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+    return EndSession(endpoint=endpoint, params=params)

@@ -22,10 +22,9 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from mozilla_django_oidc.views import (
     OIDCAuthenticationCallbackView,
     OIDCAuthenticationRequestView,
-    OIDCLogoutView,
 )
 
-from partners import context, keys, valtuudet
+from partners import context, keys, suomifi, valtuudet
 from partners.context import Step, requires_step
 from partners.forms import TermsForm
 from partners.metrics import sign_in_failed, sign_in_succeeded
@@ -305,24 +304,20 @@ def _leave(request: HttpRequest) -> None:
             logger.warning("Valtuudet session could not be unregistered: %s", error)
 
 
-class SuomiFiLogoutView(OIDCLogoutView):
-    """Ends our session and then, through the provider's end_session_endpoint, the Suomi.fi session (the library
-    logs out and redirects to `partners.suomifi.provider_logout_url`). POST only."""
-
-    @property
-    def redirect_url(self) -> str:
-        """Where a logout goes when nobody was signed in (so there is no Suomi.fi session to end)."""
-        return reverse("partners:logged-out")
-
-    def post(self, request: HttpRequest) -> HttpResponse:
-        language = get_language()
-        _leave(request)
-        response = super().post(request)
-        request.session[LOGGED_OUT_LANGUAGE_KEY] = language
-        return response
-
-
-logout_view = SuomiFiLogoutView.as_view()
+@never_cache
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Ends our session and then the Suomi.fi session: a page whose form the browser POSTs (at once, with JavaScript)
+    to the provider's end_session_endpoint (`suomifi.provider_end_session`), or our logged-out page when nobody was
+    signed in or the provider has no such endpoint."""
+    language = get_language()
+    _leave(request)
+    end_session = suomifi.provider_end_session(request) if request.user.is_authenticated else None
+    auth.logout(request)
+    request.session[LOGGED_OUT_LANGUAGE_KEY] = language
+    if end_session is None:
+        return redirect("partners:logged-out")
+    return render(request, "partners/end_session.html", {"end_session": end_session})
 
 
 @require_POST

@@ -1,4 +1,5 @@
 // Progressive enhancement only: every page works without it.
+// A form marked data-autosubmit is sent at once (logout's POST to Suomi.fi); without JavaScript its button sends it.
 // A field marked data-reveal-when="name=value" is shown only while the radio group `name` has `value` checked
 // (the interpreter's language while an interpreter is needed). Without JavaScript the field simply stays visible.
 (function () {
@@ -8,6 +9,9 @@
     field.hidden = !(checked && checked.value === value);
   }
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
+      form.submit();
+    });
     document.querySelectorAll("[data-reveal-when]").forEach(function (field) {
       var parts = field.getAttribute("data-reveal-when").split("=");
       var name = parts[0];

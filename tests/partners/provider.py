@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,6 +191,18 @@ def url(name: str, language: str = "fi") -> str:
 def authorization_params(response: Any) -> dict[str, str]:
     """The query of the redirect to the authorization endpoint."""
     return {name: values[0] for name, values in parse_qs(urlsplit(response["Location"]).query).items()}
+
+
+def end_session_form(response: Any) -> tuple[str, dict[str, str]]:
+    """The logout page's form to the provider's end_session_endpoint: its action and its hidden fields. A page, not a
+    redirect: the ID token it carries as id_token_hint is in no URL."""
+    assert response.status_code == 200, response.status_code
+    assert not response.has_header("Location")
+    page = response.content.decode()
+    form = re.search(r'<form method="post" action="([^"]+)" data-autosubmit>(.*?)</form>', page, re.S)
+    assert form is not None, "no form to the provider on the logout page"
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2))
+    return html.unescape(form.group(1)), {name: html.unescape(value) for name, value in fields}
 
 
 def s256(verifier: str) -> str:

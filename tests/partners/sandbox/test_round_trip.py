@@ -13,6 +13,7 @@ from django.test import Client
 
 from kelabooking import crypto
 from partners.models import AuditEvent, User
+from tests.partners.provider import end_session_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,9 +65,10 @@ def test_sandbox_round_trip__sign_in_and_out__in_the_language_started_in(
     assert User.objects.get().identity_code == HELENA
     assert crypto.decrypt(browser.session["oidc_id_token"]).count(".") == 2
 
-    end_session = browser.post("/sv/logout/")["Location"]
-    assert end_session.startswith(f"{sandbox}/sandbox/oidc/logout?")
-    returned = browser.get(local(end_session))["Location"]
+    action, fields = end_session_form(browser.post("/sv/logout/"))
+    assert action == f"{sandbox}/sandbox/oidc/logout"
+    assert "id_token_hint" in fields
+    returned = browser.post(local(action), fields)["Location"]
     assert returned == "http://testserver/fi/logged-out/"
     assert browser.get(local(returned))["Location"] == "/sv/logged-out/"
     assert list(AuditEvent.objects.order_by("pk").values_list("action", flat=True)) == ["login", "logout"]
