@@ -21,8 +21,10 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.core.cache import cache
+from django.urls import reverse
 from joserfc import errors, jwe, jwk, jws, jwt
 from joserfc.registry import HeaderParameter
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from redis.exceptions import RedisError
 
@@ -262,3 +264,64 @@ def check_authorization_response_issuer(params: Mapping[str, str], *, config: Ma
         iss is not None or config.get("authorization_response_iss_parameter_supported") is True
     ):
         raise SuomiFiError("wrong_issuer", "The authorization response's iss is missing or names another issuer")
+
+
+class RelyingPartyBackend(OIDCAuthenticationBackend):
+    """mozilla-django-oidc's backend as both our clients run it (partners through Suomi.fi: partners/suomifi.py; FPA
+    staff through Kela's provider: partners/staff/oidc.py): only at the client's own callback, with the endpoints from
+    its provider's metadata and the authorization response's `iss` checked before the code is exchanged; the token
+    request's failures as `SuomiFiError`s; the userinfo answer only about the ID token's subject."""
+
+    callback_url_setting = "OIDC_AUTHENTICATION_CALLBACK_URL"  # the setting naming this client's callback URL
+    config: dict[str, Any]
+
+    def provider(self) -> dict[str, Any]:
+        """This client's provider's metadata (`provider_config` with the client's settings prefix)."""
+        raise NotImplementedError
+
+    def authenticate(self, request: Any, **kwargs: Any) -> Any:
+        if request is None or "code" not in request.GET or "state" not in request.GET:
+            return None
+        if request.path != reverse(getattr(settings, self.callback_url_setting)):
+            return None  # another client's callback: never this client's login
+        self.config = self.provider()
+        check_authorization_response_issuer(request.GET, config=self.config)
+        self.OIDC_OP_TOKEN_ENDPOINT = self.config["token_endpoint"]
+        self.OIDC_OP_USER_ENDPOINT = self.config.get("userinfo_endpoint", "")
+        self.OIDC_OP_JWKS_ENDPOINT = self.config["jwks_uri"]
+        return super().authenticate(request, **kwargs)
+
+    def token_request(self, data: dict[str, Any], *, auth: tuple[str, str] | None) -> dict[str, Any]:
+        """POST the token request; the answer, which must be JSON with an ID token, or the `SuomiFiError` that says
+        what went wrong (never the answer's text: it is the provider's)."""
+        try:
+            response = requests.post(self.OIDC_OP_TOKEN_ENDPOINT, data=data, auth=auth, **transport())  # noqa: S113
+            token_info = response.json()
+        except requests.JSONDecodeError:
+            token_info = None
+        except requests.RequestException as error:
+            raise SuomiFiError("provider_unreachable", f"token endpoint: {type(error).__name__}") from None
+        if response.status_code != 200:
+            code = str(token_info.get("error", ""))[:64] if isinstance(token_info, dict) else ""
+            raise SuomiFiError("token_refused", f"The token endpoint answered {response.status_code} {code}".strip())
+        if token_info is None:
+            raise SuomiFiError("provider_invalid", "The token endpoint's answer was not JSON")
+        if not isinstance(token_info, dict) or not isinstance(token_info.get("id_token"), str):
+            raise SuomiFiError("invalid_token", "The provider answered no ID token")
+        return token_info
+
+    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ID token's claims, completed from the userinfo endpoint when the provider has one; the ID token's own
+        claims win."""
+        if not self.OIDC_OP_USER_ENDPOINT:
+            return payload
+        try:
+            userinfo = super().get_userinfo(access_token, id_token, payload)
+        except requests.JSONDecodeError:
+            raise SuomiFiError("provider_invalid", "The userinfo answer was not JSON") from None
+        except requests.RequestException as error:
+            raise SuomiFiError("provider_unreachable", f"userinfo: {type(error).__name__}") from None
+        # OpenID Connect Core §5.3.2: an answer about another subject must not be used.
+        if not isinstance(userinfo, dict) or userinfo.get("sub") != payload.get("sub"):
+            raise SuomiFiError("invalid_token", "The userinfo answer is about another subject")
+        return {**userinfo, **payload}

@@ -2,10 +2,11 @@
 
 The library runs the code flow: state, nonce and PKCE (S256) in the session, the authorization request, the callback,
 the token request's payload and the ID token kept for logout. Over what partners/oidc.py knows of the provider:
-- `SuomiFiBackend` takes the endpoints from discovery, checks the authorization response's `iss` (RFC 9207) before the
-  code is exchanged, authenticates us at the token endpoint (`client_secret_basic` with form-encoded credentials, or
-  `private_key_jwt`), opens an encrypted ID token so that the library keeps the signed inner one, requires the userinfo
-  answer to be about the ID token's subject, and matches partners on the identity code claim, never on e-mail;
+- `SuomiFiBackend` (over `oidc.RelyingPartyBackend`, shared with the staff client: the endpoints from discovery, the
+  authorization response's `iss` checked (RFC 9207) before the code is exchanged, the userinfo answer only about the
+  ID token's subject) authenticates us at the token endpoint (`client_secret_basic` with form-encoded credentials, or
+  `private_key_jwt`), opens an encrypted ID token so that the library keeps the signed inner one, and matches
+  partners on the identity code claim, never on e-mail;
 - `signed_authorization_url` moves the library's authorization request into a signed request object (RFC 9101);
 - `provider_end_session` ends the provider's session too (RP-Initiated Logout by POST, with `id_token_hint`).
 """
@@ -20,14 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import translation
 from joserfc import jwt
-from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from kelabooking import clock, crypto
 from kelabooking.identity import normalise_identity_code
@@ -95,22 +94,11 @@ def first_claim(claims: dict[str, Any], names: list[str]) -> str:
     return ""
 
 
-class SuomiFiBackend(OIDCAuthenticationBackend):
+class SuomiFiBackend(oidc.RelyingPartyBackend):
     """Authenticates a partner with the authorization code from Suomi.fi and finds them by identity code."""
 
-    def authenticate(self, request, **kwargs: Any) -> User | None:
-        """Only the provider's callback comes here with a code, its state checked by the library. The endpoints come
-        from discovery, and the answer's `iss` is checked before the code is exchanged."""
-        if request is None or "code" not in request.GET or "state" not in request.GET:
-            return None
-        if request.path != reverse(settings.OIDC_AUTHENTICATION_CALLBACK_URL):
-            return None  # another client's callback (staff sign-in): never a Suomi.fi login
-        self.config = oidc.provider_config()
-        oidc.check_authorization_response_issuer(request.GET, config=self.config)
-        self.OIDC_OP_TOKEN_ENDPOINT = self.config["token_endpoint"]
-        self.OIDC_OP_USER_ENDPOINT = self.config.get("userinfo_endpoint", "")
-        self.OIDC_OP_JWKS_ENDPOINT = self.config["jwks_uri"]
-        return super().authenticate(request, **kwargs)
+    def provider(self) -> dict[str, Any]:
+        return oidc.provider_config()
 
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The token request with our client authentication. An encrypted ID token comes back opened: the library
@@ -123,20 +111,7 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
             )
         else:  # RFC 6749 §2.3.1: both parts are form-encoded before they go into the Basic header.
             auth = (quote(data.pop("client_id"), safe=""), quote(secret, safe=""))
-        try:
-            response = requests.post(self.OIDC_OP_TOKEN_ENDPOINT, data=data, auth=auth, **oidc.transport())  # noqa: S113
-            token_info = response.json()
-        except requests.JSONDecodeError:
-            token_info = None
-        except requests.RequestException as error:
-            raise SuomiFiError("provider_unreachable", f"token endpoint: {type(error).__name__}") from None
-        if response.status_code != 200:
-            code = str(token_info.get("error", ""))[:64] if isinstance(token_info, dict) else ""
-            raise SuomiFiError("token_refused", f"The token endpoint answered {response.status_code} {code}".strip())
-        if token_info is None:
-            raise SuomiFiError("provider_invalid", "The token endpoint's answer was not JSON")
-        if not isinstance(token_info, dict) or not isinstance(token_info.get("id_token"), str):
-            raise SuomiFiError("invalid_token", "The provider answered no ID token")
+        token_info = self.token_request(data, auth=auth)
         token_info["id_token"] = oidc.open_if_encrypted(token_info["id_token"], config=self.config, kind="id_token")
         return token_info
 
@@ -145,21 +120,6 @@ class SuomiFiBackend(OIDCAuthenticationBackend):
         if "nonce" in kwargs:
             return oidc.verify_id_token(token, config=self.config, nonce=kwargs["nonce"])
         return oidc.verify_userinfo_token(token, config=self.config)
-
-    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """The ID token's claims, completed from the userinfo endpoint when the provider has one."""
-        if not self.OIDC_OP_USER_ENDPOINT:
-            return payload
-        try:
-            userinfo = super().get_userinfo(access_token, id_token, payload)
-        except requests.JSONDecodeError:
-            raise SuomiFiError("provider_invalid", "The userinfo answer was not JSON") from None
-        except requests.RequestException as error:
-            raise SuomiFiError("provider_unreachable", f"userinfo: {type(error).__name__}") from None
-        # OpenID Connect Core §5.3.2: an answer about another subject must not be used.
-        if not isinstance(userinfo, dict) or userinfo.get("sub") != payload.get("sub"):
-            raise SuomiFiError("invalid_token", "The userinfo answer is about another subject")
-        return {**userinfo, **payload}
 
     def identity_code(self, claims: dict[str, Any]) -> str:
         raw = first_claim(claims, settings.OIDC_CLAIM_IDENTITY_CODE)

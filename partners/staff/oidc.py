@@ -17,11 +17,8 @@ import logging
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import requests
 from django.conf import settings
 from django.http import HttpRequest
-from django.urls import reverse
-from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
 from partners import oidc
@@ -59,22 +56,14 @@ def mfa_shown(claims: dict[str, Any]) -> bool:
     return isinstance(claims.get("acr"), str) and claims["acr"] in settings.STAFF_OIDC_MFA_ACR
 
 
-class StaffBackend(OIDCAuthenticationBackend):
+class StaffBackend(oidc.RelyingPartyBackend):
     """Authenticates FPA staff with the authorization code from Kela's identity provider."""
 
     get_settings = staticmethod(staff_setting)
+    callback_url_setting = "STAFF_OIDC_AUTHENTICATION_CALLBACK_URL"
 
-    def authenticate(self, request, **kwargs: Any) -> User | None:
-        if request is None or "code" not in request.GET or "state" not in request.GET:
-            return None
-        if request.path != reverse(settings.STAFF_OIDC_AUTHENTICATION_CALLBACK_URL):
-            return None  # the partners' Suomi.fi callback, or any other: never a staff login
-        self.config = provider_config()
-        oidc.check_authorization_response_issuer(request.GET, config=self.config)
-        self.OIDC_OP_TOKEN_ENDPOINT = self.config["token_endpoint"]
-        self.OIDC_OP_USER_ENDPOINT = self.config.get("userinfo_endpoint", "")
-        self.OIDC_OP_JWKS_ENDPOINT = self.config["jwks_uri"]
-        return super().authenticate(request, **kwargs)
+    def provider(self) -> dict[str, Any]:
+        return provider_config()
 
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
         data = dict(payload)
@@ -87,19 +76,7 @@ class StaffBackend(OIDCAuthenticationBackend):
             data["client_secret"] = secret
         else:  # client_secret_basic: RFC 6749 §2.3.1, both parts form-encoded before they go into the header
             auth = (quote(data.pop("client_id"), safe=""), quote(secret, safe=""))
-        try:
-            response = requests.post(self.OIDC_OP_TOKEN_ENDPOINT, data=data, auth=auth, **oidc.transport())  # noqa: S113
-            token_info = response.json()
-        except requests.JSONDecodeError:
-            token_info = None
-        except requests.RequestException as error:
-            raise SuomiFiError("provider_unreachable", f"token endpoint: {type(error).__name__}") from None
-        if response.status_code != 200:
-            code = str(token_info.get("error", ""))[:64] if isinstance(token_info, dict) else ""
-            raise SuomiFiError("token_refused", f"The token endpoint answered {response.status_code} {code}".strip())
-        if not isinstance(token_info, dict) or not isinstance(token_info.get("id_token"), str):
-            raise SuomiFiError("invalid_token", "The provider answered no ID token")
-        return token_info
+        return self.token_request(data, auth=auth)
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         """The ID token (with `nonce`), or a signed userinfo answer (without)."""
@@ -111,21 +88,6 @@ class StaffBackend(OIDCAuthenticationBackend):
             claims, iss={"value": self.config["issuer"]}, aud={"value": client_id}, sub={"essential": True}
         )
         return claims
-
-    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """The ID token's claims, completed from the userinfo endpoint when there is one; the ID token's own claims
-        (`amr`, `acr`, the groups it carries) win."""
-        if not self.OIDC_OP_USER_ENDPOINT:
-            return payload
-        try:
-            userinfo = super().get_userinfo(access_token, id_token, payload)
-        except requests.JSONDecodeError:
-            raise SuomiFiError("provider_invalid", "The userinfo answer was not JSON") from None
-        except requests.RequestException as error:
-            raise SuomiFiError("provider_unreachable", f"userinfo: {type(error).__name__}") from None
-        if not isinstance(userinfo, dict) or userinfo.get("sub") != payload.get("sub"):
-            raise SuomiFiError("invalid_token", "The userinfo answer is about another subject")
-        return {**userinfo, **payload}
 
     def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> User:
         """MFA first, then the groups: a refusal is a `StaffRefusedError` with the user it concerns, if known."""
