@@ -321,7 +321,7 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     """
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
-    User.objects.select_for_update(no_key=True).filter(pk=acting.user.pk).first()
+    list(User.objects.select_for_update(no_key=True).filter(pk=acting.user.pk).values_list("pk"))
     slot = _lock_slots(pk=slot_id).get(slot_id)
     organisation = acting_organisation(acting=acting)  # the registry and the clock after the locks
     now = clock.now()
@@ -330,7 +330,9 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     _check_customer_rules(customer_id=acting.customer_id, slot=slot, now=now)
     _ensure_room(slot, now=now, customer_id=acting.customer_id)
     hold = _create_hold(acting=acting, slot=slot, organisation=organisation, now=now)
-    # A released hold is deleted, so the event names the hold rather than only linking to the row.
+    # The event needs only the customer's keyed index (nothing decrypted). A released hold is deleted, so the event
+    # names the hold rather than only linking to the row.
+    hold.customer = Customer.objects.only("identity_code_digest").get(pk=acting.customer_id)
     audit_event_record(
         acting=acting,
         action=AuditEvent.Action.BOOKING_HELD,
