@@ -108,6 +108,9 @@ def _secret_settings() -> list[tuple[str, list[str]]]:
         ("IDENTITY_CODE_ENCRYPTION_KEYS", list(settings.IDENTITY_CODE_ENCRYPTION_KEYS)),
         ("IDENTITY_CODE_HMAC_KEYS", list(settings.IDENTITY_CODE_HMAC_KEYS)),
         ("STAFF_OIDC_RP_CLIENT_SECRET", [settings.STAFF_OIDC_RP_CLIENT_SECRET]),
+        ("METRICS_TOKEN", [settings.METRICS_TOKEN]),
+        ("SMS_GATEWAY_TOKEN", [settings.SMS_GATEWAY_TOKEN]),
+        ("EMAIL_HOST_PASSWORD", [settings.EMAIL_HOST_PASSWORD]),
         *databases,
     ]
 

@@ -50,8 +50,9 @@ PUBLISHED_SECRETS = frozenset(
         "kelabooking-sandbox-oauth-password",
         # kelabooking/settings.py: the sandbox staff mode's client secret
         "kelabooking-staff-sandbox-secret",
-        # README: the password of the example database address
+        # README: the password of the example database address; the example Secret's (deploy/kubernetes)
         "password",
+        "PASSWORD",
     }
 )
 
@@ -61,11 +62,17 @@ def published_values_allowed() -> bool:
     return settings.DEBUG or settings.SUOMIFI_SANDBOX_PUBLIC_DEMO
 
 
+def is_placeholder(value: str) -> bool:
+    """An example's `<…>` left as it stands (deploy/kubernetes/secret.example.yaml shows every secret so): published
+    with the example, whatever it says inside."""
+    return len(value) > 2 and value.startswith("<") and value.endswith(">")
+
+
 def is_published(value: str) -> bool:
     """Whether `value` is a published secret, also when a key is written differently (padding, line breaks): keys
     are compared by the bytes they stand for."""
     value = value.strip()
-    if value in PUBLISHED_SECRETS:
+    if value in PUBLISHED_SECRETS or is_placeholder(value):
         return True
     secret = key_bytes(value)
     return secret is not None and len(secret) >= MIN_KEY_BYTES and secret in _published_key_bytes()

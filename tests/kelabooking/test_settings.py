@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kelabooking import crypto
 
@@ -95,6 +96,29 @@ def test_settings__check__refuses_a_secret_published_in_the_repository_unless_de
     for allowed in ({"DEBUG": "1"}, {"SUOMIFI_SANDBOX_PUBLIC_DEMO": "1"}):
         result = run_manage("manage.py", "check", env={**environment, **allowed})
         assert "kelabooking.E003" not in result.stderr, allowed
+
+
+def _example_secret(name: str) -> str:
+    """A value of the example Secret (deploy/kubernetes/secret.example.yaml), as an operator could apply it."""
+    documents = yaml.safe_load_all((ROOT / "deploy/kubernetes/secret.example.yaml").read_text())
+    return next(document["stringData"][name] for document in documents if document["metadata"]["name"] == "kelabooking")
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["SECRET_KEY", "METRICS_TOKEN", "SMS_GATEWAY_TOKEN", "EMAIL_HOST_PASSWORD", "STAFF_OIDC_RP_CLIENT_SECRET"],
+)
+def test_settings__check__refuses_the_example_secrets_placeholder_left_as_it_stands(variable: str) -> None:
+    """The example Secret's SECRET_KEY ("<python3 -c '…'>") passed every check, and so did a METRICS_TOKEN copied
+    from it: anyone who reads the repository could have scraped /metrics."""
+    value = _example_secret(variable)
+    assert value.startswith("<")
+
+    result = run_manage("manage.py", "check", env={**PRODUCTION, variable: value})
+
+    assert result.returncode != 0
+    assert "kelabooking.E003" in result.stderr
+    assert variable in result.stderr
 
 
 def test_settings__sandbox_with_debug_off__refused_by_the_settings_under_any_server() -> None:
