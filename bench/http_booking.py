@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -65,29 +66,32 @@ def main() -> int:
         began = time.perf_counter()
         call_command("load_demo", verbosity=0)
         organisation = Organisation.objects.get(business_id=ORGANISATION[0])
-        files = {
-            "floor": prepared_sessions(args.users, organisation=organisation, holds=False, born=dt.date(1941, 1, 1))
-        }
-        bookings = prepared_sessions(
-            args.bookings * args.rounds,
-            organisation=organisation,
-            holds=True,
-            drafts_only=True,
-            born=dt.date(1921, 1, 1),
-            line_name=BOOKING_LINE,
-        )
-        files |= {f"bookings-{round_}": bookings[round_ :: args.rounds] for round_ in range(args.rounds)}
+        floor = prepared_sessions(args.users, organisation=organisation, holds=False, born=dt.date(1941, 1, 1))
+        (workdir / "floor.json").write_text(json.dumps(floor))
         vacuum_analyze()
-        for name, content in files.items():
-            (workdir / f"{name}.json").write_text(json.dumps(content))
         print(f"prepared in {time.perf_counter() - began:.0f} s", flush=True)
         # Connections kept for the whole run: a backend that closes mid-turn would take its CPU out of the sums.
         os.environ["DB_CONN_MAX_AGE"] = "3600"
         app, bare = start(), start("bench.settings_bare")
-        return run(args, app=app, bare=bare, workdir=workdir)
+        return run(args, app=app, bare=bare, workdir=workdir, organisation=organisation)
 
 
-def run(args: argparse.Namespace, *, app: Server, bare: Server, workdir: Path) -> int:
+def prepare_bookings(args: argparse.Namespace, *, round_: int, organisation: Any, workdir: Path) -> None:
+    """The round's bookings' sessions, made just before its turn as the matter and contact steps leave them a moment
+    before the hold: their idle timer touched less than a minute ago, as the steps before would have touched it (a
+    session prepared minutes earlier would have its first request write the session, which a partner's would not)."""
+    sessions = prepared_sessions(
+        args.bookings,
+        organisation=organisation,
+        holds=True,
+        drafts_only=True,
+        born=dt.date(1921, 1, 1) + dt.timedelta(days=30 * round_),
+        line_name=BOOKING_LINE,
+    )
+    (workdir / f"bookings-{round_}.json").write_text(json.dumps(sessions))
+
+
+def run(args: argparse.Namespace, *, app: Server, bare: Server, workdir: Path, organisation: Any) -> int:
     from bookings.models import Booking
 
     rounds: list[dict[str, dict]] = []
@@ -99,6 +103,8 @@ def run(args: argparse.Namespace, *, app: Server, bare: Server, workdir: Path) -
         ]
         measured = {}
         for phase, server, user_class, sessions, name, seconds in turns:
+            if phase == "booking":
+                prepare_bookings(args, round_=round_, organisation=organisation, workdir=workdir)
             meter = MachineMeter(pids=lambda: [app.process.pid, *app.workers(), bare.process.pid, *bare.workers()])
             before = server_cpu([app, bare])
             options = {"url": server.url, "users": args.users, "workdir": workdir, "spawn_rate": args.users}
