@@ -30,12 +30,11 @@ def _production_env(tmp_path: Path, **changes: str) -> dict[str, str]:
         "SMS_GATEWAY_URL": "http://127.0.0.1:9/",
         "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
         "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
-        "BEAT_HEARTBEAT_FILE": str(tmp_path / "beat-heartbeat"),
         **changes,
     }
 
 
-def _start(command: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own Celery app
         [str(CELERY), "-A", "kelabooking", *command],
         cwd=ROOT,
@@ -56,7 +55,7 @@ def test_celery__secret_key_published_in_the_repository__refuses_to_start_naming
     command = [str(tmp_path / "schedule") if part == "SCHEDULE" else part for part in command]
     env = _production_env(tmp_path, SECRET_KEY="collectstatic-only")  # the Dockerfile's collectstatic step's
 
-    finished = _start(command, env, tmp_path)
+    finished = _start(command, env)
 
     output = finished.stdout + finished.stderr
     assert finished.returncode != 0, output
