@@ -315,7 +315,8 @@ def _load_statistics(*, lines: dict[str, ServiceLine], partner: User) -> None:
                 )
             )
     last_week = [booking for booking in bookings if now - dt.timedelta(days=7) <= booking.confirmed_at < now]
-    for booking, language in zip(rng.sample(last_week, len(RARE_INTERPRETERS)), RARE_INTERPRETERS, strict=True):
+    chosen = rng.sample(last_week, min(len(last_week), len(RARE_INTERPRETERS)))  # never fewer but on an empty demo
+    for booking, language in zip(chosen, RARE_INTERPRETERS, strict=False):
         booking.interpreter_needed, booking.interpreter_language = True, language
     Booking.objects.bulk_create(bookings, batch_size=500)
 
