@@ -5,7 +5,8 @@ Python: the capacity of the next four weeks in two queries, and what was booked 
 each finished day kept in the cache (counts only) since it cannot change any more. So a page costs the same number
 of queries, and about the same time, with a thousand bookings or a million. Nothing here names a customer or an
 organisation: the tables of who books and in which language show a count from 1 to 4 as "< 5" (`SMALL_CELL`), and
-the CSV gives the same texts.
+where a table would hide only one count, the next smallest is hidden too (`_complement_hidden`: the table's total is
+known from the others, so one hidden count alone could be worked out). The CSV gives the same texts.
 
 The tables are the charts' numbers, as the page shows them and as their CSV gives them (`Table`).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core.cache import cache
@@ -433,6 +434,22 @@ def _small_cell(count: int) -> Cell:
     return _count_cell(count)
 
 
+def _complement_hidden(rows: list[Row]) -> list[Row]:
+    """Secondary suppression in a one-column table of `_small_cell`s. Its total is known (the bookings of the period:
+    the weekly chart and the other tables give it), so a single hidden count could be worked out by subtracting the
+    rest from it. Where exactly one count is hidden, the smallest other count above zero is hidden too; two hidden
+    counts tell only their sum. (With no other count above zero there is nothing to hide it among: the zeros and the
+    total give it whatever is hidden.)"""
+    if sum(row.cells[0].status == "suppressed" for row in rows) != 1:
+        return rows
+    shown = [row for row in rows if row.cells[0].value]
+    if not shown:
+        return rows
+    smallest = min(shown, key=lambda row: row.cells[0].value)
+    hidden = Cell(value=None, text=pgettext("a count not shown", "hidden"), status="suppressed")
+    return [replace(row, cells=[hidden]) if row is smallest else row for row in rows]
+
+
 # --- 3. and 4. Languages, interpretation, who books --------------------------------------------------------------
 
 
@@ -440,7 +457,8 @@ def _who_and_what(
     *, query: InsightsQuery, languages: list[tuple[str, object]], counts: list[DayCounts]
 ) -> dict[str, Table]:
     """Bookings made in the period (confirmed then, cancelled later or not): by service language, by interpreter
-    language, by the kind of the booking organisation and by channel. Small counts are hidden (`_small_cell`)."""
+    language, by the kind of the booking organisation and by channel. Small counts are hidden (`_small_cell`), and
+    one more where a table would hide only one (`_complement_hidden`)."""
     period = _("%(start)s–%(end)s") % {
         "start": formats.date_format(query.period_start, "j.n.Y"),
         "end": formats.date_format(query.period_end, "j.n.Y"),
@@ -466,9 +484,12 @@ def _who_and_what(
             title=_("Bookings by service language"),
             description=_("Bookings made in the period %(period)s, by the language of the call.") % {"period": period},
             columns=[bookings],
-            rows=[
-                Row(key=code, label=capfirst(name), cells=[_small_cell(by_language[code])]) for code, name in languages
-            ],
+            rows=_complement_hidden(
+                [
+                    Row(key=code, label=capfirst(name), cells=[_small_cell(by_language[code])])
+                    for code, name in languages
+                ]
+            ),
             corner=_("Service language"),
         ),
         "interpreters": Table(
@@ -477,10 +498,12 @@ def _who_and_what(
             description=_("Bookings made in the period %(period)s that need an interpreter, by interpreter language.")
             % {"period": period},
             columns=[bookings],
-            rows=[
-                Row(key=code, label=capfirst(language_name(code)), cells=[_small_cell(count)])
-                for code, count in interpreters
-            ],
+            rows=_complement_hidden(
+                [
+                    Row(key=code, label=capfirst(language_name(code)), cells=[_small_cell(count)])
+                    for code, count in interpreters
+                ]
+            ),
             corner=_("Interpreter language"),
         ),
         "organisation_kinds": Table(
@@ -489,10 +512,12 @@ def _who_and_what(
             description=_("Bookings made by partners in the period %(period)s, by the kind of their organisation.")
             % {"period": period},
             columns=[bookings],
-            rows=[
-                Row(key=kind, label=str(label), cells=[_small_cell(by_kind[kind])])
-                for kind, label in Organisation.Kind.choices
-            ],
+            rows=_complement_hidden(
+                [
+                    Row(key=kind, label=str(label), cells=[_small_cell(by_kind[kind])])
+                    for kind, label in Organisation.Kind.choices
+                ]
+            ),
             corner=_("Kind of organisation"),
         ),
         "channels": Table(
@@ -500,10 +525,12 @@ def _who_and_what(
             title=_("Bookings by channel"),
             description=_("Bookings made in the period %(period)s, by where they were made.") % {"period": period},
             columns=[bookings],
-            rows=[
-                Row(key=channel, label=str(label), cells=[_small_cell(by_channel[channel])])
-                for channel, label in Booking.Channel.choices
-            ],
+            rows=_complement_hidden(
+                [
+                    Row(key=channel, label=str(label), cells=[_small_cell(by_channel[channel])])
+                    for channel, label in Booking.Channel.choices
+                ]
+            ),
             corner=pgettext("where a booking was made", "Channel"),
         ),
     }
