@@ -42,6 +42,9 @@ def app_role_statements(connection: BaseDatabaseWrapper, role: str) -> list[str]
         f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema} FROM {quoted}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {quoted}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}",
+        # Which migrations ran is the owner's to record: a row removed would stop every new pod at its
+        # `migrate --check`, a row added would have the next `migrate` skip that migration.
+        f"REVOKE INSERT, UPDATE, DELETE ON {schema}.django_migrations FROM {quoted}",
     ]
     for restriction in _restrictions:
         statements.extend(restriction(connection, quoted))

@@ -12,19 +12,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 TABLE = "partners_auditevent"
+REMOVED_TABLE = "partners_removedauditevents"
 
 
 def audit_trail_restrictions(connection: BaseDatabaseWrapper, role: str) -> list[str]:
-    """What the app's role may not do to the audit trail (registered with kelabooking.database)."""
+    """What the app's role may not do to the audit trail (registered with kelabooking.database): it appends events
+    but does not choose their ids (one chosen ahead of the sequence would make every later event fail), nulls the
+    customer link, and only appends the counts of removed events that "who handled this customer" shows."""
+    event = apps.get_model("partners", "AuditEvent")
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in event._meta.concrete_fields if not f.primary_key)
     return [
-        f"REVOKE UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {role}",
+        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {role}",  # and the columns' (PostgreSQL's rule)
+        f"GRANT INSERT ({columns}) ON {TABLE} TO {role}",
         f"GRANT UPDATE (customer_id) ON {TABLE} TO {role}",
         f"GRANT EXECUTE ON FUNCTION partners_auditevent_expire(timestamptz) TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON {REMOVED_TABLE} FROM {role}",
     ]
 
 

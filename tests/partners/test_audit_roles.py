@@ -73,6 +73,23 @@ def test_audit_trail__app_role_setting_the_old_maintenance_mark__cannot_rewrite_
     assert AuditEvent.objects.count() == 2
 
 
+def test_audit_trail__app_role__appends_events_but_chooses_no_id_and_records_no_migration(app_role) -> None:
+    """An id chosen ahead of the sequence would make the next real event fail on the primary key; a row removed from
+    or added to django_migrations would stop the next pods' `migrate --check`, or have a migration skipped."""
+    taken = event_at(clock.now()).pk + 1
+    with pytest.raises(DatabaseError, match="permission denied"):
+        sql(f"INSERT INTO {TABLE} (id, created_at, action) VALUES (%s, now(), 'logout')", [taken])  # noqa: S608
+    assert event_at(clock.now()).pk == taken  # the next event gets it
+    for statement in (
+        "DELETE FROM django_migrations WHERE app = 'partners'",
+        "INSERT INTO django_migrations (app, name, applied) VALUES ('partners', '9999_later', now())",
+        "UPDATE partners_removedauditevents SET events = 0",
+        "DELETE FROM partners_removedauditevents",
+    ):
+        with pytest.raises(DatabaseError, match="permission denied"):
+            sql(statement)
+
+
 def test_audit_trail__app_role__may_detach_a_customer_but_not_repoint_it(app_role) -> None:
     first, second = CustomerFactory(), CustomerFactory()
     recorded = event_at(clock.now(), customer=first)
@@ -93,6 +110,27 @@ def test_audit_trail__expiry_function__removes_nothing_younger_than_the_audit_pe
     assert AuditEvent.objects.expire(before=now + dt.timedelta(days=1)) == 1
     assert list(AuditEvent.objects.values_list("pk", flat=True)) == [young.pk]
     assert not AuditEvent.objects.filter(pk=old.pk).exists()
+
+
+def test_audit_trail__expiry_function__runs_no_trigger_of_a_temporary_table_the_app_role_made(app_role) -> None:
+    """The function runs as the owner. Had it looked for `partners_auditevent` in the session's temporary schema first
+    (a search path without `pg_temp`), the app's role could shadow the table with a temporary one whose trigger then
+    ran as the owner and could rewrite the real trail or grant the role anything (partners migration 0011)."""
+    recorded = event_at(clock.now(), actor_name="Helena")
+    sql(f"CREATE TEMPORARY TABLE {TABLE} (created_at timestamptz)")
+    sql(
+        "CREATE FUNCTION pg_temp.as_the_owner() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'ran as %', current_user; END $$"
+    )
+    sql(f"CREATE TRIGGER as_the_owner BEFORE DELETE ON pg_temp.{TABLE} EXECUTE FUNCTION pg_temp.as_the_owner()")
+
+    assert sql("SELECT partners_auditevent_expire(now())") == [(0,)]  # the real trail, where nothing has expired
+
+    sql(f"DROP TABLE pg_temp.{TABLE}")  # which this session's own unqualified names find first
+    assert AuditEvent.objects.get(pk=recorded.pk).actor_name == "Helena"
+    assert sql("SELECT proconfig FROM pg_proc WHERE proname = 'partners_auditevent_expire'")[0][0] == [
+        "search_path=public, pg_temp"
+    ]
 
 
 def test_audit_trail__owner__only_the_three_maintenance_changes_pass_the_trigger() -> None:
@@ -147,9 +185,18 @@ def test_migrate__grants_the_app_role_exactly_its_rights(settings) -> None:
     def may(table: str, privilege: str) -> bool:
         return sql("SELECT has_table_privilege(%s, %s, %s)", [APP_ROLE, table, privilege])[0][0]
 
+    def may_column(table: str, column: str, privilege: str) -> bool:
+        return sql("SELECT has_column_privilege(%s, %s, %s, %s)", [APP_ROLE, table, column, privilege])[0][0]
+
     assert may(TABLE, "SELECT")
-    assert may(TABLE, "INSERT")
-    assert not any(may(TABLE, privilege) for privilege in ("UPDATE", "DELETE", "TRUNCATE"))
+    assert not any(may(TABLE, privilege) for privilege in ("INSERT", "UPDATE", "DELETE", "TRUNCATE"))
+    assert all(may_column(TABLE, column, "INSERT") for column in ("created_at", "action", "customer_digest"))
+    assert not may_column(TABLE, "id", "INSERT")  # the sequence chooses
+    assert [may_column(TABLE, column, "UPDATE") for column in ("customer_id", "action")] == [True, False]
+    assert may("partners_removedauditevents", "INSERT")
+    assert not any(may("partners_removedauditevents", privilege) for privilege in ("UPDATE", "DELETE", "TRUNCATE"))
+    assert may("django_migrations", "SELECT")  # `migrate --check` reads it
+    assert not any(may("django_migrations", privilege) for privilege in ("INSERT", "UPDATE", "DELETE"))
     assert may("bookings_booking", "UPDATE")
     assert may("bookings_booking", "DELETE")
     assert not may("bookings_booking", "TRUNCATE")
