@@ -291,6 +291,13 @@ class RelyingPartyBackend(OIDCAuthenticationBackend):
         self.OIDC_OP_JWKS_ENDPOINT = self.config["jwks_uri"]
         return super().authenticate(request, **kwargs)
 
+    def get_user(self, user_id: Any) -> Any:
+        """The session's user while the account is active, as Django's own backends have it: an account made inactive
+        in the admin (a partner who left, a staff member's access removed) acts no more from its next request, rather
+        than until its session ends (mozilla-django-oidc's `get_user` does not look)."""
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
     def token_request(self, data: dict[str, Any], *, auth: tuple[str, str] | None) -> dict[str, Any]:
         """POST the token request; the answer, which must be JSON with an ID token, or the `SuomiFiError` that says
         what went wrong (never the answer's text: it is the provider's)."""
