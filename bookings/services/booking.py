@@ -415,7 +415,13 @@ def _booking_confirm(
     organisation = acting_organisation(acting=acting)
     now = clock.now()
     if earlier is not None:
-        if earlier.booked_by_id != acting.user.pk:  # a key from another partner's form: never theirs to see
+        # Returned only to the context it was made in: a key from another partner's form, or from this partner's form
+        # for another customer or organisation (an earlier sign-in), is never this booking's to show.
+        if (earlier.booked_by_id, earlier.customer_id, earlier.organisation_id) != (
+            acting.user.pk,
+            customer.pk,
+            organisation.pk,
+        ):
             raise BookingError(_("The booking could not be saved. Please try again."), reason="not_saved")
         return earlier
     if (

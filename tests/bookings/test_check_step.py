@@ -7,7 +7,8 @@ import pytest
 from django.contrib.sessions.models import Session
 
 from bookings.models import Booking, ServiceLine
-from tests.bookings.test_journey import confirm_form, open_customer, slot_at, url
+from tests.acting import sign_in
+from tests.bookings.test_journey import NEW_CODE, confirm_form, open_customer, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
@@ -95,3 +96,25 @@ def test_confirm__an_earlier_bookings_form_again_under_a_new_draft__its_page_not
     page = client.get(again["Location"]).content.decode()
     assert "The time has been booked" not in page
     assert "Booking " + Booking.objects.get().reference in page
+
+
+def test_confirm__this_partners_earlier_form_for_another_customer__refused_not_that_booking(
+    client, partner, customer, line, organisation
+) -> None:
+    """A confirm's key returns the booking it made only in the context it was made in: after a new sign-in for another
+    customer, the old form is refused (never a redirect to the first customer's booking)."""
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot_at(line).pk})
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    form = confirm_form(client.get(url("bookings:check")))
+    first = client.post(url("bookings:check"), form)
+    booking = Booking.objects.get(status=Booking.Status.CONFIRMED)
+    assert first["Location"] == url("bookings:done", reference=booking.reference)
+    sign_in(client, partner, organisation=organisation)  # a new identification: the next customer
+    open_customer(client, NEW_CODE)
+
+    again = client.post(url("bookings:check"), form)
+
+    assert booking.reference not in again.get("Location", "") + again.content.decode()
+    assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 1
