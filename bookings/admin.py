@@ -171,13 +171,14 @@ class SlotAdmin(StrictAdminMixin, admin.ModelAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Names only: never the identity code, and no register contact details (a customer may have non-disclosure)."""
+    """Names only: never the identity code, no register contact details, and not who has non-disclosure (a list of
+    the people under a safety risk is no one's work here)."""
 
-    list_display = ["first_name", "last_name", "source", "non_disclosure"]
-    list_filter = ["source", "non_disclosure"]
-    fields = ["first_name", "last_name", "source", "non_disclosure", "created_at", "updated_at"]
+    list_display = ["first_name", "last_name", "source"]
+    list_filter = ["source"]
+    fields = ["first_name", "last_name", "source", "created_at", "updated_at"]
     readonly_fields = fields
-    exclude = ["identity_code", "phone", "email"]
+    exclude = ["identity_code", "phone", "email", "non_disclosure"]
 
 
 class CancelForm(forms.Form):
@@ -258,6 +259,14 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if len(term) == 7 and "-" not in term:
             term = f"{term[:3]}-{term[3:]}"
         return queryset.filter(reference=term), False
+
+    def get_fields(self, request: HttpRequest, obj: Booking | None = None) -> list[str]:
+        """The customer's name only to whoever may view customers (the capacity administrators): customer service
+        reads a booking for its messages, which name no customer."""
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm("bookings.view_customer"):
+            return fields
+        return [name for name in fields if name != "customer"]
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         """The change permission on bookings: has_change_permission stays False (ReadOnlyAdminMixin)."""

@@ -78,6 +78,11 @@ class CustomerSearchForm(forms.Form):
         return normalise_identity_code(self.cleaned_data["identity_code"], allow_temporary=True)
 
 
+# Neither the partner's encrypted code nor the customer's keyed index on an event's page: the index names one person
+# for as long as the trail keeps their events (after the customer is removed too); it is used only through the form.
+AUDIT_EVENT_HIDDEN = ("actor_identity_code", "customer_digest")
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only. 'Who handled this customer' is a POST form, so the identity code never enters a URL."""
@@ -86,8 +91,8 @@ class AuditEventAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["action", "outcome", ActorFilter, OrganisationFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in AuditEvent._meta.fields if field.name != "actor_identity_code"]
-    exclude = ["actor_identity_code"]
+    readonly_fields = [field.name for field in AuditEvent._meta.fields if field.name not in AUDIT_EVENT_HIDDEN]
+    exclude = list(AUDIT_EVENT_HIDDEN)
     change_list_template = "admin/partners/auditevent/change_list.html"
     show_full_result_count = False
 

@@ -143,11 +143,9 @@ def test_customer_changelist__register_phone_prefix__refused_instead_of_narrowed
     client = staff_client(CAPACITY_ADMIN_GROUP)
     url = changelist_url(Customer)
 
-    protected = client.get(url, {"non_disclosure__exact": "1"})
-    probe = client.get(url, {"non_disclosure__exact": "1", "phone__startswith": REGISTER_PHONE[:7]})
-
-    assert protected.context["cl"].result_count == 1 < Customer.objects.count()
-    assert refused(probe, Customer)
+    # Who has non-disclosure is not a filter (nor a column) any more; a probe by the phone is refused either way.
+    assert refused(client.get(url, {"non_disclosure__exact": "1"}), Customer)
+    assert refused(client.get(url, {"phone__startswith": REGISTER_PHONE[:7]}), Customer)
     for parameter in ("phone__regex", "email__startswith", "identity_code_digest__startswith"):
         assert refused(client.get(url, {parameter: "^"}), Customer), parameter
 

@@ -51,6 +51,7 @@ KINDS = {kind.value for kind in message_kinds()}
 # the partner typed for the booking, to which the booking's messages go.
 REGISTER_PHONE = "+358405550001"
 REGISTER_EMAIL = "rekisteri.suojattu@example.org"
+CUSTOMER_NAME = "Suojattunen"
 BOOKING_PHONE = "+358405550002"
 BOOKING_EMAIL = "varaus.suojattu@example.org"
 BOOKING_BODY = "Your telephone appointment with Kela (marker B-7731)"
@@ -149,7 +150,7 @@ def world() -> dict[str, Model]:
         valid_from=today,
     )
     ClosedDay.objects.create(date_from=today, date_until=today, reason="Juhannus")
-    customer = CustomerFactory.non_disclosure(phone=REGISTER_PHONE, email=REGISTER_EMAIL)
+    customer = CustomerFactory.non_disclosure(phone=REGISTER_PHONE, email=REGISTER_EMAIL, last_name=CUSTOMER_NAME)
     booking = BookingFactory.confirmed(
         slot=SlotFactory(service_line=line),
         customer=customer,
@@ -311,9 +312,17 @@ def test_admin_pages__as_each_group__show_customers_messages_only_to_those_who_h
     assert (BOOKING_BODY in text) is (handles_customers and reads_messages)
     assert (DECISION_EMAIL in text) is decides_registrations
     assert (DECISION_BODY in text) is (decides_registrations and reads_messages)
-    # A customer with non-disclosure: the register's own contact details, to nobody.
+    # A customer with non-disclosure: the register's own contact details, to nobody; the name only to those who may
+    # view customers or the audit trail's events about them (customer service reads bookings for their messages,
+    # which name no customer); and who has non-disclosure, to nobody.
     assert not shows_phone(text, REGISTER_PHONE)
     assert REGISTER_EMAIL not in text
+    names_customers = can(group, "bookings", "customer", "view") or can(group, "partners", "auditevent", "view")
+    assert (CUSTOMER_NAME in text) is names_customers
+    digest = world["booking"].customer.identity_code_digest
+    assert AuditEvent.objects.filter(customer_digest=digest).exists()
+    assert digest.split(":")[-1] not in text  # the keyed index names one person beyond the customer's removal
+    assert "non-disclosure" not in text.lower()
 
 
 @pytest.mark.parametrize("group", MESSAGE_READERS)
