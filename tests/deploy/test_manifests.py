@@ -140,6 +140,9 @@ def _check_web(resources: list[dict]) -> None:
         assert headers["Host"] in config["ALLOWED_HOSTS"].split(","), probe
         assert headers["X-Forwarded-Proto"] == "https"
     assert config["USE_X_FORWARDED_PROTO"] == "1"
+    # The ingress is every request's peer: the client's address is the one it adds to X-Forwarded-For, or every
+    # client would share one rate limit and the audit trail would record the ingress's address.
+    assert int(config["NUM_PROXIES"]) >= 1
     # Graceful stop: the endpoints drop the pod during preStop, then gunicorn finishes requests in flight.
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
