@@ -433,3 +433,12 @@ def test_dockerignore__keeps_secrets_history_and_development_out__the_app_in() -
         if path.startswith(needed + ("static/", "locale/")):
             assert not _ignored(path, patterns), path
     assert any(path.startswith("locale/") and path.endswith(".mo") for path in tracked)
+
+
+def test_compose__published_ports__on_this_machine_only() -> None:
+    """Plain HTTP and the mail catcher (customers' confirmations, readable without signing in) answer on the loopback
+    only: another machine reaches the app through a TLS proxy, and the caught mail not at all."""
+    published = {name: service["ports"] for name, service in COMPOSE["services"].items() if service.get("ports")}
+    assert set(published) == {"web", "mailpit"}
+    for name, ports in published.items():
+        assert all(str(port).startswith("127.0.0.1:") for port in ports), name
