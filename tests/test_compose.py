@@ -30,10 +30,11 @@ REQUIRED = [
     "IDENTITY_CODE_ENCRYPTION_KEYS",
     "IDENTITY_CODE_HMAC_KEYS",
     "POSTGRES_PASSWORD",
+    "OWNER_DB_PASSWORD",
     "APP_DB_PASSWORD",
     "SMS_GATEWAY_URL",
 ]
-INIT_SCRIPT = ROOT / "deploy" / "compose" / "initdb" / "10-app-role.sh"
+INIT_SCRIPT = ROOT / "deploy" / "compose" / "initdb" / "10-roles.sh"
 DEMO = yaml.safe_load((ROOT / "deploy" / "compose" / "demo.yml").read_text(encoding="utf-8"))
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEYS?$|API_KEY")
 APP_SERVICES = ["migrate", "web", "worker", "beat"]
@@ -87,6 +88,7 @@ def own_secrets() -> dict[str, str]:
         "IDENTITY_CODE_ENCRYPTION_KEYS": crypto.new_encryption_key(),
         "IDENTITY_CODE_HMAC_KEYS": crypto.new_hmac_key(),
         "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "OWNER_DB_PASSWORD": secrets.token_hex(24),
         "APP_DB_PASSWORD": secrets.token_hex(24),
         "SMS_GATEWAY_URL": "https://sms.kelabooking.example/send",
     }
@@ -161,6 +163,7 @@ def test_compose__only_the_secrets_given__production_settings_without_demo_or_sa
     assert (app["LOAD_DEMO_DATA"], app["SUOMIFI_SANDBOX"], app["SUOMIFI_SANDBOX_PUBLIC_DEMO"]) == ("0", "0", "0")
     assert app["DEBUG"] == "0"
     assert database_environment(given)["POSTGRES_PASSWORD"] == given["POSTGRES_PASSWORD"]
+    assert database_environment(given)["OWNER_DB_PASSWORD"] == given["OWNER_DB_PASSWORD"]
     assert f"kelabooking_app:{given['APP_DB_PASSWORD']}@db:" in app["DATABASE_URL"]
     # The settings take it, and every start-up check passes (the database ones need the database: not here).
     result = run_manage("manage.py", "check", env=app)
@@ -221,12 +224,22 @@ def test_compose__web_worker_and_beat_run_as_the_app_role__only_migrate_as_the_o
     owner = database_environment(given)
     migrate = migrate_environment(given)
     role = migrate["DATABASE_APP_ROLE"]
-    assert migrate["DATABASE_URL"].startswith(f"postgres://{owner['POSTGRES_USER']}:{given['POSTGRES_PASSWORD']}@")
+    assert migrate["DATABASE_URL"].startswith(f"postgres://kelabooking:{given['OWNER_DB_PASSWORD']}@")
     assert app_environment(given)["DATABASE_URL"].startswith(f"postgres://{role}:{given['APP_DB_PASSWORD']}@")
     assert "DATABASE_APP_ROLE" not in app_environment(given)
+    # The image's superuser is nobody's connection: `migrate` runs as a plain owner (a function of the owner's that
+    # runs as the owner, such as the audit expiry, runs with no superuser's rights).
+    assert owner["POSTGRES_USER"] == "postgres"
+    assert all(
+        given["POSTGRES_PASSWORD"] not in environment["DATABASE_URL"]
+        for environment in (migrate, app_environment(given))
+    )
     script = INIT_SCRIPT.read_text(encoding="utf-8")
-    assert f"CREATE ROLE {role} LOGIN" in script
-    assert '--set app_password="$APP_DB_PASSWORD"' in script  # the password from the environment, never the file
+    assert f"CREATE ROLE {role} LOGIN NOSUPERUSER" in script
+    assert "CREATE ROLE kelabooking LOGIN NOSUPERUSER" in script
+    assert "ALTER DATABASE kelabooking OWNER TO kelabooking" in script
+    for password in ("OWNER_DB_PASSWORD", "APP_DB_PASSWORD"):  # from the environment, never the file
+        assert f'="${password}"' in script
     assert "./deploy/compose/initdb:/docker-entrypoint-initdb.d:ro" in COMPOSE["services"]["db"]["volumes"]
     for service in ("web", "worker", "beat"):
         assert COMPOSE["services"][service]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
