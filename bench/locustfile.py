@@ -3,7 +3,8 @@
 - `PartnerUser` signs in once through the Suomi.fi sandbox (a typed test identity code of its own, the organisation
   chosen in the Valtuudet stand-in, the terms, its own customer) and then, thinking between pages, books a time and
   cancels it, or reads the customer overview, or browses the time picker;
-- `FloorUser` requests the floor view (bench/urls.py) back to back, with a signed-in partner's session;
+- `FloorUser` posts to the floor view (bench/urls.py: one small insert) back to back, with a signed-in partner's
+  session;
 - `ConfirmUser` posts booking confirms back to back, each with another prepared session (hold and contact details
   ready, as the earlier steps leave them).
 
@@ -268,7 +269,7 @@ class FloorUser(FastHttpUser):
 
     @task
     def floor(self) -> None:
-        with self.client.get("/bench/floor/", name="FLOOR", headers=self.headers, catch_response=True) as response:
+        with self.client.post("/bench/floor/", name="FLOOR", headers=self.headers, catch_response=True) as response:
             _expect(response, 200)
 
 

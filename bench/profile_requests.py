@@ -26,7 +26,7 @@ from bench.http_journey import locust, prepared_sessions  # noqa: E402
 
 BATCH = 100  # bookings prepared at a time: booked well within the idle timer's minute, even under the profiler
 REQUESTS = {
-    "GET bench-floor": "floor",
+    "POST bench-floor": "floor",
     "POST bookings:time": "hold (POST time)",
     "GET bookings:check": "check page",
     "POST bookings:check": "confirm (POST check)",

@@ -10,6 +10,7 @@ import os
 from kelabooking.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]  # noqa: F405 - the floor's table (bench/models.py)
 
 SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 0
