@@ -68,10 +68,11 @@ def customer_view(request: HttpRequest) -> HttpResponse:
     form = CustomerForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            customer = customer_find_or_create(
-                acting=acting_context(request), identity_code=form.cleaned_data["identity_code"]
-            )
-            context.lock_customer(request, customer)
+            with context.customer_step(request):
+                customer = customer_find_or_create(
+                    acting=acting_context(request), identity_code=form.cleaned_data["identity_code"]
+                )
+                context.lock_customer(request, customer)
         except CustomerLockedError as error:
             form.add_error(None, error.message)
         else:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -188,6 +190,25 @@ def accept_terms(request: HttpRequest) -> None:
         raise PermissionError("an organisation must be chosen before the terms are accepted")
     if not request.session.get(SESSION_KEY, {}).get("terms_accepted_at"):
         _update(request, terms_accepted_at=clock.now().isoformat())
+
+
+@contextmanager
+def customer_step(request: HttpRequest) -> Iterator[None]:
+    """The customer step's POST (bookings.views.customer_view), as one transaction: the partner's row locked first,
+    the acting context taken as the session stores it now, and the session saved before the lock is let go. Two tabs
+    posting two customers at once so run one after the other, and the second sees the customer the first locked
+    rather than its own copy of the session read before: it is refused (DESIGN.md §4 rule 6), and what it did
+    meanwhile is rolled back."""
+    from partners.models import User
+
+    with transaction.atomic():
+        list(User.objects.select_for_update(no_key=True).filter(pk=request.user.pk).values_list("pk"))
+        key = request.session.session_key
+        stored = type(request.session)(session_key=key).load() if key else {}
+        if SESSION_KEY in stored:
+            request.session[SESSION_KEY] = stored[SESSION_KEY]
+        yield
+        request.session.save()
 
 
 def lock_customer(request: HttpRequest, customer: Any) -> None:

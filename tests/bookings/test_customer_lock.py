@@ -1,0 +1,62 @@
+"""One customer per identification, also when two tabs post two customers at once (partners/context.py
+`customer_step`): the second to get the partner's lock sees the customer the first locked and is refused."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from bookings import views
+from tests.acting import sign_in
+from tests.bookings.test_journey import CUSTOMER_CODE, NEW_CODE, url
+from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
+from tests.bookings.test_journey import organisation as organisation  # noqa: F401
+from tests.factories import UserFactory
+from tests.partners.provider import TEST_CODE
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]  # row locks between connections
+
+
+def test_customer_step__two_tabs_post_two_customers_at_once__one_locked_the_other_refused(
+    client, organisation, customer, monkeypatch
+) -> None:
+    partner = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
+    sign_in(client, partner, organisation=organisation)
+    other_tab = Client()
+    other_tab.cookies = client.cookies
+    find = views.customer_find_or_create
+    under_way = threading.Event()
+
+    def slow_for_the_new_customer(*, acting, identity_code):
+        found = find(acting=acting, identity_code=identity_code)
+        if identity_code == NEW_CODE:
+            under_way.set()  # the first tab's step holds the partner's lock: the second tab posts now
+            time.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(views, "customer_find_or_create", slow_for_the_new_customer)
+    answers = {}
+
+    def post(tab: Client, code: str) -> None:
+        try:
+            answers[code] = tab.post(url("bookings:customer"), {"identity_code": code})
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=post, args=(other_tab, NEW_CODE))
+    second = threading.Thread(target=post, args=(client, CUSTOMER_CODE))
+    first.start()
+    assert under_way.wait(10)
+    second.start()
+    first.join(10)
+    second.join(10)
+
+    assert answers[NEW_CODE]["Location"] == url("bookings:overview")
+    assert answers[CUSTOMER_CODE].status_code == 200  # the customer step again, with the refusal
+    assert "already handling another customer" in answers[CUSTOMER_CODE].content.decode()
+    overview = client.get(url("bookings:overview")).content.decode()
+    assert "Asiakas" not in overview  # the register customer of CUSTOMER_CODE was not opened in this session
