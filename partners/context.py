@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -202,13 +203,16 @@ def customer_step(request: HttpRequest) -> Iterator[None]:
     from partners.models import User
 
     with transaction.atomic():
-        list(User.objects.select_for_update(no_key=True).filter(pk=request.user.pk).values_list("pk"))
+        User.objects.lock(request.user.pk)
         key = request.session.session_key
         stored = type(request.session)(session_key=key).load() if key else {}
+        if key and not stored:  # signed out (or in again) in another tab meanwhile: as Django's middleware answers
+            raise SessionInterrupted("The session was deleted before the customer step finished.")
         if SESSION_KEY in stored:
             request.session[SESSION_KEY] = stored[SESSION_KEY]
         yield
         request.session.save()
+        request.session.modified = False  # saved: the middleware need not write it again
 
 
 def lock_customer(request: HttpRequest, customer: Any) -> None:

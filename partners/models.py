@@ -23,6 +23,11 @@ from partners.database import audit_events_expire, audit_expiry_cutoff
 
 
 class UserQuerySet(models.QuerySet["User"]):
+    def lock(self, pk: int) -> None:
+        """Lock this user's row until the transaction ends (taking only the key): a partner's steps that must not
+        run side by side (two tabs, a double click) take it first, and run one after the other."""
+        list(self.select_for_update(no_key=True).filter(pk=pk).values_list("pk"))
+
     def with_identity_code(self, code: str) -> UserQuerySet:
         """The partner with this canonical identity code, found through the keyed index (under any configured key)."""
         return self.filter(identity_code_digest__in=crypto.digests(code))

@@ -321,7 +321,7 @@ def booking_hold(*, acting: ActingContext, slot_id: int) -> Booking:
     """
     if acting.step < Step.CUSTOMER_LOCKED:
         raise ActingRefusedError("step_missing")
-    list(User.objects.select_for_update(no_key=True).filter(pk=acting.user.pk).values_list("pk"))
+    User.objects.lock(acting.user.pk)
     slot = _lock_slots(pk=slot_id).get(slot_id)
     organisation = acting_organisation(acting=acting)  # the registry and the clock after the locks
     now = clock.now()

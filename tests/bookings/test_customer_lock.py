@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
 
 from bookings import views
+from partners import context
 from tests.acting import sign_in
 from tests.bookings.test_journey import CUSTOMER_CODE, NEW_CODE, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
@@ -28,17 +29,23 @@ def test_customer_step__two_tabs_post_two_customers_at_once__one_locked_the_othe
     sign_in(client, partner, organisation=organisation)
     other_tab = Client()
     other_tab.cookies = client.cookies
-    find = views.customer_find_or_create
-    under_way = threading.Event()
+    find, acting_context = views.customer_find_or_create, context.acting_context
+    under_way, read_before = threading.Event(), threading.Event()
 
     def slow_for_the_new_customer(*, acting, identity_code):
         found = find(acting=acting, identity_code=identity_code)
         if identity_code == NEW_CODE:
             under_way.set()  # the first tab's step holds the partner's lock: the second tab posts now
-            time.sleep(0.5)
+            assert read_before.wait(10)  # and has read its session (no customer yet) before this one commits
         return found
 
+    def read_by_the_second_tab(request):
+        if threading.current_thread() is second:
+            read_before.set()
+        return acting_context(request)
+
     monkeypatch.setattr(views, "customer_find_or_create", slow_for_the_new_customer)
+    monkeypatch.setattr(context, "acting_context", read_by_the_second_tab)  # what the step check reads first
     answers = {}
 
     def post(tab: Client, code: str) -> None:
@@ -60,3 +67,24 @@ def test_customer_step__two_tabs_post_two_customers_at_once__one_locked_the_othe
     assert "already handling another customer" in answers[CUSTOMER_CODE].content.decode()
     overview = client.get(url("bookings:overview")).content.decode()
     assert "Asiakas" not in overview  # the register customer of CUSTOMER_CODE was not opened in this session
+
+
+def test_customer_step__session_signed_out_in_another_tab_meanwhile__refused_not_an_error(
+    client, organisation, customer, monkeypatch
+) -> None:
+    """The step reads the session as stored: one deleted after this request read it (a sign-out in another tab) is
+    answered as Django answers it elsewhere, 400, with no customer locked, rather than a failed save (500)."""
+    partner = UserFactory(identity_code=TEST_CODE)
+    sign_in(client, partner, organisation=organisation)
+    acting_context = context.acting_context
+
+    def signed_out_meanwhile(request):
+        Session.objects.all().delete()
+        return acting_context(request)
+
+    monkeypatch.setattr(context, "acting_context", signed_out_meanwhile)  # what the step check reads first
+
+    answer = client.post(url("bookings:customer"), {"identity_code": CUSTOMER_CODE})
+
+    assert answer.status_code == 400
+    assert not Session.objects.exists()
