@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -25,8 +24,13 @@ def audit_trail_restrictions(connection: BaseDatabaseWrapper, role: str) -> list
     """What the app's role may not do to the audit trail (registered with kelabooking.database): it appends events
     but does not choose their ids (one chosen ahead of the sequence would make every later event fail), nulls the
     customer link, and only appends the counts of removed events that "who handled this customer" shows."""
-    event = apps.get_model("partners", "AuditEvent")
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in event._meta.concrete_fields if not f.primary_key)
+    with connection.cursor() as cursor:  # the table as the database has it now (a migration back may lack a column)
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s AND column_name <> 'id' ORDER BY ordinal_position",
+            [TABLE],
+        )
+        columns = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
     return [
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {role}",  # and the columns' (PostgreSQL's rule)
         f"GRANT INSERT ({columns}) ON {TABLE} TO {role}",
