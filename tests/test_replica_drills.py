@@ -327,6 +327,11 @@ class Load:
         headers = {
             "Cookie": f"__Host-sessionid={session_key}; __Host-csrftoken={CSRF}",
             "X-CSRFToken": CSRF,
+            # A new connection for each step: a kept-alive one that the balancer closes just as the next request is
+            # sent ends as "Remote end closed connection without response", which a browser answers by sending the
+            # request again on a new connection (requests does not). Each step here is a new connection instead, so
+            # that a connection error is the service's, never that race's (seen on a loaded machine, 7 December).
+            "Connection": "close",
         }
         deadline = time.monotonic() + STEP_DEADLINE
         unavailable = 0
