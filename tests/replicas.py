@@ -259,10 +259,17 @@ backend web
         return int(self.stats()[name]["scur"] or 0)
 
     def drain(self, name: str) -> None:
-        """No new request goes to `name`; those it has finish."""
-        self.command(f"set server web/{name} state drain")
-        wait_for(lambda: self.sessions(name) == 0, what=f"{name} finishes its requests", timeout=30)
+        """No new request goes to `name`, neither as a checked server nor as its unchecked backup (which a loaded
+        machine's slow health checks of the others would otherwise bring in while it stops); those it has finish."""
+        for server in (name, f"{name}-anyway"):
+            self.command(f"set server web/{server} state drain")
+        wait_for(
+            lambda: self.sessions(name) == self.sessions(f"{name}-anyway") == 0,
+            what=f"{name} finishes its requests",
+            timeout=30,
+        )
 
     def enable(self, name: str) -> None:
-        self.command(f"set server web/{name} state ready")
+        for server in (name, f"{name}-anyway"):
+            self.command(f"set server web/{server} state ready")
         wait_for(lambda: self.status(name) == "UP", what=f"haproxy sees {name} up again", timeout=30)
