@@ -9,6 +9,8 @@ alter the real table, or grant itself anything). Now the function's path is the 
 gets the same path. (docs/data-protection.md, "Database roles".)
 """
 
+from importlib import import_module
+
 from django.db import migrations
 
 EXPIRE_FUNCTION = """
@@ -27,18 +29,7 @@ $$
 APPEND_ONLY_PATH = "ALTER FUNCTION {schema}.partners_auditevent_append_only() SET search_path = {schema}, pg_temp"
 
 # partners 0008's, for going back.
-OLD_EXPIRE_FUNCTION = """
-CREATE OR REPLACE FUNCTION partners_auditevent_expire(before timestamptz) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-DECLARE
-    removed bigint;
-BEGIN
-    DELETE FROM partners_auditevent WHERE created_at < least(before, now() - partners_audit_retention());
-    GET DIAGNOSTICS removed = ROW_COUNT;
-    RETURN removed;
-END;
-$$
-"""
+OLD_EXPIRE_FUNCTION = import_module("partners.migrations.0008_audit_trail_trusts_no_session_setting").EXPIRE_FUNCTION
 
 
 def _schema(schema_editor) -> str:
