@@ -16,6 +16,7 @@ from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
 from partners.context import ActingContext
 from partners.services import acting_organisation
+from registry.models import Organisation
 
 
 def bookable_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -304,22 +305,28 @@ def customer_booking(*, acting: ActingContext, reference: str) -> Booking:
 
 
 def partner_hold(*, acting: ActingContext) -> Booking | None:
-    """The partner's current hold for the locked customer, while the organisation may still book: a partner holds
-    one time at most (a constraint)."""
-    acting_organisation(acting=acting)
-    return _partner_hold(acting)
+    """The partner's current hold for the locked customer and the acting organisation, while the organisation may
+    still book: a partner holds one time at most (a constraint)."""
+    return _partner_hold(acting, acting_organisation(acting=acting))
 
 
 def acting_customer_and_hold(*, acting: ActingContext) -> tuple[Customer, Booking | None]:
     """The locked customer and the partner's current hold for them, with one look at the registry (the time step
     shows both)."""
-    acting_organisation(acting=acting)
-    return Customer.objects.get(pk=acting.customer_id), _partner_hold(acting)
+    organisation = acting_organisation(acting=acting)
+    return Customer.objects.get(pk=acting.customer_id), _partner_hold(acting, organisation)
 
 
-def _partner_hold(acting: ActingContext) -> Booking | None:
+def _partner_hold(acting: ActingContext, organisation: Organisation) -> Booking | None:
+    """The hold this partner made for the locked customer while acting for `organisation`: one made for the same
+    customer under another organisation (an earlier sign-in) is not this context's, which the confirm would refuse."""
     holds = (
-        Booking.objects.filter(booked_by=acting.user, customer_id=acting.customer_id, status=Booking.Status.HELD)
+        Booking.objects.filter(
+            booked_by=acting.user,
+            customer_id=acting.customer_id,
+            organisation=organisation,
+            status=Booking.Status.HELD,
+        )
         .select_related("slot__service_line", "customer")
         # No ORDER BY: `.first()` would add one, and PostgreSQL may then walk that order through the whole history.
         .order_by()[:1]
@@ -337,13 +344,13 @@ def confirm_key(hold: Booking) -> uuid.UUID:
 def hold_or_booking_made(*, acting: ActingContext, since: dt.datetime | None) -> tuple[Booking | None, Booking | None]:
     """The check step's one look: the partner's current hold, or, when there is none, the booking this partner
     confirmed for the locked customer `since` the draft was begun (the confirm committed but the session never heard
-    of it, so the draft is still there). One registry read."""
-    acting_organisation(acting=acting)
-    if (hold := _partner_hold(acting)) is not None:
+    of it, so the draft is still there), both for the acting organisation. One registry read."""
+    organisation = acting_organisation(acting=acting)
+    if (hold := _partner_hold(acting, organisation)) is not None:
         return hold, None
     if since is None:
         return None, None
     made = Booking.objects.filter(
-        booked_by=acting.user, customer_id=acting.customer_id, confirmed_at__gte=since
+        booked_by=acting.user, customer_id=acting.customer_id, organisation=organisation, confirmed_at__gte=since
     ).exclude(status=Booking.Status.HELD)
     return None, made.order_by("-confirmed_at").first()

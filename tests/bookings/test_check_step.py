@@ -13,6 +13,7 @@ from tests.bookings.test_journey import customer as customer  # noqa: F401 - fix
 from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
+from tests.factories import OrganisationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,31 @@ def test_confirm__this_partners_earlier_form_for_another_customer__refused_not_t
 
     assert booking.reference not in again.get("Location", "") + again.content.decode()
     assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 1
+
+
+def test_check_page__a_hold_made_under_another_organisation__is_not_this_contexts(
+    client, partner, customer, line
+) -> None:
+    """A partner's hold counts for the organisation it was made under: after a new sign-in for another organisation
+    with the same customer, the steps do not offer that hold (whose confirm would be refused as made for another
+    organisation, and the partner sent back to the check page again and again), but send the partner to pick a time."""
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot_at(line, hour=10).pk})
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    assert client.get(url("bookings:check")).status_code == 200
+    other = OrganisationFactory(business_id="0204819-8", name="Espoon kaupunki")
+    sign_in(client, partner, organisation=other)
+    open_customer(client)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+
+    assert client.get(url("bookings:check"))["Location"] == url("bookings:time")
+    assert client.get(url("bookings:contact"))["Location"] == url("bookings:time")
+    later = slot_at(line, hour=12)
+    assert client.post(url("bookings:time"), {"slot": later.pk})["Location"] == url("bookings:contact")
+    client.post(url("bookings:contact"), {"phone": "040 123 4567", "email": ""})
+    confirmed = client.post(url("bookings:check"), confirm_form(client.get(url("bookings:check"))))
+
+    booking = Booking.objects.get(status=Booking.Status.CONFIRMED)
+    assert confirmed["Location"] == url("bookings:done", reference=booking.reference)
+    assert (booking.slot, booking.organisation) == (later, other)
