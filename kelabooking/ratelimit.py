@@ -1,12 +1,19 @@
-"""A fixed-window rate limit per client address, counted in the cache (Redis when REDIS_URL is set)."""
+"""A fixed-window rate limit per client address, counted in the cache (Redis when REDIS_URL is set).
+
+A limit fails open: when the cache cannot be reached, nothing is counted and nobody is limited (a warning is
+logged), so that a Redis outage does not stop sign-ins or requests (kelabooking/settings.py, "Cache").
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -26,16 +33,29 @@ def _key(request: HttpRequest, scope: str) -> str:
 
 def rate_limit_reached(request: HttpRequest, *, scope: str, limit: int) -> bool:
     """Whether the client has already made `limit` counted attempts in the window (counts nothing)."""
-    return int(cache.get(_key(request, scope)) or 0) >= limit
+    try:
+        return int(cache.get(_key(request, scope)) or 0) >= limit
+    except Exception:  # noqa: BLE001 - any cache failure: fail open
+        logger.warning("rate limit %s not checked: the cache cannot be reached", scope, exc_info=True)
+        return False
+
+
+def rate_limit_count(request: HttpRequest, *, scope: str, window_seconds: int) -> int:
+    """Count one attempt of the client's; how many it has made in the window, this one included (0 when the cache
+    cannot be reached)."""
+    key = _key(request, scope)
+    try:
+        cache.add(key, 0, timeout=window_seconds)
+        try:
+            return cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window_seconds)
+            return 1
+    except Exception:  # noqa: BLE001 - any cache failure: fail open
+        logger.warning("rate limit %s not counted: the cache cannot be reached", scope, exc_info=True)
+        return 0
 
 
 def rate_limit_exceeded(request: HttpRequest, *, scope: str, limit: int, window_seconds: int) -> bool:
     """Count one attempt and tell whether the client has gone past `limit` attempts in the window."""
-    key = _key(request, scope)
-    cache.add(key, 0, timeout=window_seconds)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window_seconds)
-        count = 1
-    return count > limit
+    return rate_limit_count(request, scope=scope, window_seconds=window_seconds) > limit

@@ -22,6 +22,7 @@ urlpatterns = [
     path("metrics", views.metrics_view, name="metrics"),
     # Staff sign in through Kela's identity provider; the admin's sign-out ends the provider's session too.
     path("admin/logout/", staff_views.logout_view, name="staff_logout"),
+    path("admin/login/", staff_views.password_login_view, name="staff_password_login"),
     path("admin/", admin.site.urls),
     path("staff/login/", staff_views.login_view, name="staff_login"),
     path("staff/logged-out/", staff_views.logged_out_view, name="staff_logged_out"),

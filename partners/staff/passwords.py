@@ -3,7 +3,10 @@
 Whether passwords are restricted is one rule, `passwords_restricted()`: staff sign-in is configured and this is no
 development or public demo site (DEBUG, SUOMIFI_SANDBOX_PUBLIC_DEMO: kelabooking/published.py), where the demo admin
 signs in with its published password. Then only the accounts listed in STAFF_BREAK_GLASS_USERS may use a password,
-for when the provider is out of reach, and each such sign-in is an audit event of its own.
+for when the provider is out of reach, and each such sign-in is an audit event of its own, as is each wrong password
+given for one. Every refused attempt costs one password hash, as Django's own backend does for an unknown username,
+so the answer's time does not tell which usernames are break-glass accounts; the sign-in page limits the attempts
+(`partners.staff.views.password_login_view`).
 """
 
 from __future__ import annotations
@@ -38,9 +41,13 @@ class BreakGlassPasswordBackend(ModelBackend):
             username = kwargs.get(User.USERNAME_FIELD)
         if restricted and not is_break_glass(username):
             if request is not None and password is not None:
+                User().set_password(password)  # the time a break-glass account's check takes
                 staff_sign_in_refused_record(request=request, reason="password_sign_in_disabled")
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is not None and restricted:
+        if restricted and user is not None:
             staff_break_glass_record(request=request, user=user)
+        elif restricted and request is not None and password is not None:
+            account = User.objects.filter(username=username).first()
+            staff_sign_in_refused_record(request=request, reason="password_wrong", user=account)
         return user

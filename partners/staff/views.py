@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST, require_safe
 from mozilla_django_oidc.utils import absolutify, generate_code_challenge
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView, get_next_url
 
+from kelabooking.ratelimit import rate_limit_count
 from partners.oidc import SuomiFiError, check_authorization_response_issuer
 from partners.staff import services
 from partners.staff.oidc import ID_TOKEN_SESSION_KEY, provider_config, provider_logout_url, staff_setting
@@ -53,6 +54,25 @@ def refused(request: HttpRequest, reason: str, *, user=None) -> HttpResponse:
     services.staff_sign_in_refused_record(request=request, reason=reason, user=user)
     context = {**admin.site.each_context(request), "reason": reason, "title": ""}
     return render(request, "partners/staff_refused.html", context, status=REFUSAL_STATUS.get(reason, 400))
+
+
+def password_login_view(request: HttpRequest) -> HttpResponse:
+    """The admin's sign-in page (Django's own, `admin.site.login`), with its password attempts limited per client
+    address: STAFF_PASSWORD_RATE_LIMIT in STAFF_PASSWORD_RATE_WINDOW_SECONDS. Past the limit an attempt is answered
+    429 without its password being tried, and only the first such answer is an audit event, so that guessing is slow
+    and what an attempt adds to the trail is bounded."""
+    if request.method == "POST":
+        limit = settings.STAFF_PASSWORD_RATE_LIMIT
+        attempts = rate_limit_count(
+            request, scope="staff-password", window_seconds=settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS
+        )
+        if attempts > limit:
+            if attempts == limit + 1:
+                services.staff_sign_in_refused_record(request=request, reason="rate_limited")
+            minutes = -(-settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS // 60)
+            context = {**admin.site.each_context(request), "reason": "rate_limited", "minutes": minutes, "title": ""}
+            return render(request, "partners/staff_refused.html", context, status=429)
+    return admin.site.login(request)
 
 
 class StaffLoginView(OIDCAuthenticationRequestView):

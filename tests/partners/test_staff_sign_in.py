@@ -7,12 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.contrib.auth import base_user
 from django.contrib.auth.models import Group
 from django.core import checks
 from django.test import Client, RequestFactory
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from kelabooking import ratelimit
 from partners import keys
 from partners.middleware import STAFF_LAST_SEEN, STAFF_LOGIN_AT
 from partners.models import AuditEvent, User
@@ -382,6 +384,80 @@ def test_password_sign_in__production__break_glass_account_signs_in_and_is_audit
     assert client.session["_auth_user_id"] == str(user.pk)
     [event] = AuditEvent.objects.filter(action=AuditEvent.Action.STAFF_BREAK_GLASS)
     assert (event.actor, event.details) == (user, {"method": "password"})
+
+
+def test_password_sign_in__production__a_wrong_break_glass_password_is_audited(client, production) -> None:
+    """Guessing at a break-glass account (one that skips the provider's MFA) leaves a trace: each wrong password is a
+    refusal naming the account, not only the sign-in that finally succeeds."""
+    user = _password_user("break-glass-1")
+
+    response = client.post("/admin/login/?break-glass=1", {"username": "break-glass-1", "password": "a-guess-000000"})
+
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+    [event] = AuditEvent.objects.filter(action=AuditEvent.Action.STAFF_LOGIN_REFUSED)
+    assert (event.actor, event.details) == (user, {"reason": "password_wrong"})
+
+
+def test_password_sign_in__production__a_refused_account_costs_a_hash_as_a_break_glass_one_does(
+    client, production, monkeypatch
+) -> None:
+    """Refusing an ordinary account without hashing answered in milliseconds, a break-glass account's check in the
+    hasher's time: the answer's time told which usernames are break-glass accounts. Each costs one hash now."""
+    _password_user("ordinary")
+    _password_user("break-glass-1")
+    hashed: list[str] = []
+    real = base_user.make_password
+    monkeypatch.setattr(base_user, "make_password", lambda *a, **k: hashed.append("make") or real(*a, **k))
+    checked = base_user.check_password
+    monkeypatch.setattr(base_user, "check_password", lambda *a, **k: hashed.append("check") or checked(*a, **k))
+
+    for username in ("ordinary", "nobody", "break-glass-1"):
+        hashed.clear()
+        client.post("/admin/login/?break-glass=1", {"username": username, "password": "a-guess-000000"})
+        assert len(hashed) == 1, (username, hashed)
+
+
+def test_password_sign_in__production__attempts_limited_per_address_and_the_trail_bounded(
+    client, production, settings
+) -> None:
+    """Password attempts were unlimited, and each refused one an audit event: a script could guess at break-glass
+    passwords and fill the append-only trail. Past STAFF_PASSWORD_RATE_LIMIT attempts from one address the page
+    answers 429 without trying the password (the right one included), and records that once."""
+    settings.STAFF_PASSWORD_RATE_LIMIT = 3
+    settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS = 600
+    _password_user("break-glass-1")
+    guess = {"username": "break-glass-1", "password": "a-guess-000000"}
+
+    answers = [client.post("/admin/login/?break-glass=1", guess).status_code for _ in range(5)]
+    right = client.post("/admin/login/?break-glass=1", {**guess, "password": "a-long-password-0123"})
+
+    assert answers == [200, 200, 200, 429, 429]
+    assert right.status_code == 429
+    assert "Too many sign-in attempts" in right.content.decode()
+    assert "Wait 10 minutes" in right.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert refusals() == [{"reason": "password_wrong"}] * 3 + [{"reason": "rate_limited"}]
+    other = Client(REMOTE_ADDR="192.0.2.7")  # another address is not limited by this one's attempts
+    assert other.post("/admin/login/?break-glass=1", {**guess, "password": "a-long-password-0123"}).status_code == 302
+
+
+def test_rate_limits__cache_unreachable__fail_open(rf, settings) -> None:
+    """With Redis down the limits count nothing and limit nobody (as kelabooking/settings.py promises), rather than
+    failing the sign-in page or the registration request with a 500."""
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    caches._settings = caches.settings = settings.CACHES  # noqa: SLF001 - the handler reads settings once
+    request = rf.post("/admin/login/")
+    try:
+        assert not ratelimit.rate_limit_reached(request, scope="staff-password", limit=1)
+        assert ratelimit.rate_limit_count(request, scope="staff-password", window_seconds=60) == 0
+        assert not ratelimit.rate_limit_exceeded(request, scope="staff-password", limit=0, window_seconds=60)
+    finally:
+        caches._settings = None  # noqa: SLF001
 
 
 def test_password_sign_in__public_demo__works_without_break_glass(client, settings, staff_op) -> None:
