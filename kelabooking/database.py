@@ -3,7 +3,9 @@
 `migrate` runs as the owner of the schema. Web, worker and beat connect as another role, DATABASE_APP_ROLE, to which
 every `migrate` grants what the app needs: reading and writing the app's tables, less what the apps take back
 (`restrict_app_role`, called from their `AppConfig.ready()`: the audit trail may only be read and appended to). The
-app's role owns nothing, so it can neither alter a table nor drop a trigger.
+app's role owns nothing and may create nothing in the schema, so it can neither alter a table nor drop a trigger, nor
+put a function of its own where another role's code would find it. The statements run in one transaction, so that no
+moment of a `migrate` leaves the role the broad grants without what the apps take back.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 Restriction = Callable[[BaseDatabaseWrapper, str], Iterable[str]]
@@ -38,6 +40,9 @@ def app_role_statements(connection: BaseDatabaseWrapper, role: str) -> list[str]
         cursor.execute("SELECT current_schema()")
         schema = connection.ops.quote_name(cursor.fetchone()[0])
     statements = [
+        # Before PostgreSQL 15 every role could create objects in `public` (a database upgraded since keeps that):
+        # a function of the app role's there could be found by the owner's code (partners migration 0012).
+        f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC, {quoted}",
         f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
         f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema} FROM {quoted}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {quoted}",
@@ -52,8 +57,9 @@ def app_role_statements(connection: BaseDatabaseWrapper, role: str) -> list[str]
 
 
 def grant_app_role(*, connection: BaseDatabaseWrapper, role: str) -> None:
-    """Give the app's role exactly its rights on every table there is now (run by `migrate`, as the owner)."""
-    with connection.cursor() as cursor:
+    """Give the app's role exactly its rights on every table there is now (run by `migrate`, as the owner), in one
+    transaction: another session of the role never sees the broad grants before what the apps take back."""
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for statement in app_role_statements(connection, role):
             cursor.execute(statement)
 

@@ -23,21 +23,27 @@ REMOVED_TABLE = "partners_removedauditevents"
 def audit_trail_restrictions(connection: BaseDatabaseWrapper, role: str) -> list[str]:
     """What the app's role may not do to the audit trail (registered with kelabooking.database): it appends events
     but does not choose their ids (one chosen ahead of the sequence would make every later event fail), nulls the
-    customer link, and only appends the counts of removed events that "who handled this customer" shows."""
-    with connection.cursor() as cursor:  # the table as the database has it now (a migration back may lack a column)
+    customer link, and only appends the counts of removed events that "who handled this customer" shows, without
+    choosing their ids either (one taken ahead would stop every later retention run)."""
+    return [
+        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {role}",  # and the columns' (PostgreSQL's rule)
+        f"GRANT INSERT ({_columns_but_id(connection, TABLE)}) ON {TABLE} TO {role}",
+        f"GRANT UPDATE (customer_id) ON {TABLE} TO {role}",
+        f"GRANT EXECUTE ON FUNCTION partners_auditevent_expire(timestamptz) TO {role}",
+        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {REMOVED_TABLE} FROM {role}",
+        f"GRANT INSERT ({_columns_but_id(connection, REMOVED_TABLE)}) ON {REMOVED_TABLE} TO {role}",
+    ]
+
+
+def _columns_but_id(connection: BaseDatabaseWrapper, table: str) -> str:
+    """The table's columns but `id`, quoted, as the database has them now (a migration back may lack one)."""
+    with connection.cursor() as cursor:
         cursor.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
             " AND table_name = %s AND column_name <> 'id' ORDER BY ordinal_position",
-            [TABLE],
+            [table],
         )
-        columns = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
-    return [
-        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {role}",  # and the columns' (PostgreSQL's rule)
-        f"GRANT INSERT ({columns}) ON {TABLE} TO {role}",
-        f"GRANT UPDATE (customer_id) ON {TABLE} TO {role}",
-        f"GRANT EXECUTE ON FUNCTION partners_auditevent_expire(timestamptz) TO {role}",
-        f"REVOKE UPDATE, DELETE, TRUNCATE ON {REMOVED_TABLE} FROM {role}",
-    ]
+        return ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
 
 
 def audit_retention_set(*, using: str, **kwargs: Any) -> None:

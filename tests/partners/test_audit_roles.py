@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import time_machine
@@ -41,6 +42,14 @@ def create_app_role() -> None:
     """The role, for this test's transaction only (a role made in it vanishes with it)."""
     if not sql("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_ROLE]):
         sql(f"CREATE ROLE {APP_ROLE} NOLOGIN")
+
+
+@contextmanager
+def as_owner() -> Iterator[None]:
+    """Inside an `app_role` test, as the owner for a moment: only the owner dates the events it records."""
+    sql("RESET ROLE")
+    yield
+    sql(f"SET LOCAL ROLE {APP_ROLE}")
 
 
 @pytest.fixture
@@ -104,8 +113,9 @@ def test_audit_trail__app_role__may_detach_a_customer_but_not_repoint_it(app_rol
 
 def test_audit_trail__expiry_function__removes_nothing_younger_than_the_audit_period(app_role) -> None:
     now = clock.now()
-    old = event_at(now - 6 * YEAR)
-    young = event_at(now - YEAR)
+    with as_owner():
+        old = event_at(now - 6 * YEAR)
+        young = event_at(now - YEAR)
     # The app asks for everything up to tomorrow: the database removes only what its period allows.
     assert AuditEvent.objects.expire(before=now + dt.timedelta(days=1)) == 1
     assert list(AuditEvent.objects.values_list("pk", flat=True)) == [young.pk]
@@ -129,8 +139,44 @@ def test_audit_trail__expiry_function__runs_no_trigger_of_a_temporary_table_the_
     sql(f"DROP TABLE pg_temp.{TABLE}")  # which this session's own unqualified names find first
     assert AuditEvent.objects.get(pk=recorded.pk).actor_name == "Helena"
     assert sql("SELECT proconfig FROM pg_proc WHERE proname = 'partners_auditevent_expire'")[0][0] == [
-        "search_path=public, pg_temp"
+        "search_path=pg_catalog, pg_temp"
     ]
+
+
+def test_audit_trail__app_role__cannot_date_an_event(app_role) -> None:
+    """An event the app's role inserts carries the database's time, whatever the INSERT says: none dated into the past
+    (among old events, or already past the retention period) or far ahead (never expiring). Partners 0012."""
+    past = event_at(clock.now() - 6 * YEAR)
+    ahead = event_at(clock.now() + 20 * YEAR)
+    [(database_now,)] = sql("SELECT now()")
+
+    for event in (past, ahead):
+        stored = AuditEvent.objects.get(pk=event.pk).created_at
+        assert abs(stored - database_now) < dt.timedelta(minutes=1)
+    with as_owner():  # the owner's (key rotation, tests) keep the time they give
+        kept = event_at(clock.now() - 6 * YEAR)
+    assert AuditEvent.objects.get(pk=kept.pk).created_at == kept.created_at
+
+
+def test_audit_trail__trigger__calls_no_function_of_the_apps_schema() -> None:
+    """A function of the exact argument type wins over pg_catalog's polymorphic one wherever it is on the search
+    path: had the trigger's path named the app's schema, a `to_jsonb(partners_auditevent)` made there (by any role
+    that may create in it, as every role could in `public` before PostgreSQL 15) would run as whoever updates the
+    trail, the owner's key rotation included. Partners 0012: the functions search `pg_catalog` only."""
+    recorded = event_at(clock.now(), actor_name="Helena")
+    [(schema,)] = sql("SELECT current_schema()")
+    sql(
+        f"CREATE FUNCTION {schema}.to_jsonb({TABLE}) RETURNS jsonb LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the schema''s to_jsonb ran as %', current_user; END $$"
+    )
+
+    assert AuditEvent.objects.filter(pk=recorded.pk).rewrite(customer_digest="d" * 64) == 1
+
+    with pytest.raises(DatabaseError, match="append-only"):
+        sql(f"UPDATE {TABLE} SET actor_name = 'x' WHERE id = %s", [recorded.pk])  # noqa: S608
+    functions = ("partners_auditevent_expire", "partners_auditevent_append_only", "partners_auditevent_stamp")
+    configs = sql("SELECT proname, proconfig FROM pg_proc WHERE proname = ANY(%s) ORDER BY proname", [list(functions)])
+    assert configs == [(name, ["search_path=pg_catalog, pg_temp"]) for name in sorted(functions)]
 
 
 def test_audit_trail__owner__only_the_three_maintenance_changes_pass_the_trigger() -> None:
@@ -161,8 +207,9 @@ def test_retention__as_the_app_role__removes_expired_events_and_detaches_removed
         customer = CustomerFactory(source=Customer.Source.ENTERED_BY_PARTNER)
         slot = SlotFactory(starts_at=clock.now() + dt.timedelta(days=3))
         BookingFactory.confirmed(slot=slot, customer=customer)
-    old = event_at(now - 6 * YEAR, customer=customer)
-    kept = event_at(now - 3 * YEAR, customer=customer)
+    with as_owner():
+        old = event_at(now - 6 * YEAR, customer=customer)
+        kept = event_at(now - 3 * YEAR, customer=customer)
     run = retention_run()
     assert (run.customers_removed, run.audit_events_removed, run.error) == (1, 1, "")
     assert not AuditEvent.objects.filter(pk=old.pk).exists()
@@ -193,8 +240,10 @@ def test_migrate__grants_the_app_role_exactly_its_rights(settings) -> None:
     assert all(may_column(TABLE, column, "INSERT") for column in ("created_at", "action", "customer_digest"))
     assert not may_column(TABLE, "id", "INSERT")  # the sequence chooses
     assert [may_column(TABLE, column, "UPDATE") for column in ("customer_id", "action")] == [True, False]
-    assert may("partners_removedauditevents", "INSERT")
-    assert not any(may("partners_removedauditevents", privilege) for privilege in ("UPDATE", "DELETE", "TRUNCATE"))
+    removed = "partners_removedauditevents"
+    assert all(may_column(removed, column, "INSERT") for column in ("run_id", "customer_digest", "events"))
+    assert not may_column(removed, "id", "INSERT")  # one taken ahead of the sequence would stop every later run
+    assert not any(may(removed, privilege) for privilege in ("INSERT", "UPDATE", "DELETE", "TRUNCATE"))
     assert may("django_migrations", "SELECT")  # `migrate --check` reads it
     assert not any(may("django_migrations", privilege) for privilege in ("INSERT", "UPDATE", "DELETE"))
     assert may("bookings_booking", "UPDATE")
@@ -203,6 +252,43 @@ def test_migrate__grants_the_app_role_exactly_its_rights(settings) -> None:
     expire = "partners_auditevent_expire(timestamptz)"
     assert sql("SELECT has_function_privilege(%s, %s, 'EXECUTE')", [APP_ROLE, expire])[0][0]
     assert not sql("SELECT has_function_privilege('public', %s, 'EXECUTE')", [expire])[0][0]
+
+
+def test_migrate__the_app_role_may_create_nothing_in_the_schema() -> None:
+    """Before PostgreSQL 15 every role could create objects in `public`, and a database upgraded since keeps that:
+    `migrate` takes it from the app's role (and from PUBLIC, through which it had it)."""
+    create_app_role()
+    [(schema,)] = sql("SELECT current_schema()")
+    sql(f"GRANT CREATE ON SCHEMA {schema} TO PUBLIC")  # as such a database has it
+
+    database.grant_app_role(connection=connection, role=APP_ROLE)
+
+    assert sql("SELECT has_schema_privilege(%s, %s, 'CREATE')", [APP_ROLE, schema]) == [(False,)]
+    assert sql("SELECT has_schema_privilege(%s, %s, 'USAGE')", [APP_ROLE, schema]) == [(True,)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate__grants_in_one_transaction() -> None:
+    """`migrate` runs in autocommit: the broad grants, committed one by one before what the apps take back, left the
+    role's other sessions a moment to rewrite the trail's customer index or the removed-event counts at every
+    `migrate`. Now every statement runs inside one transaction."""
+    executed: list[tuple[str, bool]] = []
+
+    def record(execute, statement, params, many, context):
+        executed.append((statement.split()[0], connection.in_atomic_block))
+        return execute(statement, params, many, context)
+
+    create_app_role()
+    try:
+        with connection.execute_wrapper(record):
+            database.grant_app_role(connection=connection, role=APP_ROLE)
+    finally:
+        sql(f"DROP OWNED BY {APP_ROLE}")
+        sql(f"DROP ROLE {APP_ROLE}")
+
+    grants = [in_transaction for verb, in_transaction in executed if verb in ("GRANT", "REVOKE")]
+    assert len(grants) >= 8
+    assert all(grants)
 
 
 @pytest.mark.parametrize("role", ['app"; DROP TABLE partners_auditevent; --', "App", ""])
