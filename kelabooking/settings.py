@@ -396,6 +396,14 @@ if SUOMIFI_SANDBOX and not (DEBUG or SUOMIFI_SANDBOX_PUBLIC_DEMO):
         "SUOMIFI_SANDBOX is on while DEBUG is off: the sandbox signs anyone in as anyone. Turn it off in production; "
         "for a public demonstration site with test identities set SUOMIFI_SANDBOX_PUBLIC_DEMO=1."
     )
+# The demo flag lets the repository's published secrets and demo admin run (kelabooking/published.py): only on a site
+# whose partners are the sandbox's test people, never on one signing real people in.
+if SUOMIFI_SANDBOX_PUBLIC_DEMO and not (DEBUG or SUOMIFI_SANDBOX):
+    raise ImproperlyConfigured(
+        "SUOMIFI_SANDBOX_PUBLIC_DEMO is on without SUOMIFI_SANDBOX: a public demonstration site runs on the sandbox's "
+        "test identities. Turn SUOMIFI_SANDBOX_PUBLIC_DEMO off in production (it would allow the repository's "
+        "published secrets and its demo admin)."
+    )
 # (business ID, name) pairs whose booking mandate a typed test identity code holds; empty: typed codes hold none.
 SUOMIFI_SANDBOX_TYPED_MANDATES: list[tuple[str, str]] = []
 # Where this app is reached; the sandbox endpoints are absolute URLs under it.

@@ -93,7 +93,7 @@ def test_settings__check__refuses_a_secret_published_in_the_repository_unless_de
     assert "kelabooking.E003" in result.stderr
     assert variable in result.stderr or "DATABASE_URL" in result.stderr
     assert value.split(",")[-1] not in result.stdout + result.stderr  # named, never printed
-    for allowed in ({"DEBUG": "1"}, {"SUOMIFI_SANDBOX_PUBLIC_DEMO": "1"}):
+    for allowed in ({"DEBUG": "1"}, {"SUOMIFI_SANDBOX": "1", "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1"}):
         result = run_manage("manage.py", "check", env={**environment, **allowed})
         assert "kelabooking.E003" not in result.stderr, allowed
 
@@ -134,6 +134,17 @@ def test_settings__sandbox_with_debug_off__refused_by_the_settings_under_any_ser
     assert development.returncode == 0, development.stderr
 
 
+def test_settings__demo_flag_without_the_sandbox__refused_by_the_settings() -> None:
+    """SUOMIFI_SANDBOX_PUBLIC_DEMO alone, on a site signing real people in through Suomi.fi, turned off the refusal of
+    the repository's published secrets (kelabooking.E003) and of the demo admin, and the password restriction."""
+    result = run_manage(
+        "manage.py", "check", env={**PRODUCTION, "SUOMIFI_SANDBOX_PUBLIC_DEMO": "1", "SECRET_KEY": "collectstatic-only"}
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SUOMIFI_SANDBOX_PUBLIC_DEMO is on without SUOMIFI_SANDBOX" in result.stderr
+
+
 def test_settings__debug_off__turns_the_security_settings_on() -> None:
     values = settings_in_fresh_process(
         PRODUCTION,
@@ -164,7 +175,8 @@ def test_settings__debug_off__turns_the_security_settings_on() -> None:
 @pytest.mark.parametrize("public_demo", ["0", "1"])
 def test_settings__debug_off_without_relay_or_gateway__check_refuses_the_console_backends(public_demo: str) -> None:
     env = {key: value for key, value in PRODUCTION.items() if key not in {"EMAIL_HOST", "SMS_GATEWAY_URL"}}
-    result = run_manage("manage.py", "check", env={**env, "SUOMIFI_SANDBOX_PUBLIC_DEMO": public_demo})
+    demo = {"SUOMIFI_SANDBOX": public_demo, "SUOMIFI_SANDBOX_PUBLIC_DEMO": public_demo}
+    result = run_manage("manage.py", "check", env={**env, **demo})
     assert result.returncode != 0
     assert "kelabooking.E020" in result.stderr
     assert "kelabooking.E021" in result.stderr
