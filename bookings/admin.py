@@ -29,6 +29,7 @@ from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin, csv_safe
 from kelabooking.forms import BoundedDateField
 from kelabooking.phone import format_phone
 from partners.context import ActingRefusedError, acting_context
+from partners.staff.services import staff_call_list_record
 
 # A number as `format_phone` shows it: only digits and spaces after the "+", nothing a spreadsheet could run.
 DISPLAYED_PHONE = re.compile(r"\+?[0-9][0-9 ]{5,20}")
@@ -360,11 +361,13 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         day = form.cleaned_data["date"] or clock.localnow().date()
         start = timezone.make_aware(dt.datetime.combine(day, dt.time()))  # noqa: DTZ001 - made aware here
         end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))  # noqa: DTZ001
-        bookings = (
+        bookings = list(
             Booking.objects.filter(status=Booking.Status.CONFIRMED, slot__starts_at__gte=start, slot__starts_at__lt=end)
             .select_related("slot__service_line", "customer")
             .order_by("slot__starts_at", "slot__service_line__position", "slot__language", "reference")
         )
+        # Names, phones and matters leave the service in this file: who took which day's is in the audit trail.
+        staff_call_list_record(request=request, user=request.user, day=day, bookings=len(bookings))
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="call-list-{day:%Y-%m-%d}.csv"'
         response.write("\ufeff")  # Excel opens UTF-8 correctly only with a BOM

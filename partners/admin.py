@@ -18,6 +18,7 @@ from kelabooking import crypto
 from kelabooking.admin import ReadOnlyAdminMixin, StrictAdminMixin
 from kelabooking.identity import IdentityCodeInput, normalise_identity_code
 from partners.models import AuditEvent, Notice, RemovedAuditEvents, User
+from partners.staff.services import staff_customer_search_record
 
 
 @admin.register(User)
@@ -114,11 +115,14 @@ class AuditEventAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if form.is_bound and form.is_valid():
             # Through the keyed index of the events themselves: one index scan, and the events stay findable after
             # the retention job has removed the customer.
-            digests = crypto.digests(form.cleaned_data["identity_code"])
+            code = form.cleaned_data["identity_code"]
+            digests = crypto.digests(code)
             events = AuditEvent.objects.filter(customer_digest__in=digests).select_related("actor", "booking")
             removed = RemovedAuditEvents.objects.filter(customer_digest__in=digests).aggregate(
                 events=Sum("events"), oldest=Min("oldest"), newest=Max("newest")
             )
+            events = list(events)  # before this look-up's own event, which is recorded next
+            staff_customer_search_record(request=request, user=request.user, identity_code=code)
             form = CustomerSearchForm()  # do not echo the code back into the page
         context = {
             **self.admin_site.each_context(request),

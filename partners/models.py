@@ -146,6 +146,8 @@ class AuditEvent(models.Model):
         STAFF_LOGIN_REFUSED = "staff_login_refused", _("Staff sign-in refused")
         STAFF_LOGOUT = "staff_logout", _("Staff signed out")
         STAFF_BREAK_GLASS = "staff_break_glass", _("Break-glass password sign-in")
+        STAFF_CUSTOMER_SEARCHED = "staff_customer_searched", _("Staff looked up who handled a customer")
+        STAFF_CALL_LIST_EXPORTED = "staff_call_list_exported", _("Staff exported a call list")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

@@ -149,13 +149,15 @@ def audit_event_record(
     action: str,
     outcome: str = AuditEvent.Outcome.SUCCESS,
     customer: Any = None,
+    customer_digest: str = "",
     booking: Any = None,
     organisation_business_id: str = "",
     organisation_name: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event, in the caller's transaction. The actor, the acting organisation and the request's id and
-    address come from the acting context; an organisation given here (a refused choice) is recorded instead.
+    address come from the acting context; an organisation given here (a refused choice) is recorded instead. The
+    customer's keyed index comes from `customer`, or is given (`customer_digest`) for a customer there is no row of.
 
     `details` carries reason codes and ids only: the model refuses anything that looks like an identity code.
     """
@@ -166,6 +168,7 @@ def audit_event_record(
         action=action,
         outcome=outcome,
         customer=customer,
+        customer_digest=customer_digest,
         booking=booking,
         details=details or {},
     )

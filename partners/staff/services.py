@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import HttpRequest
 
+from kelabooking import crypto
 from kelabooking.permissions import GROUP_PERMISSIONS
 from partners.context import ActingContext, request_meta
 from partners.models import AuditEvent, User
@@ -122,4 +124,28 @@ def staff_session_expired_record(*, request: HttpRequest, user: User, reason: st
     """A staff session ended by its idle (`idle`) or absolute (`absolute`) timeout."""
     return audit_event_record(
         acting=_acting(request, user), action=AuditEvent.Action.SESSION_EXPIRED, details={"reason": reason}
+    )
+
+
+def staff_customer_search_record(*, request: HttpRequest, user: User, identity_code: str) -> AuditEvent:
+    """A staff member looked up who handled a customer (the admin's search by identity code): recorded on that
+    customer by the keyed index, never the code, so that the look-up shows in the customer's own trail too (also for
+    a customer the retention job has removed, or nobody ever opened)."""
+    from bookings.models import Customer
+
+    customer = Customer.objects.with_identity_code(identity_code).only("pk", "identity_code_digest").first()
+    return audit_event_record(
+        acting=_acting(request, user),
+        action=AuditEvent.Action.STAFF_CUSTOMER_SEARCHED,
+        customer=customer,
+        customer_digest="" if customer is not None else crypto.digest(identity_code),
+    )
+
+
+def staff_call_list_record(*, request: HttpRequest, user: User, day: dt.date, bookings: int) -> AuditEvent:
+    """A staff member exported a day's call list (customers' names, phones and matters)."""
+    return audit_event_record(
+        acting=_acting(request, user),
+        action=AuditEvent.Action.STAFF_CALL_LIST_EXPORTED,
+        details={"date": day.isoformat(), "bookings": bookings},
     )

@@ -344,6 +344,20 @@ def test_call_list__for_a_date__lists_confirmed_bookings_in_time_order_without_i
         assert secret not in text
 
 
+def test_call_list__each_export_is_in_the_audit_trail(admin_client, line) -> None:
+    """The call list takes customers' names, phones and matters out of the service in a file: who took which day's,
+    and how many bookings it held, is an audit event (no names in it)."""
+    day = TODAY + dt.timedelta(days=2)
+    book(make_slot(line, at=at(9, days=2)), customer=make_customer(IDENTITY_CODES[0]))
+    book(make_slot(line, at=at(10, days=2)), customer=make_customer(IDENTITY_CODES[1]))
+
+    assert admin_client.get(reverse("admin:bookings_booking_call_list"), {"date": day.isoformat()}).status_code == 200
+
+    [event] = AuditEvent.objects.filter(action=AuditEvent.Action.STAFF_CALL_LIST_EXPORTED)
+    assert event.actor.pk == int(admin_client.session["_auth_user_id"])
+    assert event.details == {"date": day.isoformat(), "bookings": 2}
+
+
 def test_call_list__without_a_date__is_todays_and_linked_from_the_booking_list(admin_client, line) -> None:
     todays = book(make_slot(line, at=at(12)))
     book(make_slot(line, at=at(12, days=1)))

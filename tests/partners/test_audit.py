@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from bookings.models import Customer
-from kelabooking import clock
+from kelabooking import clock, crypto
 from partners.models import AppendOnlyError, AuditEvent, Notice
 from partners.permissions import AUDIT_READER_GROUP, SERVICE_ADMIN_GROUP
 from tests.factories import UserFactory
@@ -141,6 +141,32 @@ def test_audit_admin__who_handled_this_customer__post_only_and_code_not_echoed(c
     malformed = client.post(search, {"identity_code": "not-a-code"})
     assert malformed.status_code == 200
     assert malformed.context["form"].errors["identity_code"]
+
+
+def test_audit_admin__who_handled_this_customer__each_look_up_is_itself_in_the_customers_trail(client, auditor) -> None:
+    """Looking up who handled a person (by identity code, as often as one liked) left no trace: an audit reader could
+    learn unseen who is a client of which social services. Each look-up is now an event on that customer, by the
+    keyed index (never the code), also for a person nobody has opened; and the next look-up shows it."""
+    customer = Customer.objects.create(identity_code=OTHER_TEST_CODE, first_name="Asta", last_name="Asiakas")
+    search = reverse("admin:partners_auditevent_customer")
+
+    client.post(search, {"identity_code": OTHER_TEST_CODE})
+    client.post(search, {"identity_code": TEST_CODE})  # nobody's customer
+    again = client.post(search, {"identity_code": OTHER_TEST_CODE}).content.decode()
+
+    looked_up = AuditEvent.objects.filter(action=AuditEvent.Action.STAFF_CUSTOMER_SEARCHED).order_by("pk")
+    assert [(event.actor, event.customer) for event in looked_up] == [
+        (auditor, customer),
+        (auditor, None),
+        (auditor, customer),
+    ]
+    assert [event.customer_digest for event in looked_up] == [
+        customer.identity_code_digest,
+        crypto.digest(TEST_CODE),
+        customer.identity_code_digest,
+    ]
+    assert all(TEST_CODE not in str(event.details) and OTHER_TEST_CODE not in str(event.details) for event in looked_up)
+    assert "Staff looked up who handled a customer" in again  # the first look-up, in the second's answer
 
 
 def test_audit_admin__staff_without_the_group__cannot_read(client) -> None:
