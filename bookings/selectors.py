@@ -304,6 +304,14 @@ def customer_booking(*, acting: ActingContext, reference: str) -> Booking:
     return booking
 
 
+def customer_names_after_confirm(customer: Customer, *, first_name: str, last_name: str) -> tuple[str, str]:
+    """The customer's names once a booking with these typed names is confirmed: a customer Kela's register does not
+    know is named as the partner typed (a later booking's partner may correct them); the register's never change."""
+    if not customer.in_register and (first_name or last_name):
+        return first_name, last_name
+    return customer.first_name, customer.last_name
+
+
 def partner_hold(*, acting: ActingContext) -> Booking | None:
     """The partner's current hold for the locked customer and the acting organisation, while the organisation may
     still book: a partner holds one time at most (a constraint)."""

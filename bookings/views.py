@@ -30,6 +30,7 @@ from bookings.selectors import (
     booking_cancellation,
     confirm_key,
     customer_booking,
+    customer_names_after_confirm,
     free_week,
     hold_or_booking_made,
     partner_hold,
@@ -242,6 +243,8 @@ def contact_view(request: HttpRequest) -> HttpResponse:
     initial = draft.get("contact") or {}
     if not initial and (contact := register_contact(customer=customer)) is not None:
         initial = {"phone": contact.phone, "email": contact.email}
+    if not initial and not customer.in_register:  # the names a partner gave before, to keep or correct
+        initial = {"first_name": customer.first_name, "last_name": customer.last_name}
     form = ContactForm(
         request.POST if request.method == "POST" else None, initial=initial, names_required=not customer.in_register
     )
@@ -271,8 +274,13 @@ def check_view(request: HttpRequest) -> HttpResponse:
 
 
 def _summary(draft: dict[str, Any], hold: Booking) -> dict[str, Any]:
+    typed = draft["contact"]
+    first_name, last_name = customer_names_after_confirm(
+        hold.customer, first_name=typed.get("first_name", ""), last_name=typed.get("last_name", "")
+    )
     return {
         "hold": hold,
+        "customer_name": f"{first_name} {last_name}".strip(),
         "slot": hold.slot,
         "contact": draft["contact"],
         "language_name": dict(SERVICE_LANGUAGES)[hold.slot.language],

@@ -40,6 +40,7 @@ from bookings.selectors import (
     conflicting_bookings,
     customer_booking,
     customer_bookings,
+    customer_names_after_confirm,
     nearest_free_slots,
     register_contact,
 )
@@ -450,11 +451,18 @@ def _booking_confirm(
     hold.interpreter_language = contact.interpreter_language
     hold.idempotency_key = idempotency_key
     hold.save(update_fields=[*CONFIRMED_FIELDS])
-    if not customer.in_register and (contact.first_name or contact.last_name):
-        customer.first_name, customer.last_name = contact.first_name, contact.last_name
+    details = {}
+    names = customer_names_after_confirm(customer, first_name=contact.first_name, last_name=contact.last_name)
+    if names != (customer.first_name, customer.last_name):
+        # The names are the customer's, shown to every organisation that opens them: the event says they were given
+        # or changed (not what they were), so who changed another partner's typing can be found.
+        details["customer_names"] = "changed" if customer.first_name or customer.last_name else "entered"
+        customer.first_name, customer.last_name = names
         customer.save(update_fields=["first_name", "last_name", "updated_at"])
     hold.slot, hold.customer = slot, customer
-    audit_event_record(acting=acting, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=hold)
+    audit_event_record(
+        acting=acting, action=AuditEvent.Action.BOOKING_CONFIRMED, customer=customer, booking=hold, details=details
+    )
     booking_changed(booking=hold, change=BookingChange.CONFIRMED)
     return hold
 

@@ -224,6 +224,46 @@ def test_booking__customer_not_in_register__names_required_then_saved(client, pa
     assert (customer.first_name, customer.last_name, customer.source) == ("Uusi", "Asiakas", "entered_by_partner")
 
 
+def test_booking__customer_not_in_register__another_organisation_sees_keeps_or_corrects_the_names(
+    client, partner, line
+) -> None:
+    """The names of a customer Kela's register does not know are the customer's, shown to every organisation. A second
+    organisation's partner had to type them again (the form empty), its check page showed the first one's typing while
+    the confirm saved its own, and nothing recorded the overwrite. Now the form offers the names given before, the
+    check page shows what the confirm saves, and the confirm's event says the names were given or changed."""
+    open_customer(client, NEW_CODE)
+    book(
+        client,
+        line,
+        slot_at(line, hour=9),
+        contact={"phone": "040 123 4567", "first_name": "Uusi", "last_name": "Asiakas"},
+    )
+    first = AuditEvent.objects.get(action=AuditEvent.Action.BOOKING_CONFIRMED)
+    assert first.details == {"customer_names": "entered"}
+    tampere = OrganisationFactory(business_id="0211675-2", name="Tampereen kaupunki")
+    other = UserFactory(identity_code="010170-960F", first_name="Tiina", last_name="Tampere")
+    sign_in(client, other, organisation=tampere)
+    open_customer(client, NEW_CODE)
+    other_line = ServiceLine.objects.create(name_fi="Eläkkeet", name_sv="Pensioner", name_en="Pensions")
+    client.post(url("bookings:matter"), {"service_line": other_line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot_at(other_line, hour=13).pk})
+
+    form = client.get(url("bookings:contact")).content.decode()
+    client.post(
+        url("bookings:contact"), {"phone": "040 765 4321", "first_name": "Uusi", "last_name": "Asiakas-Korjattu"}
+    )
+    check = client.get(url("bookings:check"))
+    client.post(url("bookings:check"), confirm_form(check))
+
+    assert 'value="Uusi"' in form
+    assert 'value="Asiakas"' in form
+    assert "Uusi Asiakas-Korjattu" in check.content.decode()
+    customer = Customer.objects.with_identity_code(NEW_CODE).get()
+    assert (customer.first_name, customer.last_name) == ("Uusi", "Asiakas-Korjattu")
+    second = AuditEvent.objects.filter(action=AuditEvent.Action.BOOKING_CONFIRMED).exclude(pk=first.pk).get()
+    assert (second.actor, second.details) == (other, {"customer_names": "changed"})
+
+
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
