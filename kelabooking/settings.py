@@ -239,7 +239,7 @@ CONTENT_SECURITY_POLICY = {
 # Personal data lives in the session: keep it server-side and short. In the database alone, not Django's cached_db:
 # with Redis down a partner still signs in and books (the rate limits fail open), and a sign-out or an expiry that
 # deletes the row ends the session at once, with no cached copy to outlive it when Redis comes back.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "partners.sessions"  # Django's database sessions, keeping a locked customer
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 10 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 

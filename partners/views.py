@@ -164,8 +164,10 @@ class SuomiFiCallbackView(OIDCAuthenticationCallbackView):
     def login_success(self) -> HttpResponse:
         language = self.request.session.get(LANGUAGE_KEY)
         # A new identification starts the acting context over, even for the same person (auth.login keeps the
-        # session's data when the user does not change): only this unlocks the customer of the last login.
+        # session's data, and its key, when the user does not change): only this unlocks the customer of the last
+        # login, under a new key (the session engine keeps a key's locked customer: partners/sessions.py).
         context.start_over(self.request)
+        self.request.session.cycle_key()
         auth.login(self.request, self.user, backend="partners.suomifi.SuomiFiBackend")
         now = time.time()
         self.request.session[LOGIN_AT] = now

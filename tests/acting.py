@@ -71,7 +71,10 @@ def _signed_in(request: HttpRequest) -> None:
 
 
 def sign_in(client: Client, partner: Any, **steps: Any) -> context.ActingContext:
-    """Sign `partner` in on the test client, then take `steps` (see `take_steps`)."""
+    """Sign `partner` in on the test client, then take `steps` (see `take_steps`): a new identification, under a new
+    session key as the Suomi.fi callback gives it (partners/views.py)."""
+    if settings.SESSION_COOKIE_NAME in client.cookies:
+        client.logout()
     client.force_login(partner)
     session = client.session
     request = partner_request(session, partner)

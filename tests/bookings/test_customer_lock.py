@@ -12,6 +12,7 @@ from django.test import Client
 
 from bookings import views
 from partners import context
+from partners.middleware import LAST_SEEN
 from tests.acting import sign_in
 from tests.bookings.test_journey import CUSTOMER_CODE, NEW_CODE, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
@@ -88,3 +89,41 @@ def test_customer_step__session_signed_out_in_another_tab_meanwhile__refused_not
 
     assert answer.status_code == 400
     assert not Session.objects.exists()
+
+
+def test_session_write__a_request_that_read_the_session_before_the_customer_was_locked__keeps_the_lock(
+    client, organisation, customer
+) -> None:
+    """Django writes a session whole, as the request read it: a request that read it before another tab locked the
+    customer (the organisation choice waiting for Valtuudet, the terms, a page whose idle timer it touched) wrote it
+    back without the customer, and the login could then open a second one (partners/sessions.py)."""
+    partner = UserFactory(identity_code=TEST_CODE, first_name="Helena", last_name="Virtanen")
+    sign_in(client, partner, organisation=organisation)
+    engine = type(client.session)
+    stale = engine(session_key=client.session.session_key)
+    last_seen = stale[LAST_SEEN]  # read by the slow request, before the customer step
+    assert client.post(url("bookings:customer"), {"identity_code": CUSTOMER_CODE})["Location"] == url(
+        "bookings:overview"
+    )
+
+    assert context.SESSION_KEY not in stale or stale[context.SESSION_KEY].get("customer_id") is None
+    stale[LAST_SEEN] = last_seen + 60  # its own change: the idle timer
+    context.choose_organisation(_request(stale), business_id=organisation.business_id, name=organisation.name)
+    stale.save()
+
+    stored = engine(session_key=stale.session_key).load()
+    assert stored[context.SESSION_KEY]["customer_id"] == customer.pk
+    assert stored[LAST_SEEN] == stale[LAST_SEEN]  # the stale request's own change is kept
+    second = client.post(url("bookings:customer"), {"identity_code": NEW_CODE})
+    assert second["Location"] == url("bookings:overview")  # the customer step is over for this login
+    assert engine(session_key=stale.session_key).load()[context.SESSION_KEY]["customer_id"] == customer.pk
+
+
+def _request(session):
+    """A request carrying `session`, as a view gets it (the acting context reads the session and the user)."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.session = session
+    request.user = UserFactory._meta.model.objects.get(pk=session["_auth_user_id"])
+    return request

@@ -104,6 +104,8 @@ def test_login__same_person_identifies_again__customer_and_organisation_start_ov
 
     assert finish_login(client, start_login(client, op))["Location"] == url("partners:work", "fi")
 
+    assert client.session.session_key != session.session_key  # a new identification, a new key (partners/sessions.py)
+
     assert context.SESSION_KEY not in client.session
     assert context.DRAFT_KEY not in client.session
     assert len(login_events(AuditEvent.Action.LOGIN)) == 2
