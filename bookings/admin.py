@@ -366,8 +366,8 @@ class BookingAdmin(StrictAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             .select_related("slot__service_line", "customer")
             .order_by("slot__starts_at", "slot__service_line__position", "slot__language", "reference")
         )
-        # Names, phones and matters leave the service in this file: who took which day's is in the audit trail.
-        staff_call_list_record(request=request, user=request.user, day=day, bookings=len(bookings))
+        if request.method == "GET":  # names, phones and matters leave in this file: who took which day's is recorded
+            staff_call_list_record(request=request, user=request.user, day=day, bookings=len(bookings))
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="call-list-{day:%Y-%m-%d}.csv"'
         response.write("\ufeff")  # Excel opens UTF-8 correctly only with a BOM

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -62,6 +63,20 @@ def grant_app_role(*, connection: BaseDatabaseWrapper, role: str) -> None:
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for statement in app_role_statements(connection, role):
             cursor.execute(statement)
+        # A REVOKE by a role that does not own the schema only warns (PostgreSQL 14's `public` is the bootstrap
+        # superuser's, as on many managed databases): then say so, rather than leave the role able to create there.
+        cursor.execute(
+            "SELECT has_schema_privilege(%s, current_schema(), 'CREATE') OR has_schema_privilege('public',"
+            " current_schema(), 'CREATE'), current_schema()",
+            [role],
+        )
+        may_create, schema = cursor.fetchone()
+    if may_create:
+        raise ImproperlyConfigured(
+            f"The app's role {role} (or PUBLIC) may still create objects in the schema {schema}, and this role could "
+            f"not take that away: as the schema's owner, run REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC, {role}; "
+            'then migrate again (docs/data-protection.md, "Database roles").'
+        )
 
 
 def grant_app_role_after_migrate(*, using: str, **kwargs: Any) -> None:

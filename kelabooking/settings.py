@@ -564,7 +564,7 @@ STAFF_OIDC_ENABLED = bool(
 # Local accounts that may still sign in with a password when DEBUG is off and staff sign-in is configured: for when
 # the identity provider is down. Every such sign-in is an audit event of its own.
 STAFF_BREAK_GLASS_USERS = env_list("STAFF_BREAK_GLASS_USERS")
-# Password sign-in attempts at /admin/login/ per client address and window; past them the page answers 429.
+# Failed password sign-ins at /admin/login/ per client address and window; past them the page answers 429.
 STAFF_PASSWORD_RATE_LIMIT = env_int("STAFF_PASSWORD_RATE_LIMIT", 10)
 STAFF_PASSWORD_RATE_WINDOW_SECONDS = env_int("STAFF_PASSWORD_RATE_WINDOW_SECONDS", 15 * 60)
 STAFF_SESSION_IDLE_SECONDS = env_int("STAFF_SESSION_IDLE_SECONDS", 30 * 60)

@@ -15,6 +15,7 @@ from django.contrib.sessions.backends import db
 from django.db import router, transaction
 from django.utils import timezone
 
+from partners.context import DRAFT_KEY
 from partners.context import SESSION_KEY as ACTING_KEY
 
 
@@ -34,5 +35,9 @@ class SessionStore(db.SessionStore):
             stored = self.decode(row.session_data) if row is not None else {}
             locked = stored.get(ACTING_KEY) or {}
             if locked.get("customer_id") is not None and stored.get(USER_KEY) == data[USER_KEY]:
+                # The lock, and the customer's booking draft begun under it, are the stored session's.
                 data[ACTING_KEY] = locked
+                data.pop(DRAFT_KEY, None)
+                if DRAFT_KEY in stored:
+                    data[DRAFT_KEY] = stored[DRAFT_KEY]
             super().save(must_create=must_create)

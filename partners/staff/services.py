@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -128,14 +129,17 @@ def staff_session_expired_record(*, request: HttpRequest, user: User, reason: st
 
 
 def staff_customer_search_record(*, request: HttpRequest, user: User, identity_code: str) -> AuditEvent:
-    """A staff member looked up who handled a customer (the admin's search by identity code): recorded by the
-    customer's keyed index, never the code, so that the look-up shows in that customer's own trail too, also for a
-    customer the retention job has removed or nobody ever opened. (Not linked to the customer's row: like the events
-    of removed customers, it is found through the HMAC key it was made with while that key stays configured.)"""
+    """A staff member looked up who handled a customer (the admin's search by identity code): recorded on that
+    customer, by the keyed index and never the code, so that the look-up shows in that customer's own trail too (also
+    for a customer the retention job has removed, or nobody ever opened: then by the index alone). Linked to the
+    customer's row where there is one, as every other event on them, so that key rotation re-indexes it."""
+    customer_model = apps.get_model("bookings", "Customer")  # by name, as AuditEvent.customer names it
+    customer = customer_model.objects.with_identity_code(identity_code).only("pk", "identity_code_digest").first()
     return audit_event_record(
         acting=_acting(request, user),
         action=AuditEvent.Action.STAFF_CUSTOMER_SEARCHED,
-        customer_digest=crypto.digest(identity_code),
+        customer=customer,
+        customer_digest="" if customer is not None else crypto.digest(identity_code),
     )
 
 

@@ -23,11 +23,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST, require_safe
 from mozilla_django_oidc.utils import absolutify, generate_code_challenge
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView, get_next_url
 
-from kelabooking.ratelimit import rate_limit_count
+from kelabooking.ratelimit import rate_limit_count, rate_limit_reached
 from partners.oidc import SuomiFiError, check_authorization_response_issuer
 from partners.staff import services
 from partners.staff.oidc import ID_TOKEN_SESSION_KEY, provider_config, provider_logout_url, staff_setting
@@ -56,23 +57,32 @@ def refused(request: HttpRequest, reason: str, *, user=None) -> HttpResponse:
     return render(request, "partners/staff_refused.html", context, status=REFUSAL_STATUS.get(reason, 400))
 
 
+@sensitive_post_parameters()
+@never_cache
 def password_login_view(request: HttpRequest) -> HttpResponse:
-    """The admin's sign-in page (Django's own, `admin.site.login`), with its password attempts limited per client
-    address: STAFF_PASSWORD_RATE_LIMIT in STAFF_PASSWORD_RATE_WINDOW_SECONDS. Past the limit an attempt is answered
-    429 without its password being tried, and only the first such answer is an audit event, so that guessing is slow
-    and what an attempt adds to the trail is bounded."""
-    if request.method == "POST":
-        limit = settings.STAFF_PASSWORD_RATE_LIMIT
-        attempts = rate_limit_count(
-            request, scope="staff-password", window_seconds=settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS
-        )
-        if attempts > limit:
-            if attempts == limit + 1:
-                services.staff_sign_in_refused_record(request=request, reason="rate_limited")
-            minutes = -(-settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS // 60)
-            context = {**admin.site.each_context(request), "reason": "rate_limited", "minutes": minutes, "title": ""}
-            return render(request, "partners/staff_refused.html", context, status=429)
-    return admin.site.login(request)
+    """The admin's sign-in page (Django's own, `admin.site.login`), with its failed password attempts limited per
+    client address: after STAFF_PASSWORD_RATE_LIMIT failures in STAFF_PASSWORD_RATE_WINDOW_SECONDS an attempt is
+    answered 429 without its password being tried. A sign-in that succeeds counts nothing (colleagues behind one
+    address are not locked out by each other's sign-ins), and reaching the limit is one audit event, so that guessing
+    is slow and what it adds to the trail is bounded."""
+    limit = {"scope": "staff-password", "limit": settings.STAFF_PASSWORD_RATE_LIMIT}
+    if request.method == "POST" and rate_limit_reached(request, **limit):
+        minutes = -(-settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS // 60)
+        context = {
+            **admin.site.each_context(request),
+            "reason": "rate_limited",
+            "minutes": minutes,
+            "provider": settings.STAFF_OIDC_ENABLED,
+            "back": request.get_full_path(),
+            "title": "",
+        }
+        return render(request, "partners/staff_refused.html", context, status=429)
+    response = admin.site.login(request)
+    if request.method == "POST" and not request.user.is_authenticated:  # the form refused the password
+        window = settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS
+        if rate_limit_count(request, scope=limit["scope"], window_seconds=window) == limit["limit"]:
+            services.staff_sign_in_refused_record(request=request, reason="rate_limited")
+    return response
 
 
 class StaffLoginView(OIDCAuthenticationRequestView):

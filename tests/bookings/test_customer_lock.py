@@ -16,6 +16,7 @@ from partners.middleware import LAST_SEEN
 from tests.acting import sign_in
 from tests.bookings.test_journey import CUSTOMER_CODE, NEW_CODE, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
+from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.factories import UserFactory
 from tests.partners.provider import TEST_CODE
@@ -92,7 +93,7 @@ def test_customer_step__session_signed_out_in_another_tab_meanwhile__refused_not
 
 
 def test_session_write__a_request_that_read_the_session_before_the_customer_was_locked__keeps_the_lock(
-    client, organisation, customer
+    client, organisation, customer, line
 ) -> None:
     """Django writes a session whole, as the request read it: a request that read it before another tab locked the
     customer (the organisation choice waiting for Valtuudet, the terms, a page whose idle timer it touched) wrote it
@@ -107,6 +108,7 @@ def test_session_write__a_request_that_read_the_session_before_the_customer_was_
     )
 
     assert context.SESSION_KEY not in stale or stale[context.SESSION_KEY].get("customer_id") is None
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
     stale[LAST_SEEN] = last_seen + 60  # its own change: the idle timer
     context.choose_organisation(_request(stale), business_id=organisation.business_id, name=organisation.name)
     stale.save()
@@ -114,6 +116,7 @@ def test_session_write__a_request_that_read_the_session_before_the_customer_was_
     stored = engine(session_key=stale.session_key).load()
     assert stored[context.SESSION_KEY]["customer_id"] == customer.pk
     assert stored[LAST_SEEN] == stale[LAST_SEEN]  # the stale request's own change is kept
+    assert context.booking_draft(_request(stored))["service_line_id"] == line.pk  # and the draft begun meanwhile
     second = client.post(url("bookings:customer"), {"identity_code": NEW_CODE})
     assert second["Location"] == url("bookings:overview")  # the customer step is over for this login
     assert engine(session_key=stale.session_key).load()[context.SESSION_KEY]["customer_id"] == customer.pk

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 import time_machine
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
@@ -265,6 +266,19 @@ def test_migrate__the_app_role_may_create_nothing_in_the_schema() -> None:
 
     assert sql("SELECT has_schema_privilege(%s, %s, 'CREATE')", [APP_ROLE, schema]) == [(False,)]
     assert sql("SELECT has_schema_privilege(%s, %s, 'USAGE')", [APP_ROLE, schema]) == [(True,)]
+
+
+def test_migrate__the_app_role_still_able_to_create_in_the_schema__refused_naming_what_to_run() -> None:
+    """A REVOKE by a role that does not own the schema only warns, and CREATE can come through another role: then
+    `migrate` stops and says what the schema's owner has to run, rather than leave it so silently."""
+    create_app_role()
+    [(schema,)] = sql("SELECT current_schema()")
+    sql("CREATE ROLE kelabooking_test_creators NOLOGIN")
+    sql(f"GRANT CREATE ON SCHEMA {schema} TO kelabooking_test_creators")
+    sql(f"GRANT kelabooking_test_creators TO {APP_ROLE}")
+
+    with pytest.raises(ImproperlyConfigured, match=f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC, {APP_ROLE}"):
+        database.grant_app_role(connection=connection, role=APP_ROLE)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -418,28 +418,50 @@ def test_password_sign_in__production__a_refused_account_costs_a_hash_as_a_break
         assert len(hashed) == 1, (username, hashed)
 
 
-def test_password_sign_in__production__attempts_limited_per_address_and_the_trail_bounded(
+def test_password_sign_in__production__failures_limited_per_address_and_the_trail_bounded(
     client, production, settings
 ) -> None:
     """Password attempts were unlimited, and each refused one an audit event: a script could guess at break-glass
-    passwords and fill the append-only trail. Past STAFF_PASSWORD_RATE_LIMIT attempts from one address the page
-    answers 429 without trying the password (the right one included), and records that once."""
+    passwords and fill the append-only trail. After STAFF_PASSWORD_RATE_LIMIT failures from one address the page
+    answers 429 without trying the password (the right one included), and reaching the limit is recorded once."""
     settings.STAFF_PASSWORD_RATE_LIMIT = 3
     settings.STAFF_PASSWORD_RATE_WINDOW_SECONDS = 600
     _password_user("break-glass-1")
     guess = {"username": "break-glass-1", "password": "a-guess-000000"}
 
-    answers = [client.post("/admin/login/?break-glass=1", guess).status_code for _ in range(5)]
-    right = client.post("/admin/login/?break-glass=1", {**guess, "password": "a-long-password-0123"})
+    answers = [client.post("/admin/login/?break-glass=1&next=/admin/", guess).status_code for _ in range(5)]
+    right = client.post("/admin/login/?break-glass=1&next=/admin/", {**guess, "password": "a-long-password-0123"})
 
     assert answers == [200, 200, 200, 429, 429]
     assert right.status_code == 429
-    assert "Too many sign-in attempts" in right.content.decode()
-    assert "Wait 10 minutes" in right.content.decode()
+    page = right.content.decode()
+    assert "Too many sign-in attempts" in page
+    assert "Wait 10 minutes" in page
+    assert "Signing in through Kela's identity provider still works." in page
+    assert 'href="/admin/login/?break-glass=1&amp;next=/admin/"' in page  # back to the form it came from
+    assert "no-store" in right["Cache-Control"]
     assert "_auth_user_id" not in client.session
     assert refusals() == [{"reason": "password_wrong"}] * 3 + [{"reason": "rate_limited"}]
     other = Client(REMOTE_ADDR="192.0.2.7")  # another address is not limited by this one's attempts
     assert other.post("/admin/login/?break-glass=1", {**guess, "password": "a-long-password-0123"}).status_code == 302
+
+
+def test_password_sign_in__successful_sign_ins_count_nothing(client, settings) -> None:
+    """Colleagues behind one address (or every client, passwords being the only way in without staff sign-in
+    configured) are not locked out by each other's sign-ins: only failures count."""
+    settings.STAFF_PASSWORD_RATE_LIMIT = 2
+    _password_user("colleague")
+    right = {"username": "colleague", "password": "a-long-password-0123"}
+
+    for _ in range(4):
+        assert client.post("/admin/login/", right).status_code == 302
+        client.logout()
+
+    assert [client.post("/admin/login/", {**right, "password": "wrong"}).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
 
 
 def test_rate_limits__cache_unreachable__fail_open(rf, settings) -> None:
