@@ -1,11 +1,12 @@
 """The session engine (SESSION_ENGINE): Django's database sessions, with the one rule a session write must not break.
 
 A partner's login handles one customer (DESIGN.md §4 rule 6): once its session has locked a customer, only a new
-identification unlocks it, and a new identification is a new session key (Django cycles it at every login; a logout
-deletes the row). Django writes a session whole, as the request read it. So a request that read the session before
-another tab locked a customer (the organisation choice waiting for Valtuudet, the terms, any page whose idle timer it
-touched) wrote it back without the customer, and the login could open a second one. Now a write that would leave a
-signed-in session without its customer reads the stored session first, under its row lock, and keeps the stored lock.
+identification unlocks it, and a new identification is a new session key (the Suomi.fi callback cycles it, also for
+the same person, whom Django's login would keep on the old one; a logout deletes the row). Django writes a session
+whole, as the request read it. So a request that read the session before another tab locked a customer (the
+organisation choice waiting for Valtuudet, the terms, any page whose idle timer it touched) wrote it back without the
+customer, and the login could open a second one. Now a write that would leave a signed-in session without its
+customer reads the stored session first, under its row lock, and keeps the stored lock.
 """
 
 from __future__ import annotations
