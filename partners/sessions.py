@@ -22,10 +22,11 @@ from partners.context import SESSION_KEY as ACTING_KEY
 
 class SessionStore(db.SessionStore):
     def save(self, must_create: bool = False) -> None:
-        data = self._get_session(no_load=must_create)
-        acting = data.get(ACTING_KEY) or {}
-        if must_create or self.session_key is None or USER_KEY not in data or acting.get("customer_id") is not None:
+        if must_create or self.session_key is None or USER_KEY not in self:
             super().save(must_create=must_create)
+            return
+        if (self.get(ACTING_KEY) or {}).get("customer_id") is not None:
+            super().save()
             return
         with transaction.atomic(using=router.db_for_write(self.model)):
             row = (
@@ -35,10 +36,10 @@ class SessionStore(db.SessionStore):
             )
             stored = self.decode(row.session_data) if row is not None else {}
             locked = stored.get(ACTING_KEY) or {}
-            if locked.get("customer_id") is not None and stored.get(USER_KEY) == data[USER_KEY]:
+            if locked.get("customer_id") is not None and stored.get(USER_KEY) == self[USER_KEY]:
                 # The lock, and the customer's booking draft begun under it, are the stored session's.
-                data[ACTING_KEY] = locked
-                data.pop(DRAFT_KEY, None)
+                self[ACTING_KEY] = locked
+                self.pop(DRAFT_KEY, None)
                 if DRAFT_KEY in stored:
-                    data[DRAFT_KEY] = stored[DRAFT_KEY]
-            super().save(must_create=must_create)
+                    self[DRAFT_KEY] = stored[DRAFT_KEY]
+            super().save()
