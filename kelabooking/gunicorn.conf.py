@@ -6,7 +6,11 @@ import os
 
 from kelabooking.logging import install_mask
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
+# With METRICS_PORT, /metrics is answered on that port of its own, on the pages' address, and nowhere else
+# (kelabooking/probes.py).
+if os.environ.get("METRICS_PORT", "0").strip() not in ("", "0"):
+    bind.append(f"{bind[0].rpartition(':')[0]}:{int(os.environ['METRICS_PORT'])}")
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30

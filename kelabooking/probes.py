@@ -4,6 +4,10 @@ database and cache reachable, every migration applied) and `/metrics` (kelabooki
 `ProbeMiddleware`, first in MIDDLEWARE, answers the three before anything else runs: a kubelet or Prometheus asks by the
 pod's address, which ALLOWED_HOSTS does not list, over plain HTTP, which SECURE_SSL_REDIRECT would redirect; and a
 probe every few seconds should open no session, write no log line and cost next to nothing.
+
+With METRICS_PORT set, gunicorn listens on that port too (kelabooking/gunicorn.conf.py), and the two ports keep apart:
+`/metrics` is answered there and only there, and nothing else is. So the network can let Prometheus reach the metrics
+port alone, and nobody but the ingress reaches the pages' port, whose X-Forwarded-For names the client.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import os
 import socket
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.urls import resolve
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -76,13 +81,21 @@ def readiness() -> dict[str, str]:
     return outcome
 
 
+def on_metrics_port(request: HttpRequest) -> bool:
+    """Whether the request came in on METRICS_PORT (gunicorn gives the listening socket's port as SERVER_PORT)."""
+    return bool(settings.METRICS_PORT) and request.META.get("SERVER_PORT") == str(settings.METRICS_PORT)
+
+
 class ProbeMiddleware:
-    """Answer /healthz, /readyz and /metrics before host validation, the HTTPS redirect, sessions and logging."""
+    """Answer /healthz, /readyz and /metrics before host validation, the HTTPS redirect, sessions and logging; with
+    METRICS_PORT, /metrics on that port alone and nothing else there."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.METRICS_PORT and on_metrics_port(request) != (request.path_info == "/metrics"):
+            return HttpResponseNotFound("not found", content_type="text/plain")
         if request.path_info in PROBE_PATHS:
             request.resolver_match = match = resolve(request.path_info)  # the views in kelabooking/views.py
             return match.func(request, *match.args, **match.kwargs)

@@ -369,7 +369,8 @@ LOGGING = {
 # --- Metrics (kelabooking/metrics.py; docs/operations.md) -----------------------------------------------------
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; without a token it does not exist (404). Under
 # gunicorn and a prefork Celery worker set PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) to an empty,
-# writable directory of the container. A worker serves its own counters on METRICS_PORT (0: not served).
+# writable directory of the container. With METRICS_PORT (0: none), a worker serves its own counters on that port, and
+# gunicorn listens on it too and answers /metrics there alone (kelabooking/probes.py).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_PORT = env_int("METRICS_PORT", 0)
 

@@ -226,6 +226,10 @@ def _check_network_policy(resources: list[dict]) -> None:
     web_ingress = policies["kelabooking-web-ingress"]["spec"]
     assert web_ingress["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
     assert [port["port"] for rule in web_ingress["ingress"] for port in rule["ports"]] == [8000]
+    # Only the ingress reaches the pages: the client's address is the last X-Forwarded-For hop (NUM_PROXIES).
+    for rule in web_ingress["ingress"]:
+        assert all(peer not in MONITORING for peer in rule["from"]), rule
+        assert all("ingress" in json.dumps(peer) for peer in rule["from"]), rule
 
 
 MONITORING = [
@@ -240,7 +244,7 @@ def _env(container: dict) -> dict[str, str]:
 
 def _check_metrics(resources: list[dict]) -> None:
     """Web and the worker count in a directory of their own pod's emptyDir (the root is read-only; their start empties
-    it); the worker serves its port, which only the monitoring namespaces reach."""
+    it); each serves /metrics on its metrics port, which only the monitoring namespaces reach."""
     for component in ("web", "worker"):
         container = main_container(resources, component)
         directory = Path(_env(container)["PROMETHEUS_MULTIPROC_DIR"])
@@ -250,23 +254,34 @@ def _check_metrics(resources: list[dict]) -> None:
         [mount] = [mount for mount in container["volumeMounts"] if Path(mount["mountPath"]) == directory]
         assert "emptyDir" in volumes[mount["name"]], component
         assert directory.is_relative_to("/tmp"), component  # noqa: S108 - the pod's own emptyDir
-    worker = main_container(resources, "worker")
-    ports = {port["name"]: port["containerPort"] for port in worker["ports"]}
-    assert int(_env(worker)["METRICS_PORT"]) == ports["metrics"]
-    # Whatever policy lets traffic reach the worker's metrics port lets only the monitoring namespaces in.
-    worker_labels = deployment(resources, "worker")["spec"]["template"]["metadata"]["labels"]
-    reaching = []
-    for policy in of_kind(resources, "NetworkPolicy").values():
-        selector = policy["spec"]["podSelector"].get("matchLabels", {})
-        if not selector.items() <= worker_labels.items():
-            continue
-        for rule in policy["spec"].get("ingress", []):
-            if not rule.get("ports") or ports["metrics"] in {port["port"] for port in rule["ports"]}:
-                reaching.append(rule)
-    assert reaching
-    for rule in reaching:
-        assert rule["from"] == MONITORING
-        assert [port["port"] for port in rule["ports"]] == [ports["metrics"]]
+    for component in ("web", "worker"):
+        container = main_container(resources, component)
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert int(_env(container)["METRICS_PORT"]) == ports["metrics"], component
+        # Whatever policy lets traffic reach the metrics port lets only the monitoring namespaces in, to that port.
+        labels = deployment(resources, component)["spec"]["template"]["metadata"]["labels"]
+        reaching = []
+        for policy in of_kind(resources, "NetworkPolicy").values():
+            if not _selects(policy["spec"]["podSelector"], labels):
+                continue
+            for rule in policy["spec"].get("ingress", []):
+                if not rule.get("ports") or ports["metrics"] in {port["port"] for port in rule["ports"]}:
+                    reaching.append(rule)
+        assert reaching, component
+        for rule in reaching:
+            assert rule["from"] == MONITORING, component
+            assert [port["port"] for port in rule["ports"]] == [ports["metrics"]], component
+
+
+def _selects(selector: dict, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels, and matchExpressions with In) selects pods with these labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression  # the only one these manifests use
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
 
 
 def _check_shared_secret_and_cache(resources: list[dict]) -> None:

@@ -320,3 +320,54 @@ def test_gunicorn__metrics_directory__made_and_emptied_at_start__this_runs_count
     assert statuses == [404, 404, 404], output
     assert status == 200, output
     assert 'kelabooking_http_responses_total{status="4xx",view="unresolved"} 3.0' in scraped, scraped
+
+
+def test_gunicorn__metrics_port__metrics_there_alone_and_not_on_the_pages_port(tmp_path) -> None:
+    """With METRICS_PORT, gunicorn listens there too: /metrics (with the token) is answered on that port only, and it
+    answers nothing else, so that a network policy can let Prometheus reach it and nothing else (docs/operations.md)."""
+    pages, metrics = _free_port(), _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{pages}",
+        "GUNICORN_WORKERS": "1",
+        "METRICS_PORT": str(metrics),
+        "METRICS_TOKEN": "metrics-port-token-0123456789",
+    }
+    server = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
+
+    def status(port: int, path: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {env['METRICS_TOKEN']}"}
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - our own server
+                    body = response.read()
+                    assert path != "/metrics" or b"kelabooking_http_request" in body
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.3)
+
+    try:
+        answers = {
+            (port, path): status(port, path)
+            for port in (pages, metrics)
+            for path in ("/healthz", "/metrics", "/admin/login/")
+        }
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert answers == {
+        (pages, "/healthz"): 200,
+        (pages, "/metrics"): 404,
+        (pages, "/admin/login/"): 200,
+        (metrics, "/healthz"): 404,
+        (metrics, "/metrics"): 200,
+        (metrics, "/admin/login/"): 404,
+    }, output

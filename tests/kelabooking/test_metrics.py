@@ -336,3 +336,19 @@ def test_worker_metrics__celery_worker_start__makes_and_empties_its_metrics_dire
     assert answer.status_code == 200
     assert not stale.exists()
     assert 'kelabooking_outbox_send_attempts_total{channel="sms",outcome="sent"}' not in answer.text
+
+
+def test_metrics__with_a_metrics_port__answered_on_that_port_alone_which_answers_nothing_else(
+    client, token, settings
+) -> None:
+    """With METRICS_PORT, gunicorn listens there too (tests/kelabooking/test_gunicorn.py): the monitoring network
+    reaches that port only, and the pages' port, whose X-Forwarded-For the app trusts, the ingress only."""
+    settings.METRICS_PORT = 9808
+    authorised = {"Authorization": f"Bearer {token}"}
+    assert client.get("/metrics", headers=authorised, SERVER_PORT="9808").status_code == 200
+    assert client.get("/metrics", headers=authorised, SERVER_PORT="8000").status_code == 404
+    for path in ("/healthz", "/readyz", "/en/", "/admin/login/", "/oidc/callback/"):
+        assert client.get(path, SERVER_PORT="9808").status_code == 404, path
+    assert client.get("/healthz", SERVER_PORT="8000").status_code == 200
+    settings.METRICS_PORT = 0
+    assert client.get("/metrics", headers=authorised, SERVER_PORT="8000").status_code == 200
