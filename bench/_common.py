@@ -389,6 +389,7 @@ def served(*, workers: int, threads: int = 1, sign_in: bool = True) -> Iterator[
             SECRET_KEY=secrets.token_urlsafe(50),
             ALLOWED_HOSTS="127.0.0.1",
             DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+            DATABASE_OWNER_SERVES="1",  # one role for the bench's own writes and the servers (kelabooking.E030)
             REDIS_URL=REDIS_URL,
             CELERY_BROKER_URL=REDIS_URL,
             EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",

@@ -20,7 +20,7 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.utils.module_loading import import_string
 
-from kelabooking import crypto, fields
+from kelabooking import crypto, database, fields
 from kelabooking.published import DEMO_ADMIN_USERNAME, is_published, published_values_allowed
 
 # Cache backends whose counters live in one process only.
@@ -37,12 +37,40 @@ def refuse_to_start(process: str) -> None:
     from django.core import checks
 
     try:
-        messages = checks.run_checks(databases=list(settings.DATABASES))
+        messages = checks.run_checks(databases=list(settings.DATABASES)) + serving_role_errors(process)
     finally:
         connections.close_all()  # a process forked from this one (gunicorn's, Celery's pool) must not inherit them
     serious = [message for message in messages if message.is_serious() and not message.is_silenced()]
     if serious:
         raise SystemExit(f"kelabooking's {process} cannot start:\n" + "\n".join(str(m) for m in serious))
+
+
+RIGHTS = {"superuser": "a superuser", "owner": "a role that may record migrations, as the schema's owner"}
+
+
+def serving_role_errors(process: str) -> list[CheckMessage]:
+    """kelabooking.E030 (at the start of web, worker and beat only: `migrate` runs as the owner): with DEBUG off, a
+    process that serves must not connect to PostgreSQL as a superuser or as the schema's owner, which could rewrite
+    the audit trail that the app's role may only append to (docs/data-protection.md, "Database roles")."""
+    if settings.DEBUG or settings.DATABASE_OWNER_SERVES:
+        return []
+    errors: list[CheckMessage] = []
+    for alias in settings.DATABASES:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue
+        role, rights = database.owner_rights(connection)
+        if rights:
+            errors.append(
+                Error(
+                    f"The {process} connects to database {alias!r} as {role}, {RIGHTS[rights]}: it could rewrite the"
+                    " audit trail.",
+                    hint="Connect as the app's role, to which `migrate` grants its rights (DATABASE_APP_ROLE; "
+                    'docs/operations.md, "Database roles"); only benchmarks and drills set DATABASE_OWNER_SERVES.',
+                    id="kelabooking.E030",
+                )
+            )
+    return errors
 
 
 def web_workers() -> int:

@@ -84,3 +84,16 @@ def grant_app_role_after_migrate(*, using: str, **kwargs: Any) -> None:
     connection = connections[using]
     if connection.vendor == "postgresql" and settings.DATABASE_APP_ROLE:
         grant_app_role(connection=connection, role=settings.DATABASE_APP_ROLE)
+
+
+def owner_rights(connection: BaseDatabaseWrapper) -> tuple[str, str]:
+    """The connected role, and what it may do beyond the app's role (PostgreSQL): "superuser", "owner" (it may record
+    migrations, which `app_role_statements` takes from the app's role: the schema's owner, or a role granted its
+    rights), or "" for neither. Either could rewrite the audit trail, alter a table or drop a trigger."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, current_setting('is_superuser') = 'on',"
+            " has_table_privilege(to_regclass('django_migrations'), 'INSERT')"
+        )
+        role, superuser, records_migrations = cursor.fetchone()
+    return role, "superuser" if superuser else "owner" if records_migrations else ""

@@ -163,6 +163,9 @@ else:
 # "Database roles"): every `migrate` grants it what the app needs, and the audit trail only to read and append
 # (kelabooking/database.py).
 DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE")
+# With DEBUG off, web, worker and beat refuse to start as a superuser or the owner (kelabooking.E030), unless this is
+# set: for benchmarks and drills that run everything as one role, never for a site.
+DATABASE_OWNER_SERVES = env_bool("DATABASE_OWNER_SERVES", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits); Redis when REDIS_URL is set so every web process shares the counters -----------------

@@ -186,6 +186,7 @@ def shape(make_httpserver) -> Iterator[Shape]:
             IDENTITY_CODE_ENCRYPTION_KEYS=crypto.new_encryption_key(),
             IDENTITY_CODE_HMAC_KEYS=crypto.new_hmac_key(),
             DATABASE_URL=database.url,
+            DATABASE_OWNER_SERVES="1",  # the drill's own cluster, one role (kelabooking.E030)
             REDIS_URL=redis.url.replace("/0", "/1"),
             CELERY_BROKER_URL=redis.url,
             EMAIL_HOST="127.0.0.1",
