@@ -34,7 +34,6 @@ from bookings.selectors import (
     free_week,
     hold_or_booking_made,
     partner_hold,
-    register_contact,
 )
 from bookings.services import (
     BookingError,
@@ -50,6 +49,7 @@ from bookings.services import (
     booking_move,
     customer_find_or_create,
     customer_overview,
+    register_contact_show,
 )
 from kelabooking import clock
 from partners import context
@@ -234,14 +234,20 @@ def time_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def contact_view(request: HttpRequest) -> HttpResponse:
-    """Contact details for this booking: the register's, pre-filled only without non-disclosure."""
+    """Contact details for this booking: the register's, pre-filled only without non-disclosure (and the showing
+    recorded, as the overview's)."""
     draft = context.booking_draft(request)
-    hold = partner_hold(acting=acting_context(request))
+    acting = acting_context(request)
+    hold = partner_hold(acting=acting)
     if hold is None:
         return redirect("bookings:time" if "service_line_id" in draft else "bookings:matter")
     customer = hold.customer
     initial = draft.get("contact") or {}
-    if not initial and (contact := register_contact(customer=customer)) is not None:
+    if (
+        not initial
+        and request.method != "POST"  # a posted form shows what was posted
+        and (contact := register_contact_show(acting=acting, customer=customer)) is not None
+    ):
         initial = {"phone": contact.phone, "email": contact.email}
     if not initial and not customer.in_register:  # the names a partner gave before, to keep or correct
         initial = {"first_name": customer.first_name, "last_name": customer.last_name}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,14 +173,6 @@ def audit_event_record(
     )
     event.save(force_insert=True)
     return event
-
-
-def audit_events_record(*, acting: ActingContext, actions: Sequence[str], customer: Any = None) -> list[AuditEvent]:
-    """Append several successful events on one customer in one INSERT, in the caller's transaction (the overview
-    records the opening and the showing of the register's contact details)."""
-    return AuditEvent.objects.bulk_create(
-        [_audit_event(acting, action=action, customer=customer) for action in actions]
-    )
 
 
 def _audit_event(

@@ -19,6 +19,7 @@ from bookings.services.booking import (
     booking_move,
     customer_find_or_create,
     customer_overview,
+    register_contact_show,
 )
 from bookings.services.reminders import booking_remind, bookings_remind
 from bookings.services.slots import slot_capacity_check, slots_generate
@@ -42,6 +43,7 @@ __all__ = [
     "bookings_remind",
     "customer_find_or_create",
     "customer_overview",
+    "register_contact_show",
     "slot_capacity_check",
     "slots_generate",
 ]

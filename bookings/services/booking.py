@@ -48,7 +48,7 @@ from bookings.services.changes import BookingChange, booking_changed
 from kelabooking import clock
 from partners.context import ActingContext, ActingRefusedError, CustomerLockedError, Step
 from partners.models import AuditEvent, User
-from partners.services import acting_organisation, audit_event_record, audit_events_record
+from partners.services import acting_organisation, audit_event_record
 from registry.models import Organisation
 
 # Unambiguous characters only: no 0/O, no 1/I.
@@ -196,14 +196,10 @@ class CustomerOverview:
 @transaction.atomic
 def customer_overview(*, acting: ActingContext, history_page: int = 1) -> CustomerOverview:
     """The locked customer's details, upcoming bookings (soonest first) and one page of the earlier and cancelled
-    ones (newest first). Each opening is recorded, and so is each showing of the register's contact details (never
-    with non-disclosure: `register_contact`)."""
+    ones (newest first), with the register's contact details (`register_contact_show`: each showing recorded; the
+    opening itself was recorded by the customer step, `customer_find_or_create`)."""
     customer = acting_customer(acting=acting)
-    contact = register_contact(customer=customer)
-    actions = [AuditEvent.Action.CUSTOMER_OPENED]
-    if contact is not None:
-        actions.append(AuditEvent.Action.CONTACT_DETAILS_SHOWN)
-    audit_events_record(acting=acting, actions=actions, customer=customer)
+    contact = register_contact_show(acting=acting, customer=customer)
     now = clock.now()
     upcoming = list(customer_bookings(customer=customer).upcoming(now=now).order_by("slot__starts_at"))
     history_page = max(history_page, 1)
@@ -218,6 +214,15 @@ def customer_overview(*, acting: ActingContext, history_page: int = 1) -> Custom
         history_page=history_page,
         has_older=len(history) > HISTORY_PAGE_SIZE,
     )
+
+
+def register_contact_show(*, acting: ActingContext, customer: Customer) -> RegisterContact | None:
+    """The register's contact details of the acting partner's customer, to show or to fill a form with (never with
+    non-disclosure: `register_contact`); each showing is recorded, wherever it is (the overview, the contact step)."""
+    contact = register_contact(customer=customer)
+    if contact is not None:
+        audit_event_record(acting=acting, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=customer)
+    return contact
 
 
 @dataclass(frozen=True)
@@ -244,8 +249,10 @@ def booking_details(*, acting: ActingContext, reference: str, just_confirmed: bo
 @transaction.atomic
 def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Customer:
     """The register's customer, or a new one the partner will give name and contact details for. A login that has
-    locked a customer gets no other (DESIGN.md §4 rule 6): refused before anything is written. The customer keeps the
-    time a partner last opened them, which the retention job counts as activity (RETENTION_CUSTOMER_DAYS)."""
+    locked a customer gets no other (DESIGN.md §4 rule 6): refused before anything is written. The opening is
+    recorded here, once for the session that locks the customer (every later page of it is of this customer: its
+    name, its bookings), and the customer keeps the time a partner last opened them, which the retention job counts
+    as activity (RETENTION_CUSTOMER_DAYS)."""
     acting_organisation(acting=acting, step=Step.TERMS_ACCEPTED)
     customer = Customer.objects.with_identity_code(identity_code).first()
     if acting.customer_id is not None and (customer is None or customer.pk != acting.customer_id):
@@ -260,6 +267,7 @@ def customer_find_or_create(*, acting: ActingContext, identity_code: str) -> Cus
             customer = Customer.objects.with_identity_code(identity_code).get()
     customer.last_opened_at = clock.now()
     Customer.objects.filter(pk=customer.pk).update(last_opened_at=customer.last_opened_at)
+    audit_event_record(acting=acting, action=AuditEvent.Action.CUSTOMER_OPENED, customer=customer)
     return customer
 
 

@@ -170,6 +170,30 @@ def test_overview__non_disclosure__no_contact_anywhere_and_nothing_prefilled(cli
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.CONTACT_DETAILS_SHOWN).exists()
 
 
+def test_customer_step__overview_skipped__opening_and_register_contact_on_the_contact_step_still_audited(
+    client, partner, customer, line
+) -> None:
+    """A partner who goes from the customer step straight to booking sees the customer's name and bookings on every
+    step, and the register's contact details filled in on the contact step: the opening and that showing are recorded
+    as the overview's would be; a posted form shows only what was posted, and records nothing more."""
+    open_customer(client)
+    slot = slot_at(line)
+    client.post(url("bookings:matter"), {"service_line": line.pk, "language": "fi", "interpreter_needed": "no"})
+    client.post(url("bookings:time"), {"slot": slot.pk})
+
+    def actions() -> list[str]:
+        return list(AuditEvent.objects.filter(customer=customer).values_list("action", flat=True).order_by("pk"))
+
+    assert actions() == ["customer_opened", "booking_held"]
+    contact = client.get(url("bookings:contact")).content.decode()
+    assert "asta@example.org" in contact
+    assert actions() == ["customer_opened", "booking_held", "contact_details_shown"]
+    refused = client.post(url("bookings:contact"), {"phone": "not a phone", "email": ""})
+    assert refused.status_code == 200
+    assert "asta@example.org" not in refused.content.decode()
+    assert actions() == ["customer_opened", "booking_held", "contact_details_shown"]
+
+
 def test_booking__full_journey__confirmed_with_reference_message_and_audit(
     client, partner, customer, line, django_capture_on_commit_callbacks
 ) -> None:

@@ -830,7 +830,23 @@ def test_customer__find_or_create__organisation_left_the_registry__refused_and_n
     assert not Customer.objects.exists()
 
 
-def test_customer__overview__records_the_opening_and_the_contact_details_shown(now) -> None:
+def test_customer__find_or_create__records_the_opening_of_the_customer_it_returns() -> None:
+    """The customer step is the opening: every later page of the session shows this customer (name, bookings), so a
+    partner who never looks at the overview has opened them too."""
+    known = CustomerFactory()
+    acting = acting_for()
+
+    customer_find_or_create(acting=acting, identity_code=known.identity_code)
+    created = customer_find_or_create(acting=acting, identity_code="010130-999X")
+
+    events = AuditEvent.objects.order_by("pk")
+    assert [(event.action, event.customer, event.actor) for event in events] == [
+        (AuditEvent.Action.CUSTOMER_OPENED, known, acting.user),
+        (AuditEvent.Action.CUSTOMER_OPENED, created, acting.user),
+    ]
+
+
+def test_customer__overview__records_the_contact_details_shown(now) -> None:
     customer = CustomerFactory()
     upcoming = BookingFactory.confirmed(customer=customer)
     past = BookingFactory.confirmed(customer=customer, slot=SlotFactory(starts_at=now - dt.timedelta(days=3)))
@@ -847,7 +863,6 @@ def test_customer__overview__records_the_opening_and_the_contact_details_shown(n
     assert set(overview.history) == {past, cancelled}
     events = AuditEvent.objects.order_by("pk")
     assert [(event.action, event.customer, event.actor, event.request_id) for event in events] == [
-        (AuditEvent.Action.CUSTOMER_OPENED, customer, acting.user, acting.meta.request_id),
         (AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer, acting.user, acting.meta.request_id),
     ]
 
@@ -858,7 +873,7 @@ def test_customer__overview__non_disclosure__no_contact_details_and_none_recorde
     overview = customer_overview(acting=acting_for(customer=customer))
 
     assert overview.contact is None
-    assert list(AuditEvent.objects.values_list("action", flat=True)) == [AuditEvent.Action.CUSTOMER_OPENED]
+    assert not AuditEvent.objects.exists()
 
 
 def test_customer__overview__organisation_left_the_registry__refused_and_nothing_recorded() -> None:
