@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kelabooking import crypto
 from kelabooking.fields import EncryptedIdentityCodeField, IdentityCodeDigestField, key_id_index
+from kelabooking.validators import validate_date_in_range
 
 SERVICE_LANGUAGES = [("fi", _("Finnish")), ("sv", _("Swedish")), ("en", _("English"))]
 
@@ -132,8 +133,8 @@ class Slot(models.Model):
         ServiceLine, verbose_name=_("service line"), on_delete=models.PROTECT, related_name="slots"
     )
     language = models.CharField(_("service language"), max_length=2, choices=SERVICE_LANGUAGES)
-    starts_at = models.DateTimeField(_("starts"))
-    ends_at = models.DateTimeField(_("ends"))
+    starts_at = models.DateTimeField(_("starts"), validators=[validate_date_in_range])
+    ends_at = models.DateTimeField(_("ends"), validators=[validate_date_in_range])
     capacity = models.PositiveSmallIntegerField(_("capacity"))
     set_by_hand = models.BooleanField(
         _("set by hand"),

@@ -8,9 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-# Dates that any computation of ours (a week's Monday, the next day) can work on; anything outside is input error.
-EARLIEST_DATE = dt.date(2000, 1, 1)
-LATEST_DATE = dt.date(2099, 12, 31)
+from kelabooking.validators import EARLIEST_DATE, LATEST_DATE, OUT_OF_RANGE
 
 
 class BoundedDateField(forms.DateField):
@@ -19,7 +17,7 @@ class BoundedDateField(forms.DateField):
 
     default_error_messages = {
         "invalid": _("Give the date in the form YYYY-MM-DD."),
-        "out_of_range": _("Give a date between 2000 and 2099."),
+        "out_of_range": OUT_OF_RANGE,
     }
 
     def __init__(self, **kwargs: object) -> None:

@@ -19,6 +19,7 @@ from kelabooking.fields import (
     key_id_index,
 )
 from kelabooking.logging import IDENTITY_CODE_RE
+from kelabooking.validators import validate_date_in_range
 from partners.database import audit_events_expire, audit_expiry_cutoff
 
 
@@ -267,8 +268,8 @@ class Notice(models.Model):
     text_fi = models.TextField(_("text in Finnish"), max_length=1000)
     text_sv = models.TextField(_("text in Swedish"), max_length=1000)
     text_en = models.TextField(_("text in English"), max_length=1000)
-    valid_from = models.DateTimeField(_("shown from"))
-    valid_until = models.DateTimeField(_("shown until"))
+    valid_from = models.DateTimeField(_("shown from"), validators=[validate_date_in_range])
+    valid_until = models.DateTimeField(_("shown until"), validators=[validate_date_in_range])
 
     objects = NoticeQuerySet.as_manager()
 

@@ -16,12 +16,12 @@ from django.db import OperationalError
 from django.urls import reverse
 from django.utils import translation
 
-from bookings.models import Booking
+from bookings.models import Booking, ServiceLine, Slot
 from kelabooking import clock, delivery, services
 from kelabooking.checks import check_shared_cache
 from kelabooking.forms import BoundedDateField
 from kelabooking.models import Message
-from partners.models import AuditEvent
+from partners.models import AuditEvent, Notice
 from tests.bookings.test_journey import book, open_customer, slot_at, url
 from tests.bookings.test_journey import customer as customer  # noqa: F401 - fixtures
 from tests.bookings.test_journey import line as line  # noqa: F401
@@ -237,3 +237,31 @@ def test_check__several_web_workers_without_a_shared_cache__refused(settings, mo
     monkeypatch.setenv("GUNICORN_WORKERS", "3")
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
     assert check_shared_cache() == []
+
+
+@pytest.mark.parametrize("year", ["0001", "1999", "2100", "9999"])
+def test_admin__notice_or_slot_outside_2000_2099__the_fields_error_and_nothing_saved(superuser_client, year) -> None:
+    """Year 1 at midnight in Helsinki's time is a date before year 1 in UTC: PostgreSQL would keep it, and every page
+    that reads the notices (or the slots' list) would fail on it, the admin's own too."""
+    service_line = ServiceLine.objects.create(name_fi="Asumistuki", name_sv="Bostadsbidrag", name_en="Housing")
+    forms = [
+        (
+            "admin:partners_notice_add",
+            {"level": "info", "text_fi": "a", "text_sv": "a", "text_en": "a"},
+            ("valid_from", "valid_until"),
+        ),
+        (
+            "admin:bookings_slot_add",
+            {"service_line": service_line.pk, "language": "fi", "capacity": "2"},
+            ("starts_at", "ends_at"),
+        ),
+    ]
+    for name, data, (start, end) in forms:
+        data |= {f"{start}_0": f"{year}-01-01", f"{start}_1": "00:00", f"{end}_0": "2099-12-31", f"{end}_1": "00:00"}
+        response = superuser_client.post(reverse(name), data)
+        assert response.status_code == 200, name
+        errors = response.context_data["adminform"].form.errors.as_data()
+        assert [error.code for error in errors[start]] == ["out_of_range"], name
+    assert not Notice.objects.exists()
+    assert not Slot.objects.exists()
+    assert superuser_client.get("/fi/").status_code == 200
