@@ -6,6 +6,7 @@ import sys
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.signals import got_request_exception
@@ -22,6 +23,8 @@ from kelabooking.logging import request_id_var
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# A session key as Django makes them (`get_random_string(32, VALID_KEY_CHARS)`).
+_SESSION_KEY = re.compile(r"[a-z0-9]{32}")
 # Control characters no address or query parameter of ours takes: NUL, which PostgreSQL refuses in any text, and the
 # rest of C0 but tab, line feed and carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -94,13 +97,20 @@ class NoStoreForSignedInMiddleware:
 
 
 class ResilientSessionMiddleware(SessionMiddleware):
-    """Django's session middleware, except that a database error while saving the session does not turn a response
-    whose work has committed (a confirmed booking, say) into a 500.
+    """Django's session middleware, except that a session cookie that no session of ours could have (a NUL in it, which
+    PostgreSQL refuses in any query) is no session, and that a database error while saving the session does not turn
+    a response whose work has committed (a confirmed booking, say) into a 500.
 
     The save is tried once more on a new connection (the old one may have been cut); if that fails too the response
     goes out without the session's change, which the next page recovers from (a confirm is found again by its
     idempotency key).
     """
+
+    def process_request(self, request: HttpRequest) -> None:
+        key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if key is not None and not _SESSION_KEY.fullmatch(key):
+            del request.COOKIES[settings.SESSION_COOKIE_NAME]
+        super().process_request(request)
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         # The database backend reports a failed save as UpdateError, which Django's middleware raises as

@@ -265,3 +265,12 @@ def test_admin__notice_or_slot_outside_2000_2099__the_fields_error_and_nothing_s
     assert not Notice.objects.exists()
     assert not Slot.objects.exists()
     assert superuser_client.get("/fi/").status_code == 200
+
+
+@pytest.mark.parametrize("cookie", ['sessionid="abcdefgh\\000ijkl"', "sessionid=abcdefgh\x00ijkl", "sessionid=" + "A" * 32])
+def test_session_cookie__no_key_of_ours__no_session_not_500(client, cookie) -> None:
+    """A session cookie with a NUL (Django unquotes the octal escape into one) reached PostgreSQL, which refuses it in
+    any query: every page answered 500. A cookie no session key of ours could be is no session."""
+    for path in ("/fi/", "/en/terms/", "/admin/login/"):
+        response = client.get(path, HTTP_COOKIE=cookie)
+        assert response.status_code in (200, 302), (path, response.status_code)
