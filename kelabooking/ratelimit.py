@@ -7,6 +7,7 @@ logged), so that a Redis outage does not stop sign-ins or requests (kelabooking/
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 
 from django.conf import settings
@@ -17,13 +18,26 @@ logger = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or the address the trusted proxies saw (NUM_PROXIES)."""
+    """The client's address: REMOTE_ADDR, or the address the trusted proxies saw (NUM_PROXIES), as a plain IP address.
+    A proxy may write the hop with a port (`203.0.113.9:443`, `[2001:db8::1]:443`); one that is no address at all
+    (`unknown`) gives the proxy's own, REMOTE_ADDR, or "" (the audit trail then records none)."""
     proxies = settings.NUM_PROXIES
     if proxies:
         hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            return hops[-proxies]
-    return request.META.get("REMOTE_ADDR", "")
+        if len(hops) >= proxies and (address := _ip_address(hops[-proxies])):
+            return address
+    return _ip_address(request.META.get("REMOTE_ADDR", ""))
+
+
+def _ip_address(text: str) -> str:
+    """`text` as an IP address without a port or brackets, or "" when it is none."""
+    bracketed = text[1:].partition("]")[0] if text.startswith("[") else ""
+    for candidate in (text, text.rpartition(":")[0] if text.count(":") == 1 else "", bracketed):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return ""
 
 
 def _key(request: HttpRequest, scope: str) -> str:

@@ -274,3 +274,31 @@ def test_session_cookie__no_key_of_ours__no_session_not_500(client, cookie) -> N
     for path in ("/fi/", "/en/terms/", "/admin/login/"):
         response = client.get(path, HTTP_COOKIE=cookie)
         assert response.status_code in (200, 302), (path, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "recorded"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("198.51.100.7:51234", "198.51.100.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::2", "2001:db8::2"),
+        ("unknown", "127.0.0.1"),
+        ("x198.51.100.7", "127.0.0.1"),
+    ],
+)
+def test_audited_step__forwarded_client_address_with_a_port_or_none__recorded_plainly_not_500(
+    client, settings, partner, customer, forwarded, recorded
+) -> None:
+    """Behind a proxy (NUM_PROXIES) the client's address is the hop the proxy appended; some write a port with it, and
+    one that is no address at all falls back to the proxy's own. Each reached the audit trail's address field as it
+    was, whose validation answered 500."""
+    settings.NUM_PROXIES = 1
+    response = client.post(
+        url("bookings:customer"),
+        {"identity_code": customer.identity_code},
+        HTTP_X_FORWARDED_FOR=forwarded,
+        REMOTE_ADDR="127.0.0.1",
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.get(action=AuditEvent.Action.CUSTOMER_OPENED).ip_address == recorded
