@@ -50,6 +50,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CSRF_FAILURE_VIEW = "kelabooking.views.csrf_failure_view"  # translated, in the site's layout (templates/403_csrf.html)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -13,6 +13,7 @@ import time_machine
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.checks import Error
 from django.db import OperationalError
+from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
@@ -302,3 +303,24 @@ def test_audited_step__forwarded_client_address_with_a_port_or_none__recorded_pl
     )
     assert response.status_code == 302
     assert AuditEvent.objects.get(action=AuditEvent.Action.CUSTOMER_OPENED).ip_address == recorded
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_csrf_failure__translated_page_in_the_sites_layout_and_htmx_reloads(client, partner, language) -> None:
+    """A form too old (or a browser that keeps no cookies) got Django's own English page for developers, whose inline
+    style the CSP blocks; htmx showed nothing at all."""
+    checking = Client(enforce_csrf_checks=True)
+    checking.cookies = client.cookies  # the partner's session, without the form's token
+    with translation.override(language):
+        address = url("bookings:customer", language)
+        expected = translation.gettext("The form could not be sent")
+    response = checking.post(address, {"identity_code": "241170-944V"})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert f'<html lang="{language}"' in html
+    assert expected in html
+    assert "<style" not in html
+    assert "HX-Refresh" not in response
+    sent_by_htmx = checking.post(address, {"identity_code": "241170-944V"}, HTTP_HX_REQUEST="true")
+    assert (sent_by_htmx.status_code, sent_by_htmx["HX-Refresh"]) == (403, "true")
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CUSTOMER_OPENED).exists()
