@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -92,6 +93,21 @@ class StrictAdminMixin:
             except ValidationError:
                 del initial[name]
         return initial
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Django's, but a selection with a value no id of this model can be (`_selected_action=abc`, a number beyond
+        the column's range) is no selection: Django's own message, not a 500 from the query."""
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                self.opts.pk.clean(value, None)
+            except ValidationError:
+                self.message_user(request, NOTHING_SELECTED, messages.WARNING)
+                return None
+        return super().response_action(request, queryset)
+
+
+# Django's own words (django/contrib/admin/options.py), for the same case.
+NOTHING_SELECTED = _("Items must be selected in order to perform actions on them. No items have been changed.")
 
 
 class ReadOnlyAdminMixin:

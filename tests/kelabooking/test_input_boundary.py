@@ -29,7 +29,7 @@ from tests.bookings.test_journey import line as line  # noqa: F401
 from tests.bookings.test_journey import organisation as organisation  # noqa: F401
 from tests.bookings.test_journey import partner as partner  # noqa: F401
 from tests.drills import SmtpRelay
-from tests.factories import UserFactory
+from tests.factories import BookingFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -268,7 +268,9 @@ def test_admin__notice_or_slot_outside_2000_2099__the_fields_error_and_nothing_s
     assert superuser_client.get("/fi/").status_code == 200
 
 
-@pytest.mark.parametrize("cookie", ['sessionid="abcdefgh\\000ijkl"', "sessionid=abcdefgh\x00ijkl", "sessionid=" + "A" * 32])
+@pytest.mark.parametrize(
+    "cookie", ['sessionid="abcdefgh\\000ijkl"', "sessionid=abcdefgh\x00ijkl", "sessionid=" + "A" * 32]
+)
 def test_session_cookie__no_key_of_ours__no_session_not_500(client, cookie) -> None:
     """A session cookie with a NUL (Django unquotes the octal escape into one) reached PostgreSQL, which refuses it in
     any query: every page answered 500. A cookie no session key of ours could be is no session."""
@@ -324,3 +326,21 @@ def test_csrf_failure__translated_page_in_the_sites_layout_and_htmx_reloads(clie
     sent_by_htmx = checking.post(address, {"identity_code": "241170-944V"}, HTTP_HX_REQUEST="true")
     assert (sent_by_htmx.status_code, sent_by_htmx["HX-Refresh"]) == (403, "true")
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.CUSTOMER_OPENED).exists()
+
+
+@pytest.mark.parametrize("selected", ["abc", "1.5", str(2**70), "\x00131052-308T"])
+def test_admin_action__selection_no_id_can_be__nothing_changed_and_said_so_not_500(superuser_client, selected) -> None:
+    """Any admin action (Django's `delete_selected` too) filtered the list by the posted ids as they came: a value no
+    id can be answered 500, and its traceback carried the value into the log."""
+    booking = BookingFactory.confirmed()
+    for changelist, action in [
+        ("admin:bookings_booking_changelist", "cancel_bookings"),
+        ("admin:partners_notice_changelist", "delete_selected"),
+    ]:
+        response = superuser_client.post(
+            reverse(changelist), {"action": action, "_selected_action": [selected, str(booking.pk)]}, follow=True
+        )
+        assert response.status_code == 200, changelist
+        assert [message.level_tag for message in response.context["messages"]] == ["warning"], changelist
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
