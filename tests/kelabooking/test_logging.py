@@ -20,6 +20,27 @@ def test_identity_code__mask__hides_every_century_sign(code: str) -> None:
     assert mask_identity_codes(f"customer {code} opened") == "customer [identity code] opened"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "got '\\x00131052-308T'",  # a NUL escaped in front of it, as a traceback's repr shows it
+        "id_131052-308T",
+        "131052%2D308T and 131052%2b308T",  # URL-encoded century signs
+        '"got \\u0000131052-308T"',  # the same in JSON
+    ],
+)
+def test_identity_code__mask__hides_a_code_after_digits_or_encoded(text: str) -> None:
+    masked = mask_identity_codes(text)
+    assert "308T" not in masked
+    assert "308t" not in masked
+    assert "[identity code]" in masked
+
+
+def test_identity_code__mask__leaves_hex_ids_alone() -> None:
+    text = "request 6b1f9e2c4d5a4f0e9c8b7a6d5e4f3a2b task 04012345-6789-4012-8012-012345678901 ab131052a308c"
+    assert mask_identity_codes(text) == text
+
+
 def test_identity_code__mask__leaves_other_numbers_alone() -> None:
     text = "business id 0201256-6, phone +358401234567, reference K7F-29QX, date 2026-11-22"
     assert mask_identity_codes(text) == text
