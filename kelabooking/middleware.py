@@ -19,15 +19,13 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from kelabooking.logging import request_id_var
+from kelabooking.validators import has_control_characters
 
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # A session key as Django makes them (`get_random_string(32, VALID_KEY_CHARS)`).
 _SESSION_KEY = re.compile(r"[a-z0-9]{32}")
-# Control characters no address or query parameter of ours takes: NUL, which PostgreSQL refuses in any text, and the
-# rest of C0 but tab, line feed and carriage return.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class RequestIdMiddleware:
@@ -46,10 +44,6 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
-
-
-def has_control_characters(value: str) -> bool:
-    return bool(_CONTROL.search(value))
 
 
 class InputBoundaryMiddleware:

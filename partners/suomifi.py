@@ -30,6 +30,7 @@ from joserfc import jwt
 
 from kelabooking import clock, crypto
 from kelabooking.identity import normalise_identity_code
+from kelabooking.validators import has_control_characters
 from partners import keys, oidc
 from partners.models import User
 from partners.oidc import SuomiFiError
@@ -87,9 +88,11 @@ def signed_authorization_url(location: str, *, config: Mapping[str, Any]) -> str
 
 
 def first_claim(claims: dict[str, Any], names: list[str]) -> str:
+    """The first of the named claims that is text, and text a person's name or code can be: one with a control
+    character (a NUL, which PostgreSQL refuses in any text) is as good as none."""
     for name in names:
         value = claims.get(name)
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str) and value.strip() and not has_control_characters(value):
             return value.strip()
     return ""
 

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from kelabooking import clock
 from kelabooking.metrics import integration_call
+from kelabooking.validators import has_control_characters
 
 
 class ValtuudetError(Exception):
@@ -137,7 +138,7 @@ def organisation_roles(*, session_id: str, access_token: str) -> OrganisationRol
         roles = first.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise TypeError
-        return OrganisationRoles(
+        chosen = OrganisationRoles(
             business_id=str(first["identifier"]),
             name=str(first.get("name", "")),
             complete=first.get("complete") is True,
@@ -145,6 +146,9 @@ def organisation_roles(*, session_id: str, access_token: str) -> OrganisationRol
         )
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ValtuudetError("organizationRoles: the answer is not a list of organisations") from None
+    if any(has_control_characters(text) for text in (chosen.business_id, chosen.name, *chosen.roles)):
+        raise ValtuudetError("organizationRoles: the answer has control characters")
+    return chosen
 
 
 def unregister_session(*, session_id: str) -> None:

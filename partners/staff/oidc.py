@@ -21,6 +21,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from mozilla_django_oidc.utils import import_from_settings
 
+from kelabooking.validators import has_control_characters
 from partners import oidc
 from partners.models import User
 from partners.oidc import SuomiFiError
@@ -92,7 +93,7 @@ class StaffBackend(oidc.RelyingPartyBackend):
     def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> User:
         """MFA first, then the groups: a refusal is a `StaffRefusedError` with the user it concerns, if known."""
         claims = self.get_userinfo(access_token, id_token, payload)
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        if not isinstance(claims.get("sub"), str) or not claims["sub"] or has_control_characters(claims["sub"]):
             raise SuomiFiError("invalid_token", "The ID token has no subject")
         if not mfa_shown(claims):
             raise services.StaffRefusedError("mfa_required", user=services.staff_user_by_subject(claims["sub"]))

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 
 from kelabooking import crypto
 from kelabooking.permissions import GROUP_PERMISSIONS
+from kelabooking.validators import has_control_characters
 from partners.context import ActingContext, request_meta
 from partners.models import AuditEvent, User
 from partners.oidc import SuomiFiError
@@ -32,7 +33,7 @@ def claim_values(claims: dict[str, Any], name: str) -> list[str]:
     """A claim's values: a list of strings, or one string (some providers send a single group so)."""
     value = claims.get(name)
     values = value if isinstance(value, list) else [value]
-    return [item for item in values if isinstance(item, str) and item]
+    return [item for item in values if isinstance(item, str) and item and not has_control_characters(item)]
 
 
 def mapped_groups(values: list[str]) -> set[str]:
@@ -46,7 +47,15 @@ def mapped_groups(values: list[str]) -> set[str]:
 
 
 def _first(claims: dict[str, Any], names: list[str]) -> str:
-    return next((claims[name].strip() for name in names if isinstance(claims.get(name), str) and claims[name]), "")
+    """The first named claim that is text without a control character (a NUL, which PostgreSQL refuses)."""
+    return next(
+        (
+            claims[name].strip()
+            for name in names
+            if isinstance(claims.get(name), str) and claims[name] and not has_control_characters(claims[name])
+        ),
+        "",
+    )
 
 
 def staff_user_by_subject(subject: str) -> User | None:

@@ -215,6 +215,22 @@ def test_staff_sign_in__unknown_group_only__no_account_is_made(client, staff_op)
     assert not User.objects.exists()
 
 
+def test_staff_sign_in__names_and_a_group_with_control_characters__not_taken_not_500(client, staff_op) -> None:
+    """A NUL in a name, an e-mail address or a group value reached PostgreSQL, which refuses it: a 500."""
+    staff_op.claims_override = {
+        "given_name": "San\x00na",
+        "email": "sanna\x00@kela.example",
+        "groups": ["kb-audit-readers\x00", "kb-audit-readers"],
+    }
+
+    response = sign_in(client, staff_op)
+
+    assert response.status_code == 302, refusals()
+    user = User.objects.get(staff_subject=STAFF_SUBJECT)
+    assert (user.first_name, user.email) == ("", "")
+    assert list(user.groups.values_list("name", flat=True)) == [AUDIT]
+
+
 @pytest.mark.parametrize(
     ("claims", "reason"),
     [

@@ -88,6 +88,16 @@ def test_login__second_login__updates_names_and_reuses_the_user(client, op: Fake
     assert (existing.first_name, existing.last_name) == ("Maija Liisa", "Uusinimi")
 
 
+def test_login__names_with_a_control_character__kept_as_they_were_not_500(client, op: FakeProvider) -> None:
+    """A NUL in a signed name claim reached PostgreSQL, which refuses it: the login answered 500."""
+    existing = User.objects.create(username="partner-x", identity_code=TEST_CODE, first_name="Maija", last_name="M")
+    op.claims_override = {"given_name": "Mai\x00ja", "family_name": "Uusi\x07nimi"}
+    finish_login(client, start_login(client, op))
+    existing.refresh_from_db()
+    assert (existing.first_name, existing.last_name) == ("Maija", "M")
+    assert client.session["_auth_user_id"] == str(existing.pk)
+
+
 def test_login__same_person_identifies_again__customer_and_organisation_start_over(client, op: FakeProvider) -> None:
     """Only a new identification unlocks the customer: Django's login keeps the session's data for the same user, so
     the last login's customer, organisation and draft used to survive it."""

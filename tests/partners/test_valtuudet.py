@@ -178,7 +178,15 @@ def test_organisation__cancelled_at_valtuudet__says_no_organisation_chosen(clien
 
 @pytest.mark.parametrize(
     "answer",
-    [[], {"not": "a list"}, [{"name": "No identifier"}], [{"identifier": "0201256-6", "roles": "TJ"}], "<html>"],
+    [
+        [],
+        {"not": "a list"},
+        [{"name": "No identifier"}],
+        [{"identifier": "0201256-6", "roles": "TJ"}],
+        "<html>",
+        [{"identifier": "0201256-6", "name": "Helsingin\x00kaupunki", "complete": True, "roles": ["SOTE_AJANVARAUS"]}],
+        [{"identifier": "0201256-6", "name": "Helsingin kaupunki", "complete": True, "roles": ["SOTE\x00AJANVARAUS"]}],
+    ],
 )
 def test_organisation__nonsense_from_valtuudet__unavailable_page(client, fake, partner, answer) -> None:
     fake.roles_answer = answer
