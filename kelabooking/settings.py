@@ -583,15 +583,23 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
-# A form that POSTs to us may be answered with a redirect to Suomi.fi (logout, organisation choice); CSP's
-# form-action covers such redirects, so the providers' origins are allowed there, and only they.
+# A form that POSTs to us may be answered with a redirect to Suomi.fi (logout, a new customer's sign-in, the
+# organisation choice), or POST there itself (the provider's logout); CSP's form-action covers such redirects, so the
+# providers' origins are allowed there, and only they: each address a provider is configured by (its issuer, its
+# discovery document, the endpoints given one by one). An endpoint that discovery names on yet another origin goes in
+# CSP_FORM_ACTION_EXTRA.
 CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += sorted(
     {
         origin
         for origin in (
             _origin(OIDC_OP_ISSUER),
+            _origin(OIDC_OP_DISCOVERY_URL),
+            _origin(OIDC_OP_AUTHORIZATION_ENDPOINT),
+            _origin(OIDC_OP_LOGOUT_ENDPOINT),
             _origin(VALTUUDET_BASE_URL),
             _origin(STAFF_OIDC_OP_ISSUER),
+            _origin(STAFF_OIDC_OP_DISCOVERY_URL),
+            _origin(STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT),
             _origin(STAFF_OIDC_OP_LOGOUT_ENDPOINT),
         )
         if origin

@@ -182,6 +182,26 @@ def test_settings__debug_off_without_relay_or_gateway__check_refuses_the_console
     assert "kelabooking.E021" in result.stderr
 
 
+def test_settings__csp_form_action__the_origin_of_every_address_a_provider_is_configured_by() -> None:
+    """The logout page's form posts to the provider, and a new customer's sign-in is redirected to it: a provider
+    configured by its discovery document alone (no issuer) had its origin left out, and the browser blocked both."""
+    env = PRODUCTION | {
+        "OIDC_OP_DISCOVERY_URL": "https://tunnistus.example/.well-known/openid-configuration",
+        "OIDC_OP_LOGOUT_ENDPOINT": "https://logout.tunnistus.example/end",
+        "STAFF_OIDC_OP_ISSUER": "",
+        "STAFF_OIDC_OP_DISCOVERY_URL": "https://login.kela.example/realms/staff/.well-known/openid-configuration",
+        "STAFF_OIDC_OP_AUTHORIZATION_ENDPOINT": "https://authorize.kela.example/auth",
+    }
+    policy = settings_in_fresh_process(env, "CONTENT_SECURITY_POLICY")["CONTENT_SECURITY_POLICY"]
+    assert set(policy["DIRECTIVES"]["form-action"]) >= {
+        "'self'",
+        "https://tunnistus.example",
+        "https://logout.tunnistus.example",
+        "https://login.kela.example",
+        "https://authorize.kela.example",
+    }
+
+
 def test_settings__debug_off_without_secret_key__refuses_to_start() -> None:
     result = run_manage("manage.py", "check", env={"DEBUG": "0"})
     assert result.returncode != 0
