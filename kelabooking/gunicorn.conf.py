@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import os
 
+from gunicorn.util import parse_address
+
 from kelabooking.logging import install_mask
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
-# With METRICS_PORT, /metrics is answered on that port of its own, on the pages' address, and nowhere else
-# (kelabooking/probes.py).
+
+
+def _metrics_bind(pages: str, port: int) -> str:
+    """The metrics' own listener: `port` on the pages' host. Only beside a TCP address: on a unix socket or a file
+    descriptor the port of a request is whatever its Host header says, so the ports could not be kept apart."""
+    address = parse_address(pages)
+    if not isinstance(address, tuple) or port == address[1]:
+        raise RuntimeError(f"METRICS_PORT={port} needs GUNICORN_BIND to be host:port on another port, not {pages!r}")
+    host = address[0]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# With METRICS_PORT, /metrics is answered on that port of its own and nowhere else (kelabooking/probes.py).
 if os.environ.get("METRICS_PORT", "0").strip() not in ("", "0"):
-    bind.append(f"{bind[0].rpartition(':')[0]}:{int(os.environ['METRICS_PORT'])}")
+    bind.append(_metrics_bind(bind[0], int(os.environ["METRICS_PORT"])))
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30

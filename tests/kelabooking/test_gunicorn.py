@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import secrets
 import socket
 import subprocess
@@ -371,3 +372,20 @@ def test_gunicorn__metrics_port__metrics_there_alone_and_not_on_the_pages_port(t
         (metrics, "/metrics"): 200,
         (metrics, "/admin/login/"): 404,
     }, output
+
+
+@pytest.mark.parametrize(
+    ("pages", "metrics"),
+    [("0.0.0.0:8000", "0.0.0.0:9808"), ("localhost", "localhost:9808"), ("[::1]:8000", "[::1]:9808")],
+)
+def test_gunicorn__metrics_port__listens_on_the_pages_host(pages, metrics) -> None:
+    config = runpy.run_path(str(ROOT / "kelabooking" / "gunicorn.conf.py"))
+    assert config["_metrics_bind"](pages, 9808) == metrics
+
+
+@pytest.mark.parametrize("pages", ["unix:/tmp/kelabooking.sock", "fd://3", "0.0.0.0:9808"])
+def test_gunicorn__metrics_port__beside_no_tcp_address_or_the_same_port__refused(pages) -> None:
+    """On a unix socket gunicorn takes a request's port from its Host header: the two ports could not be kept apart."""
+    config = runpy.run_path(str(ROOT / "kelabooking" / "gunicorn.conf.py"))
+    with pytest.raises(RuntimeError, match="METRICS_PORT=9808 needs GUNICORN_BIND"):
+        config["_metrics_bind"](pages, 9808)
