@@ -25,10 +25,10 @@ from typing import Any
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
 # DDMMYY, century sign (old and 2023 forms, or a URL-encoded `-` or `+`), individual number, check character. Not
-# inside a word or number (a hex id, a UUID), but after `_` or an escaped character (`\x00`, `\u0000`): a NUL escaped in
-# front of a code in a traceback's repr hid it from a word boundary.
+# inside a word or number (a hex id, a UUID), but after `_`, an escaped character (`\x00`, `\u0000`, `\n`) or a
+# URL-encoded one (`%3D`): a NUL escaped in front of a code in a traceback's repr hid it from a word boundary.
 IDENTITY_CODE_RE = re.compile(
-    r"(?:(?<![A-Z0-9])|(?<=\\x[0-9A-F]{2})|(?<=\\u[0-9A-F]{4}))"
+    r"(?:(?<![A-Z0-9])|(?<=\\x[0-9A-F]{2})|(?<=\\u[0-9A-F]{4})|(?<=\\[0abfnrtv])|(?<=%[0-9A-F]{2}))"
     r"\d{6}(?:[-+ABCDEFUVWXY]|%2D|%2B)\d{3}[0-9A-Y](?![0-9A-Z])",
     re.IGNORECASE,
 )

@@ -27,6 +27,8 @@ def test_identity_code__mask__hides_every_century_sign(code: str) -> None:
         "id_131052-308T",
         "131052%2D308T and 131052%2b308T",  # URL-encoded century signs
         '"got \\u0000131052-308T"',  # the same in JSON
+        "got '\\n131052-308T'",  # after another escape
+        "next=%2Ffi%2F%3Fq%3D131052-308T",  # after a URL-encoded character
     ],
 )
 def test_identity_code__mask__hides_a_code_after_digits_or_encoded(text: str) -> None:
