@@ -45,7 +45,7 @@ def refuse_to_start(process: str) -> None:
         raise SystemExit(f"kelabooking's {process} cannot start:\n" + "\n".join(str(m) for m in serious))
 
 
-RIGHTS = {"superuser": "a superuser", "owner": "a role that may record migrations, as the schema's owner"}
+RIGHTS = {"superuser": "a superuser", "owner": "the owner of the schema or of a table in it (or a member of that role)"}
 
 
 def serving_role_errors(process: str) -> list[CheckMessage]:

@@ -87,13 +87,16 @@ def grant_app_role_after_migrate(*, using: str, **kwargs: Any) -> None:
 
 
 def owner_rights(connection: BaseDatabaseWrapper) -> tuple[str, str]:
-    """The connected role, and what it may do beyond the app's role (PostgreSQL): "superuser", "owner" (it may record
-    migrations, which `app_role_statements` takes from the app's role: the schema's owner, or a role granted its
-    rights), or "" for neither. Either could rewrite the audit trail, alter a table or drop a trigger."""
+    """The connected role, and what it may do beyond the app's role (PostgreSQL): "superuser"; "owner" when it owns
+    (or is a member of a role that owns) the current schema or a table in it, which lets it alter a table, drop a
+    trigger, rewrite the audit trail; or "" for neither."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT current_user, current_setting('is_superuser') = 'on',"
-            " has_table_privilege(to_regclass('django_migrations'), 'INSERT')"
+            " pg_has_role(current_user, namespace.nspowner, 'MEMBER') OR EXISTS ("
+            "   SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = namespace.oid"
+            "   AND pg_has_role(current_user, relowner, 'MEMBER'))"
+            " FROM pg_catalog.pg_namespace namespace WHERE namespace.nspname = current_schema()"
         )
-        role, superuser, records_migrations = cursor.fetchone()
-    return role, "superuser" if superuser else "owner" if records_migrations else ""
+        role, superuser, owner = cursor.fetchone()
+    return role, "superuser" if superuser else "owner" if owner else ""

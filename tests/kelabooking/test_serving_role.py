@@ -36,14 +36,16 @@ def test_serving_role__superuser__refused(production) -> None:
     assert "web" in error.msg
 
 
-def test_serving_role__a_role_that_may_record_migrations__refused_as_the_owner(production) -> None:
+def test_serving_role__the_owner_of_a_table__refused_as_the_owner(production) -> None:
     if not sql("SELECT 1 FROM pg_roles WHERE rolname = %s", [OWNER_LIKE]):
         sql(f"CREATE ROLE {OWNER_LIKE} NOLOGIN")  # gone with the test's transaction
-    sql(f"GRANT SELECT, INSERT ON django_migrations TO {OWNER_LIKE}")
+    sql("CREATE TABLE kelabooking_test_owned (id int)")
+    sql(f"ALTER TABLE kelabooking_test_owned OWNER TO {OWNER_LIKE}")
+    sql(f"GRANT USAGE ON SCHEMA public TO {OWNER_LIKE}")
     sql(f"SET LOCAL ROLE {OWNER_LIKE}")
     [error] = serving_role_errors("worker")
     assert error.id == "kelabooking.E030"
-    assert f"as {OWNER_LIKE}, a role that may record migrations" in error.msg
+    assert f"as {OWNER_LIKE}, the owner of the schema or of a table in it" in error.msg
 
 
 def test_serving_role__the_app_role__starts(production, app_role) -> None:  # noqa: F811 - the fixture
