@@ -85,7 +85,7 @@ def customer_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @requires_step(Step.CUSTOMER_LOCKED)
 def overview_view(request: HttpRequest) -> HttpResponse:
-    """The customer's details and bookings (the service records the opening)."""
+    """The customer's details and bookings (the service records each showing of the register's contact details)."""
     # The history's page: up to six ASCII digits; anything else shows the first page.
     page = request.GET.get("page", "1")
     history_page = int(page) if page.isascii() and page.isdecimal() and len(page) <= 6 else 1
@@ -245,7 +245,7 @@ def contact_view(request: HttpRequest) -> HttpResponse:
     initial = draft.get("contact") or {}
     if (
         not initial
-        and request.method != "POST"  # a posted form shows what was posted
+        and request.method == "GET"  # a posted form shows what was posted, and HEAD shows nothing
         and (contact := register_contact_show(acting=acting, customer=customer)) is not None
     ):
         initial = {"phone": contact.phone, "email": contact.email}
