@@ -69,6 +69,10 @@ class StrictChangeList(ChangeList):
         return queryset
 
 
+# Django's own words (django/contrib/admin/options.py), for a selection with no item in it.
+NOTHING_SELECTED = _("Items must be selected in order to perform actions on them. No items have been changed.")
+
+
 class StrictAdminMixin:
     """For every ModelAdmin of the project, Django's own included (tests/kelabooking/test_admin_filters.py walks the
     admin site for one without it): its pages take from the address only what they declare, and answer what they
@@ -104,10 +108,6 @@ class StrictAdminMixin:
                 self.message_user(request, NOTHING_SELECTED, messages.WARNING)
                 return None
         return super().response_action(request, queryset)
-
-
-# Django's own words (django/contrib/admin/options.py), for the same case.
-NOTHING_SELECTED = _("Items must be selected in order to perform actions on them. No items have been changed.")
 
 
 class ReadOnlyAdminMixin:

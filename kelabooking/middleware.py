@@ -24,8 +24,8 @@ from kelabooking.validators import has_control_characters
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-# A session key as Django makes them (`get_random_string(32, VALID_KEY_CHARS)`).
-_SESSION_KEY = re.compile(r"[a-z0-9]{32}")
+# What a session key can be: Django's are 32 of [a-z0-9] (`VALID_KEY_CHARS`); nothing else reaches a query.
+_SESSION_KEY = re.compile(r"[0-9A-Za-z]+")
 
 
 class RequestIdMiddleware:

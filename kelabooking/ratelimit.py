@@ -34,9 +34,11 @@ def _ip_address(text: str) -> str:
     bracketed = text[1:].partition("]")[0] if text.startswith("[") else ""
     for candidate in (text, text.rpartition(":")[0] if text.count(":") == 1 else "", bracketed):
         try:
-            return str(ipaddress.ip_address(candidate))
+            address = ipaddress.ip_address(candidate)
         except ValueError:
             continue
+        # A scoped IPv6 address (`fe80::1%eth0`) names an interface of the proxy's, which no database column takes.
+        return "" if getattr(address, "scope_id", None) else str(address)
     return ""
 
 

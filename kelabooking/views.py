@@ -58,11 +58,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 def csrf_failure_view(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: a form too old (or from a browser that keeps no cookies) gets the translated page in the
-    site's layout; a form htmx sent has the page reloaded, with a fresh token, since htmx shows no error page."""
-    response = render(request, "403_csrf.html", status=403)
-    if request.headers.get("HX-Request") == "true":
-        response["HX-Refresh"] = "true"
-    return response
+    site's layout, not Django's page for developers. (No htmx request of ours posts: its partials only read.)"""
+    return render(request, "403_csrf.html", status=403)
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:

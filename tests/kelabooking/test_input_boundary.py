@@ -268,9 +268,7 @@ def test_admin__notice_or_slot_outside_2000_2099__the_fields_error_and_nothing_s
     assert superuser_client.get("/fi/").status_code == 200
 
 
-@pytest.mark.parametrize(
-    "cookie", ['sessionid="abcdefgh\\000ijkl"', "sessionid=abcdefgh\x00ijkl", "sessionid=" + "A" * 32]
-)
+@pytest.mark.parametrize("cookie", ['sessionid="abcdefgh\\000ijkl"', "sessionid=abcdefgh\x00ijkl"])
 def test_session_cookie__no_key_of_ours__no_session_not_500(client, cookie) -> None:
     """A session cookie with a NUL (Django unquotes the octal escape into one) reached PostgreSQL, which refuses it in
     any query: every page answered 500. A cookie no session key of ours could be is no session."""
@@ -288,6 +286,7 @@ def test_session_cookie__no_key_of_ours__no_session_not_500(client, cookie) -> N
         ("2001:db8::2", "2001:db8::2"),
         ("unknown", "127.0.0.1"),
         ("x198.51.100.7", "127.0.0.1"),
+        ("fe80::1%eth0", "127.0.0.1"),
     ],
 )
 def test_audited_step__forwarded_client_address_with_a_port_or_none__recorded_plainly_not_500(
@@ -308,9 +307,9 @@ def test_audited_step__forwarded_client_address_with_a_port_or_none__recorded_pl
 
 
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
-def test_csrf_failure__translated_page_in_the_sites_layout_and_htmx_reloads(client, partner, language) -> None:
+def test_csrf_failure__translated_page_in_the_sites_layout(client, partner, language) -> None:
     """A form too old (or a browser that keeps no cookies) got Django's own English page for developers, whose inline
-    style the CSP blocks; htmx showed nothing at all."""
+    style the CSP blocks."""
     checking = Client(enforce_csrf_checks=True)
     checking.cookies = client.cookies  # the partner's session, without the form's token
     with translation.override(language):
@@ -322,9 +321,6 @@ def test_csrf_failure__translated_page_in_the_sites_layout_and_htmx_reloads(clie
     assert f'<html lang="{language}"' in html
     assert expected in html
     assert "<style" not in html
-    assert "HX-Refresh" not in response
-    sent_by_htmx = checking.post(address, {"identity_code": "241170-944V"}, HTTP_HX_REQUEST="true")
-    assert (sent_by_htmx.status_code, sent_by_htmx["HX-Refresh"]) == (403, "true")
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.CUSTOMER_OPENED).exists()
 
 
