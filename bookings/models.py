@@ -70,8 +70,8 @@ class OpeningRule(models.Model):
     opens_at = models.TimeField(_("opens at"))
     closes_at = models.TimeField(_("closes at"))
     agents = models.PositiveSmallIntegerField(_("agents"), help_text=_("Calls that can be taken at the same time."))
-    valid_from = models.DateField(_("valid from"))
-    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    valid_from = models.DateField(_("valid from"), validators=[validate_date_in_range])
+    valid_until = models.DateField(_("valid until"), null=True, blank=True, validators=[validate_date_in_range])
 
     class Meta:
         verbose_name = _("opening rule")
@@ -96,8 +96,10 @@ class OpeningRule(models.Model):
 class ClosedDay(models.Model):
     """Days the phone service is closed, beyond Finnish public holidays (which come from `holidays`)."""
 
-    date_from = models.DateField(_("from"))
-    date_until = models.DateField(_("until"), help_text=_("The same date for a single day."))
+    date_from = models.DateField(_("from"), validators=[validate_date_in_range])
+    date_until = models.DateField(
+        _("until"), help_text=_("The same date for a single day."), validators=[validate_date_in_range]
+    )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
 
     class Meta:

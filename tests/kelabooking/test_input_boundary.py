@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
-from bookings.models import Booking, ServiceLine, Slot
+from bookings.models import Booking, ClosedDay, ServiceLine, Slot
 from kelabooking import clock, delivery, services
 from kelabooking.checks import check_shared_cache
 from kelabooking.forms import BoundedDateField
@@ -340,3 +340,15 @@ def test_admin_action__selection_no_id_can_be__nothing_changed_and_said_so_not_5
         assert [message.level_tag for message in response.context["messages"]] == ["warning"], changelist
     booking.refresh_from_db()
     assert booking.status == Booking.Status.CONFIRMED
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "9999-12-31"])
+def test_admin__closed_days_outside_2000_2099__the_fields_error_and_nothing_saved(superuser_client, date) -> None:
+    """A closed period to 9999-12-31 left no day after it for the slot generation to step to."""
+    response = superuser_client.post(
+        reverse("admin:bookings_closedday_add"), {"date_from": "2026-12-24", "date_until": date, "reason": "x"}
+    )
+    assert response.status_code == 200
+    errors = response.context_data["adminform"].form.errors.as_data()
+    assert "out_of_range" in [error.code for error in errors["date_until"]]
+    assert not ClosedDay.objects.exists()
