@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
@@ -186,8 +187,18 @@ def _time_page(request: HttpRequest, draft: dict[str, Any], *, error: str = "", 
         "other_bookings": bool(booked),
         "interpreter_language_name": language_name(interpreter) if interpreter else "",
     }
-    partial = request.htmx and request.method in ("GET", "HEAD")
-    return render(request, "bookings/time.html#slot-list" if partial else "bookings/time.html", context_)
+    return _week_page(request, context_)
+
+
+def _week_page(request: HttpRequest, context_: dict[str, Any]) -> HttpResponse:
+    """The time picker's page, or only its week when htmx asks for another week (and the week's heading then takes
+    the focus: htmx focuses `autofocus` in what it swaps in). htmx's own request to restore a page from history (the
+    browser's back button) gets the whole page, as the address is the page's."""
+    partial = bool(request.htmx) and not request.htmx.history_restore_request and request.method in ("GET", "HEAD")
+    template = "bookings/time.html#slot-list" if partial else "bookings/time.html"
+    response = render(request, template, context_ | {"week_swapped": partial})
+    patch_vary_headers(response, ["HX-Request", "HX-History-Restore-Request"])
+    return response
 
 
 def _week_context(week: FreeWeek, *, error: str = "", alternatives=None) -> dict[str, Any]:
@@ -423,5 +434,4 @@ def move_view(request: HttpRequest, reference: str) -> HttpResponse:
         "action": reverse("bookings:move", kwargs={"reference": reference}),
         "booking_customer": booking.customer,
     }
-    template = "bookings/time.html#slot-list" if request.htmx else "bookings/time.html"
-    return render(request, template, context_)
+    return _week_page(request, context_)

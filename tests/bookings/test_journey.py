@@ -471,6 +471,16 @@ def test_time_picker__htmx_week__partial_and_bounded_queries(
     assert html.lstrip().startswith('<section id="slot-list"')
     assert "<html" not in html
     assert 'type="radio" name="slot"' in html
+    assert 'id="week-heading" tabindex="-1" autofocus' in html  # htmx focuses it once swapped in
+    # The browser's back button: htmx asks for the page at that address again, and gets the whole page.
+    restored = client.get(
+        url("bookings:time") + f"?week={next_week.group(1)}",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_HISTORY_RESTORE_REQUEST="true",
+    )
+    assert "<html" in restored.content.decode()
+    assert "autofocus" not in restored.content.decode()
+    assert "HX-History-Restore-Request" in partial["Vary"]
 
 
 def _history(customer: Customer, line: ServiceLine, count: int, *, first_day: int, prefix: str) -> None:

@@ -11,7 +11,7 @@ import time_machine
 from bookings.models import Booking, Customer, ServiceLine, Slot
 from kelabooking import clock
 from kelabooking.management.commands.load_demo import Command as LoadDemo
-from tests.e2e.conftest import assert_accessible
+from tests.e2e.conftest import assert_accessible, expect
 from tests.e2e.test_partner_login import HELENA, choose_organisation, identify
 
 if TYPE_CHECKING:
@@ -96,10 +96,20 @@ def test_booking__interpreted_appointment_booked_seen_and_cancelled(page: Page, 
     sign_in_and_open(page, language, ORDINARY)
     choose_matter(page, booking_data, language, interpreter="so")
     assert_accessible(page)
-    # The week view is swapped in place by htmx; the link is a real link too.
+    # The week view is swapped in place by htmx, its heading taking the focus; the link is a real link too.
     page.locator("#slot-list .week-nav a").last.click()
     page.wait_for_url("**/book/time/?week=*")
+    expect(page.locator("#week-heading")).to_be_focused()
     assert_accessible(page)
+    # The browser's back and forward buttons show whole pages, never the week alone: htmx asks for the page again and
+    # puts what it gets in place of the page's (the mark on the page before is then gone).
+    for move in (page.go_back, page.go_forward):
+        page.evaluate("document.querySelector('main').dataset.before = 'yes'")
+        move()
+        expect(page.locator("main[data-before]")).to_have_count(0)
+        expect(page.locator("main h1")).to_be_visible()
+        expect(page.locator("header")).to_be_visible()
+        expect(page.locator("#slot-list")).to_have_count(1)
     page.locator("#slot-list input[name=slot]").first.check()
     page.locator("#slot-list button[type=submit]").click()
     page.wait_for_url("**/book/contact/")
