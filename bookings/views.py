@@ -430,6 +430,7 @@ def move_view(request: HttpRequest, reference: str) -> HttpResponse:
     )
     context_ = _week_context(week, error=error, alternatives=alternatives) | {
         "moving": booking,
+        "interpreter_language_name": language_name(booking.interpreter_language),
         "other_bookings": bool(others),
         "action": reverse("bookings:move", kwargs={"reference": reference}),
         "booking_customer": booking.customer,

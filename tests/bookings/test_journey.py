@@ -209,6 +209,9 @@ def test_booking__full_journey__confirmed_with_reference_message_and_audit(
     done = client.get(response["Location"]).content.decode()
     assert booking.reference in done
     assert "Arabic" in done
+    assert "A confirmation is sent to the customer's phone as a text message and to their e-mail." in done
+    move = client.get(url("bookings:move", reference=booking.reference)).content.decode()
+    assert "interpreter: Arabic" in move  # the time step said so; the move's says so too
     assert sorted(Message.objects.values_list("channel", "language")) == [("email", "sv"), ("sms", "sv")]
     assert [sent.to for sent in mail.outbox] == [["asta@example.org"]]
     assert booking.reference in mail.outbox[0].subject
