@@ -20,16 +20,15 @@ def service(request: HttpRequest) -> dict[str, object]:
 
 
 def language_links(request: HttpRequest) -> dict[str, object]:
-    """Links to this same page in each language (the URL carries the language; no cookie, no POST needed)."""
+    """Links to this same page in each language (the URL carries the language; no cookie, no POST needed). None on a
+    page whose address carries no language (a sign-in callback's answer, whose address holds a code used once): a
+    link there would only load the same page again, or try the code a second time."""
     current = get_language()
-    links = []
-    for code, name in settings.LANGUAGES:
-        links.append(
-            {
-                "code": code,
-                "name": name,
-                "url": translate_url(request.get_full_path(), code),
-                "current": code == current,
-            }
-        )
+    path = request.get_full_path()
+    links = [
+        {"code": code, "name": name, "url": translate_url(path, code), "current": code == current}
+        for code, name in settings.LANGUAGES
+    ]
+    if all(link["url"] == path for link in links):
+        return {"language_links": []}
     return {"language_links": links}

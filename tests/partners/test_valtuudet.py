@@ -168,6 +168,9 @@ def test_organisation__not_in_registry__refused_with_link_to_request(client, fak
     assert "is not in Kela's registry" in response.content.decode()
     assert f'href="{url("registry:request")}"' in response.content.decode()
     assert AuditEvent.objects.filter(action=AuditEvent.Action.ORGANISATION_NOT_IN_REGISTRY).count() == 1
+    # The answer's address carries no language and a code used once: no language links to load it again with.
+    assert 'class="language-switcher"' not in response.content.decode()
+    assert 'class="language-switcher"' in client.get(url("partners:work")).content.decode()
 
 
 def test_organisation__cancelled_at_valtuudet__says_no_organisation_chosen(client, fake, partner) -> None:
