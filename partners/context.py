@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from django.contrib import messages
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -243,8 +244,8 @@ def refusal(request: HttpRequest, reason: str) -> HttpResponse:
 
 def requires_step(step: Step, *, before: Step | None = None) -> Callable:
     """Let the view run only when the session has reached `step` (and, with `before`, not yet reached that step);
-    otherwise send the partner to the missing step, or to the customer's page. A service's `ActingRefusedError`
-    becomes the refusal page."""
+    otherwise send the partner to the missing step, or to the customer's page (a form of an earlier step, the
+    organisation's choice say, with the reason). A service's `ActingRefusedError` becomes the refusal page."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -253,6 +254,8 @@ def requires_step(step: Step, *, before: Step | None = None) -> Callable:
             if reached < step:
                 return redirect_to_step(request, Step(reached + 1))
             if before is not None and reached >= before:
+                if request.method == "POST":  # an earlier step's form, sent again: say why nothing was done
+                    messages.error(request, CustomerLockedError.message)
                 return redirect("bookings:overview")
             try:
                 return view(request, *args, **kwargs)

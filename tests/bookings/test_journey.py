@@ -170,6 +170,19 @@ def test_overview__non_disclosure__no_contact_anywhere_and_nothing_prefilled(cli
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.CONTACT_DETAILS_SHOWN).exists()
 
 
+def test_earlier_step_form__after_the_customer_is_locked__back_at_the_overview_told_why(
+    client, partner, customer
+) -> None:
+    """Choosing the organisation again (its form is still on the work page) while a customer is open was sent back to
+    the overview without a word; a plain visit to an earlier step is just taken there."""
+    open_customer(client)
+    refused = client.post(url("partners:organisation-choose"), follow=True)
+    assert refused.redirect_chain == [(url("bookings:overview"), 302)]
+    assert "You are already handling another customer." in refused.content.decode()
+    visited = client.get(url("bookings:customer"), follow=True)
+    assert "You are already handling another customer." not in visited.content.decode()
+
+
 def test_customer_step__overview_skipped__opening_and_register_contact_on_the_contact_step_still_audited(
     client, partner, customer, line
 ) -> None:

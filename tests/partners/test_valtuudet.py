@@ -176,6 +176,7 @@ def test_organisation__not_in_registry__refused_with_link_to_request(client, fak
 def test_organisation__cancelled_at_valtuudet__says_no_organisation_chosen(client, fake, partner) -> None:
     response = choose(client, fake, callback={"error": "access_denied"})
     assert response.status_code == 400
+    assert "If no organisation was offered to you there" in response.content.decode()  # no mandate from any
     assert "No organisation was chosen" in response.content.decode()
 
 
