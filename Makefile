@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The embedded default: SQLite, tasks in-process, e-mail and SMS on the console, the local Suomi.fi sandbox.
-RUN_ENV := DEBUG=1 SUOMIFI_SANDBOX=1
+PORT ?= 8000
+RUN_ENV := DEBUG=1 SUOMIFI_SANDBOX=1 SUOMIFI_SANDBOX_BASE_URL=http://127.0.0.1:$(PORT)
 
 .PHONY: help install run test fuzz lint format migrations messages worker beat clean bench
 
@@ -28,9 +29,9 @@ run: install
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 	$(RUN_ENV) $(BIN)/python manage.py load_demo
 	@echo ""
-	@echo "  kelabooking is at http://127.0.0.1:8000/ (Finnish /fi/, Swedish /sv/, English /en/)"
+	@echo "  kelabooking is at http://127.0.0.1:$(PORT)/ (Finnish /fi/, Swedish /sv/, English /en/)"
 	@echo ""
-	$(RUN_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(RUN_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
