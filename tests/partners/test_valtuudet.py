@@ -155,8 +155,12 @@ def test_organisation__mandate_of_another_kind__refused_with_instructions(client
 def test_organisation__incomplete_answer__counts_as_no_mandate(client, fake, partner) -> None:
     OrganisationFactory(business_id="0201256-6")
     fake.roles_answer[0]["complete"] = False
-    assert choose(client, fake).status_code == 403
+    response = choose(client, fake)
+    assert response.status_code == 403
     assert AuditEvent.objects.filter(action=AuditEvent.Action.MANDATE_MISSING).exists()
+    # Not "you have no mandate": the answer held it, but Valtuudet said its information is incomplete.
+    assert "did not give complete information on your mandates" in response.content.decode()
+    assert "You have no mandate" not in response.content.decode()
 
 
 @pytest.mark.parametrize("registered", ["missing", "deactivated"])
