@@ -124,7 +124,8 @@ def matter_view(request: HttpRequest) -> HttpResponse:
     draft = context.booking_draft(request)
     initial = {
         "service_line": draft.get("service_line_id"),
-        "language": draft.get("language", request.LANGUAGE_CODE),
+        # Never the pages' language: a caseworker reading Swedish pages books Finnish calls as often as Swedish ones.
+        "language": draft.get("language"),
         "interpreter_needed": "yes" if draft.get("interpreter_language") else "no",
         "interpreter_language": draft.get("interpreter_language", ""),
     }

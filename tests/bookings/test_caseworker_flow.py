@@ -660,6 +660,19 @@ def test_catalogue__finnish_and_swedish_quotes__no_english_style_opening_marks(l
     assert any("\u201d" in entry.msgstr for entry in po)  # the quoted mandate name is there, with ” marks
 
 
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_matter__call_language__chosen_by_the_partner_never_taken_from_the_pages(
+    client, partner, customer, line, language
+):
+    """The call's language was pre-chosen as the pages' own: a caseworker on the Swedish pages booked a Swedish call
+    for a Finnish-speaking customer unless they noticed."""
+    open_customer(client)
+    page = content(client.get(url("bookings:matter", language)))
+    assert not re.search(r'<input type="radio" name="language" value="[a-z]+"[^>]*checked', page)
+    refused = content(client.post(url("bookings:matter", language), {"service_line": "", "interpreter_needed": "no"}))
+    assert_error_state(refused, fields=["service_line", "language"])
+
+
 # --- The 404 and 500 pages --------------------------------------------------------------------------------------------
 
 
