@@ -673,6 +673,20 @@ def test_matter__call_language__chosen_by_the_partner_never_taken_from_the_pages
     assert_error_state(refused, fields=["service_line", "language"])
 
 
+def test_front_page__signed_in__continues_where_the_partner_was_instead_of_a_second_sign_in(client, partner, customer):
+    """The header's link leads to the front page, whose "Log in to book" started a second sign-in that, cancelled,
+    ended the partner's session."""
+    before = content(client.get(url("start")))
+    assert f'href="{url("partners:work")}"' in before
+    assert f'href="{url("partners:login")}"' not in before
+    open_customer(client)
+    after = content(client.get(url("start")))
+    assert f'href="{url("bookings:overview")}"' in after
+    assert "You are logged in as Helena Virtanen." in after
+    client.logout()
+    assert f'href="{url("partners:login")}"' in content(client.get(url("start")))
+
+
 # --- The 404 and 500 pages --------------------------------------------------------------------------------------------
 
 
