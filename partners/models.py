@@ -282,7 +282,8 @@ class Notice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.text_en[:60]
+        """The text in the page's language (the admin's messages name a notice so), cut short."""
+        return self.text[:60]
 
     @property
     def text(self) -> str:

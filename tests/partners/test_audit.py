@@ -200,6 +200,18 @@ def test_notice__shown_on_partner_pages_while_valid_in_page_language(client) -> 
         assert "Vanha" not in html
 
 
+def test_notice__named_in_the_page_language__as_the_admin_names_it() -> None:
+    """The Finnish admin said "Tiedote "The phone service is closed…" on lisätty": a notice was named by its English."""
+    notice = Notice(text_fi="Puhelinpalvelu on suljettu.", text_sv="Telefontjänsten är stängd.", text_en="Closed.")
+    for language, name in [
+        ("fi", "Puhelinpalvelu on suljettu."),
+        ("sv", "Telefontjänsten är stängd."),
+        ("en", "Closed."),
+    ]:
+        with translation.override(language):
+            assert str(notice) == name
+
+
 def test_notice_admin__end_before_start__refused(client) -> None:
     user = UserFactory(is_staff=True)
     user.groups.add(Group.objects.get(name=SERVICE_ADMIN_GROUP))
