@@ -219,7 +219,10 @@ def customer_overview(*, acting: ActingContext, history_page: int = 1) -> Custom
 def register_contact_show(*, acting: ActingContext, customer: Customer) -> RegisterContact | None:
     """The register's contact details of the acting partner's customer, to show or to fill a form with (never with
     non-disclosure: `register_contact`); each showing is recorded, wherever it is (the overview, the contact step).
-    It writes one row, in the caller's transaction where there is one (no savepoint: the overview's reads stay few)."""
+    It writes one row, in the caller's transaction where there is one (no savepoint: the overview's reads stay few).
+    Only of the customer this login locked (the callers have read it under the acting context already)."""
+    if customer.pk is None or customer.pk != acting.customer_id:
+        raise CustomerLockedError
     contact = register_contact(customer=customer)
     if contact is not None:
         audit_event_record(acting=acting, action=AuditEvent.Action.CONTACT_DETAILS_SHOWN, customer=customer)

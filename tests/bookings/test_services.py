@@ -26,6 +26,7 @@ from bookings.services import (
     booking_hold,
     customer_find_or_create,
     customer_overview,
+    register_contact_show,
 )
 from bookings.services.booking import ContactDetails, new_reference
 from kelabooking import clock
@@ -844,6 +845,16 @@ def test_customer__find_or_create__records_the_opening_of_the_customer_it_return
         (AuditEvent.Action.CUSTOMER_OPENED, known, acting.user),
         (AuditEvent.Action.CUSTOMER_OPENED, created, acting.user),
     ]
+
+
+def test_customer__register_contact_shown__only_of_the_customer_this_login_locked() -> None:
+    locked, other = CustomerFactory(), CustomerFactory()
+
+    with pytest.raises(CustomerLockedError):
+        register_contact_show(acting=acting_for(customer=locked), customer=other)
+
+    assert not AuditEvent.objects.exists()
+    assert register_contact_show(acting=acting_for(customer=locked), customer=locked) is not None
 
 
 def test_customer__overview__records_the_contact_details_shown(now) -> None:

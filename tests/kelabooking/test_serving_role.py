@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kelabooking import crypto
 from kelabooking.checks import serving_role_errors
-from tests.drills import base_env, free_port, subprocess_database_url
+from tests.drills import base_env, free_port, gunicorn_args, subprocess_database_url
 from tests.partners.test_audit_roles import APP_ROLE, app_role, sql  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -73,15 +72,9 @@ def test_gunicorn__as_the_databases_superuser__refuses_to_start_naming_the_check
         EMAIL_HOST="127.0.0.1",
         SMS_GATEWAY_URL="http://127.0.0.1:9/",
     )
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "kelabooking.wsgi:application",
-        "--config",
-        "kelabooking/gunicorn.conf.py",
-    ]
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    finished = subprocess.run(  # noqa: S603 - our own server
+        gunicorn_args(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     output = finished.stdout + finished.stderr
     assert finished.returncode != 0
     assert "kelabooking.E030" in output
